@@ -1,0 +1,49 @@
+// Every bound on input and on in-memory structures, in one place, named with the qualifier last.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export const limits = {
+  /** Largest HTTP request body. */
+  requestBodyBytesMax: 8 * MiB,
+  /** Largest serialized document stored under one key. */
+  documentBytesMax: 4 * MiB,
+  /** Deepest nesting of objects/arrays in a document or a query. */
+  documentDepthMax: 64,
+  /** Longest primary key, in UTF-16 code units. */
+  keyLengthMax: 1024,
+  /** Table and field-path segment names. */
+  tableNameLengthMax: 63,
+  fieldPathLengthMax: 256,
+  tablesMax: 10_000,
+  indexesPerTableMax: 32,
+  /** Rows per page / query answer. */
+  pageLimitMax: 1000,
+  pageLimitDefault: 100,
+  /** Rows one query may examine before it is refused (protects the event loop). */
+  queryRowsExaminedMax: 5_000_000,
+  /** Groups one aggregate query may build. */
+  queryGroupsMax: 100_000,
+  /** Versions returned by a history query in one page. */
+  historyVersionsMax: 100_000,
+  /** Operations in one batch or writes in one transaction. */
+  batchOpsMax: 1000,
+  transactionWritesMax: 10_000,
+  /** Log segments roll over past this size. */
+  segmentBytesMax: 64 * MiB,
+  /** One log record (one commit) may not exceed this. */
+  recordBytesMax: 32 * MiB,
+  /** An automatic checkpoint is written after this much log since the last one. */
+  checkpointIntervalBytes: 256 * MiB,
+  /** Records written together by one group-commit fsync. */
+  groupCommitRecordsMax: 4096,
+  groupCommitBytesMax: 16 * MiB,
+  /** Schema JSON size. */
+  schemaBytesMax: 256 * KiB,
+  /** Where-clause nodes. */
+  queryNodesMax: 1000,
+  inListMax: 10_000,
+} as const;
+
+export type Limits = typeof limits;
+export { KiB, MiB };
