@@ -74,6 +74,8 @@ export interface RowRead {
   /** Seq of the version read (its ETag); null for a transaction's own uncommitted write. */
   seq: number | null;
   doc: Doc;
+  /** The document as stored JSON text (send it as is to avoid a re-serialization). */
+  json: string;
 }
 
 export interface ScanInput extends TxRef {
@@ -107,8 +109,12 @@ export interface Transaction {
   readonly snapshotSeq: number;
   /** 'active' until commit/rollback; 'aborted' after a retryable failure. */
   readonly state: 'active' | 'committed' | 'rolled_back' | 'aborted';
+  /** Rows written so far (pending until commit). */
+  readonly writeCount: number;
   commit(): Promise<{ seq: number | null }>;
   rollback(): void;
+  /** Ends an abandoned transaction (idle expiry, shutdown): rolls it back and cancels a lock wait with `reason`. */
+  expire(reason: Error): void;
   savepoint(name: string): void;
   rollbackToSavepoint(name: string): void;
   releaseSavepoint(name: string): void;

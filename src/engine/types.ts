@@ -37,7 +37,6 @@ export interface CommitRecord {
 /** One event in a key's history. */
 export interface Version {
   seq: number;
-  ts: number;
   op: RowOp;
   /** The full document after the event as JSON text; null for a delete. */
   json: string | null;

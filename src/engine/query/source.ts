@@ -36,6 +36,9 @@ export interface RowSource {
   read(key: string): Doc | null;
   /** Live rows at the newest state (an estimate for plans). */
   rowCountEstimate(): number;
-  /** Every version of every key, all time up to `seq`, keys in order and each key's versions oldest first. */
+  /**
+   * Every version of every key up to `seq`, keys in order (strictly after `afterKey` when given) and each key's
+   * versions oldest first.
+   */
   versions(afterKey?: string): Iterable<HistoryEntry>;
 }

@@ -1,0 +1,114 @@
+// Pure helpers over JSON documents: code-point ordering, document checks, RFC 7396 merge patch, key identity.
+
+import { DriftError } from '../errors.js';
+import { limits } from '../limits.js';
+import type { Doc, Json } from './types.js';
+
+/** Orders strings by Unicode code points (JS `<` compares UTF-16 units, which misplaces astral characters). */
+export function compareCodePoints(a: string, b: string): number {
+  if (a === b) return 0;
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const ca = a.charCodeAt(i);
+    const cb = b.charCodeAt(i);
+    if (ca !== cb) return codePointRank(ca) - codePointRank(cb);
+  }
+  return a.length - b.length;
+}
+
+// A surrogate unit belongs to a code point above U+FFFF, so it must sort after every BMP unit.
+function codePointRank(unit: number): number {
+  return unit >= 0xd800 && unit <= 0xdfff ? unit + 0x10000 : unit;
+}
+
+export function isPlainObject(value: unknown): value is Doc {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Sets an own property even for the key "__proto__", which plain assignment would treat as the prototype. */
+export function setOwn(target: Doc, key: string, value: Json): void {
+  if (key === '__proto__') {
+    Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+  } else {
+    target[key] = value;
+  }
+}
+
+/**
+ * Checks that a value is a JSON document DriftDB can store: an object of JSON values only, nested at most
+ * documentDepthMax deep, with finite numbers. Returns its serialized form, bounded by documentBytesMax.
+ */
+export function serializeDocument(value: unknown, what = 'document'): string {
+  if (!isPlainObject(value)) {
+    throw new DriftError('validation_failed', `The ${what} must be a JSON object.`);
+  }
+  checkJsonValue(value, 1, what);
+  const json = JSON.stringify(value);
+  if (json.length > limits.documentBytesMax) {
+    throw new DriftError('payload_too_large', `The ${what} exceeds ${limits.documentBytesMax} bytes.`);
+  }
+  return json;
+}
+
+function checkJsonValue(value: unknown, depth: number, what: string): void {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new DriftError('validation_failed', `The ${what} holds a non-finite number.`);
+    return;
+  }
+  if (typeof value !== 'object') {
+    throw new DriftError('validation_failed', `The ${what} holds a value that is not JSON.`);
+  }
+  if (depth > limits.documentDepthMax) {
+    throw new DriftError('validation_failed', `The ${what} is nested deeper than ${limits.documentDepthMax} levels.`);
+  }
+  if (Array.isArray(value)) {
+    for (const item of value) checkJsonValue(item, depth + 1, what);
+    return;
+  }
+  for (const key in value) {
+    if (Object.hasOwn(value, key)) checkJsonValue((value as Doc)[key], depth + 1, what);
+  }
+}
+
+/** RFC 7396 JSON Merge Patch: returns a new document, leaving both inputs untouched. */
+export function mergePatch(target: Json | undefined, patch: Json): Json {
+  if (!isPlainObject(patch)) return patch;
+  const result: Doc = {};
+  if (isPlainObject(target)) {
+    for (const key of Object.keys(target)) setOwn(result, key, target[key] as Json);
+  }
+  for (const key of Object.keys(patch)) {
+    const value = patch[key] as Json;
+    if (value === null) {
+      delete result[key];
+    } else {
+      setOwn(result, key, mergePatch(Object.hasOwn(result, key) ? result[key] : undefined, value));
+    }
+  }
+  return result;
+}
+
+/** The key identity of a primary-key value: strings as they are, safe integers in decimal; else null. */
+export function keyOf(value: Json | undefined): string | null {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+  return null;
+}
+
+export function checkKey(key: string): void {
+  if (key.length === 0) throw new DriftError('validation_failed', 'A key may not be empty.');
+  if (key.length > limits.keyLengthMax) {
+    throw new DriftError('validation_failed', `A key may be at most ${limits.keyLengthMax} characters long.`);
+  }
+}
+
+/** Reads a dot-separated path; undefined when any step is missing or not an object. */
+export function readPath(doc: Json, path: readonly string[]): Json | undefined {
+  let current: Json | undefined = doc;
+  for (const step of path) {
+    if (!isPlainObject(current) || !Object.hasOwn(current, step)) return undefined;
+    current = current[step];
+  }
+  return current;
+}

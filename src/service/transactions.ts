@@ -1,0 +1,188 @@
+// Open transactions by id for the HTTP layer: ownership, idle expiry, a maximum lifetime, and caps on how many
+// are open per user and in total. The engine decides isolation; this layer decides who may use which id, when.
+
+import { DriftError } from '../errors.js';
+import type { BeginInput, Database, Transaction } from '../engine/index.js';
+
+export interface TransactionServiceOptions {
+  idleTimeoutMs: number;
+  /** Longest a transaction may live, whatever its activity; `timeoutMs` at begin may only shorten it. */
+  lifetimeMsMax: number;
+  openPerUserMax: number;
+  openTotalMax: number;
+  /** Ids of expired transactions remembered to answer 410 instead of 404. */
+  expiredRememberedMax: number;
+}
+
+export const defaultTransactionServiceOptions: TransactionServiceOptions = {
+  idleTimeoutMs: 30_000,
+  lifetimeMsMax: 10 * 60_000,
+  openPerUserMax: 64,
+  openTotalMax: 1024,
+  expiredRememberedMax: 10_000,
+};
+
+export interface TransactionInfo {
+  id: string;
+  isolation: Transaction['isolation'];
+  readOnly: boolean;
+  snapshotSeq: number;
+  state: Transaction['state'];
+  writes: number;
+  expiresAt: string;
+}
+
+interface Entry {
+  tx: Transaction;
+  user: string;
+  deadline: number;
+  idleTimer: NodeJS.Timeout;
+  lifetimeTimer: NodeJS.Timeout;
+  lastUsed: number;
+  /** Requests in flight; an entry is not idle while one runs. */
+  busy: number;
+}
+
+export class TransactionService {
+  private readonly db: () => Database;
+  private readonly options: TransactionServiceOptions;
+  private readonly entries = new Map<string, Entry>();
+  private readonly openByUser = new Map<string, number>();
+  private readonly expired = new Map<string, string>();
+
+  constructor(db: () => Database, options: Partial<TransactionServiceOptions> = {}) {
+    this.db = db;
+    this.options = { ...defaultTransactionServiceOptions, ...options };
+  }
+
+  get openCount(): number {
+    return this.entries.size;
+  }
+
+  begin(user: string, input: BeginInput & { timeoutMs?: number }): TransactionInfo {
+    const perUser = this.openByUser.get(user) ?? 0;
+    if (perUser >= this.options.openPerUserMax || this.entries.size >= this.options.openTotalMax) {
+      throw new DriftError('unavailable', 'Too many open transactions; commit or roll back some first.', {
+        retryAfterSeconds: 1,
+      });
+    }
+    const beginInput: BeginInput = {};
+    if (input.isolation !== undefined) beginInput.isolation = input.isolation;
+    if (input.readOnly !== undefined) beginInput.readOnly = input.readOnly;
+    const tx = this.db().begin(beginInput);
+    const lifetime = Math.min(input.timeoutMs ?? this.options.lifetimeMsMax, this.options.lifetimeMsMax);
+    const now = Date.now();
+    const entry: Entry = {
+      tx,
+      user,
+      deadline: now + lifetime,
+      lastUsed: now,
+      busy: 0,
+      idleTimer: setTimeout(() => this.expireIfIdle(tx.id), this.options.idleTimeoutMs).unref(),
+      lifetimeTimer: setTimeout(() => this.expire(tx.id, 'lifetime'), lifetime).unref(),
+    };
+    this.entries.set(tx.id, entry);
+    this.openByUser.set(user, perUser + 1);
+    return this.describe(entry);
+  }
+
+  info(user: string, id: string): TransactionInfo {
+    return this.describe(this.entry(user, id, { allowAborted: true }));
+  }
+
+  /**
+   * Runs `work` inside transaction `id` of `user`: checks ownership and state, keeps the transaction from
+   * expiring while the work runs, and refreshes its idle timer afterwards.
+   */
+  async run<T>(user: string, id: string, work: (tx: Transaction) => Promise<T> | T): Promise<T> {
+    const entry = this.entry(user, id, { allowAborted: false });
+    entry.busy++;
+    try {
+      return await work(entry.tx);
+    } finally {
+      entry.busy--;
+      entry.lastUsed = Date.now();
+      entry.idleTimer.refresh();
+    }
+  }
+
+  async commit(user: string, id: string): Promise<{ seq: number | null }> {
+    const result = await this.run(user, id, (tx) => tx.commit());
+    this.forget(id);
+    return result;
+  }
+
+  rollback(user: string, id: string): void {
+    const entry = this.entry(user, id, { allowAborted: true });
+    entry.tx.rollback();
+    this.forget(id);
+  }
+
+  /** Rolls back every open transaction (shutdown). */
+  closeAll(): void {
+    for (const id of [...this.entries.keys()]) this.expire(id, 'shutdown');
+  }
+
+  private entry(user: string, id: string, options: { allowAborted: boolean }): Entry {
+    const entry = this.entries.get(id);
+    if (entry === undefined || entry.user !== user) {
+      if (this.expired.get(id) === user) {
+        throw new DriftError('transaction_expired', 'The transaction expired and was rolled back.');
+      }
+      throw new DriftError('transaction_not_found', `Transaction '${id}' does not exist.`);
+    }
+    if (entry.tx.state === 'aborted' && !options.allowAborted) {
+      throw new DriftError('transaction_aborted', 'The transaction was aborted; roll it back and retry.');
+    }
+    if (entry.tx.state === 'committed' || entry.tx.state === 'rolled_back') {
+      this.forget(id);
+      throw new DriftError('transaction_not_found', `Transaction '${id}' has ended.`);
+    }
+    return entry;
+  }
+
+  private expireIfIdle(id: string): void {
+    const entry = this.entries.get(id);
+    if (entry === undefined) return;
+    if (entry.busy > 0) {
+      entry.idleTimer.refresh();
+      return;
+    }
+    this.expire(id, 'idle');
+  }
+
+  private expire(id: string, why: 'idle' | 'lifetime' | 'shutdown'): void {
+    const entry = this.entries.get(id);
+    if (entry === undefined) return;
+    entry.tx.expire(new DriftError('transaction_expired', `The transaction expired (${why}) and was rolled back.`));
+    this.forget(id);
+    this.expired.set(id, entry.user);
+    if (this.expired.size > this.options.expiredRememberedMax) {
+      this.expired.delete(this.expired.keys().next().value!);
+    }
+  }
+
+  private forget(id: string): void {
+    const entry = this.entries.get(id);
+    if (entry === undefined) return;
+    clearTimeout(entry.idleTimer);
+    clearTimeout(entry.lifetimeTimer);
+    this.entries.delete(id);
+    const left = (this.openByUser.get(entry.user) ?? 1) - 1;
+    if (left === 0) this.openByUser.delete(entry.user);
+    else this.openByUser.set(entry.user, left);
+  }
+
+  private describe(entry: Entry): TransactionInfo {
+    const idleDeadline = entry.lastUsed + this.options.idleTimeoutMs;
+    return {
+      id: entry.tx.id,
+      isolation: entry.tx.isolation,
+      readOnly: entry.tx.readOnly,
+      snapshotSeq: entry.tx.snapshotSeq,
+      state: entry.tx.state,
+      writes: entry.tx.writeCount,
+      expiresAt: new Date(Math.min(idleDeadline, entry.deadline)).toISOString(),
+    };
+  }
+}
