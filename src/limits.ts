@@ -43,6 +43,10 @@ export const limits = {
   /** Where-clause nodes. */
   queryNodesMax: 1000,
   inListMax: 10_000,
+  /** One checkpoint chunk (one frame of a checkpoint file); the engine splits its state into chunks below this. */
+  checkpointChunkBytesMax: 64 * MiB,
+  /** Checkpoint files kept on disk: the newest, and older ones to fall back to if it turns out damaged. */
+  checkpointFilesKept: 2,
 } as const;
 
 export type Limits = typeof limits;

@@ -1,0 +1,293 @@
+// The write-ahead log: commit records appended to segment files with group commit (one write and one fdatasync
+// for every record that arrived while the previous sync was in flight), replayed by openLog on start.
+
+import * as path from 'node:path';
+import { assert } from '../../assert.js';
+import { DriftError } from '../../errors.js';
+import { limits } from '../../limits.js';
+import type { CommitRecord } from '../types.js';
+import { ensureDurableDir, nodeFileSystem, writeAll, type FileHandle, type FileSystem } from '../storage/fs.js';
+import { encodeTextFrame, frameHeaderBytes } from './frame.js';
+import { silentLogger, type LogLayerLogger } from './logger.js';
+import { CorruptLogError, segmentName, walkLog, type LogProblem } from './segment.js';
+
+export { CorruptLogError } from './segment.js';
+
+export interface OpenLogOptions {
+  /** `<data-dir>/wal`; created if missing. */
+  dir: string;
+  /** Replay only records with seq > afterSeq (0 = all): the seq of the checkpoint already loaded. */
+  afterSeq: number;
+  /** Called synchronously, in seq order, during openLog, for each replayed record. */
+  onRecord(record: CommitRecord): void;
+  fileSystem?: FileSystem;
+  segmentBytesMax?: number;
+  logger?: LogLayerLogger;
+}
+
+export interface WriteAheadLog {
+  /** Highest seq recovered or appended (0 when empty). */
+  readonly lastSeq: number;
+  /** Highest seq known to be fdatasync'ed. */
+  readonly durableSeq: number;
+  /** Total bytes of all segments. */
+  readonly bytes: number;
+  /** True after any write or sync failure: the log then refuses every append (fail-stop). */
+  readonly failed: boolean;
+  /**
+   * Appends a record; `record.seq` must be lastSeq + 1 and lastSeq advances before this returns. Resolves once the
+   * record is durable; rejects with DriftError 'unavailable' if its write or sync failed, and so does every later call.
+   */
+  append(record: CommitRecord): Promise<void>;
+  /** Waits for the groups in flight and queued, then closes the segment file. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens (creating if needed) the log in `options.dir`, replays it through `options.onRecord`, cuts a torn tail, and
+ * answers a log ready for appends. Throws CorruptLogError, naming file and offset, for damage before the tail.
+ * Records may already have been delivered when that error is thrown: the caller must not serve then.
+ */
+export async function openLog(options: OpenLogOptions): Promise<WriteAheadLog> {
+  assert(Number.isSafeInteger(options.afterSeq) && options.afterSeq >= 0, 'afterSeq must be a non-negative integer');
+  const fileSystem = options.fileSystem ?? nodeFileSystem;
+  const logger = options.logger ?? silentLogger;
+  await ensureDurableDir(fileSystem, options.dir);
+  let corruption: LogProblem | null = null;
+  let lastTs = -Infinity;
+  const walk = await walkLog({
+    fileSystem,
+    dir: options.dir,
+    afterSeq: options.afterSeq,
+    recordBytesMax: limits.recordBytesMax,
+    visitor: {
+      onRecord(record) {
+        if (record === null) return;
+        lastTs = record.ts;
+        options.onRecord(record);
+      },
+      onProblem(problem) {
+        if (problem.severity === 'tail') return 'continue';
+        corruption = problem;
+        return 'stop';
+      },
+    },
+  });
+  if (corruption) throw new CorruptLogError(corruption);
+  const last = walk.segments.at(-1);
+  let current: OpenSegment | null = null;
+  if (last) {
+    const handle = await fileSystem.open(last.file, 'r+');
+    try {
+      if (walk.tail) await cutTornTail(handle, { ...walk.tail, cutBytes: last.bytes - walk.tail.offset }, logger);
+    } catch (error) {
+      await handle.close().catch(() => {});
+      throw error;
+    }
+    current = { handle, file: last.file, bytes: last.validBytes, unsynced: false };
+  }
+  const bytes = walk.segments.reduce((sum, segment) => sum + segment.validBytes, 0);
+  const lastSeq = Math.max(options.afterSeq, walk.lastSeq);
+  logger.info({ module: 'log', segments: walk.segments.length, records: walk.records, lastSeq, bytes }, 'log recovered');
+  return new SegmentedLog({
+    fileSystem,
+    dir: options.dir,
+    segmentBytesMax: options.segmentBytesMax ?? limits.segmentBytesMax,
+    logger,
+    current,
+    lastSeq,
+    lastTs,
+    bytes,
+  });
+}
+
+/** Truncates the last segment where its torn tail starts; fsync, so a second crash cannot bring the tail back. */
+async function cutTornTail(handle: FileHandle, tail: { file: string; offset: number; cutBytes: number }, logger: LogLayerLogger): Promise<void> {
+  await handle.truncate(tail.offset);
+  await handle.sync();
+  logger.warn({ module: 'log', ...tail }, 'torn log tail cut off');
+}
+
+interface OpenSegment {
+  handle: FileHandle;
+  file: string;
+  bytes: number;
+  /** Written since the last datasync. */
+  unsynced: boolean;
+}
+
+/** Appends that share one write and one fdatasync; they all settle together through one promise. */
+interface Group {
+  frames: Buffer[];
+  bytes: number;
+  firstSeq: number;
+  lastSeq: number;
+  promise: Promise<void>;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+function newGroup(firstSeq: number): Group {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  // Every caller awaits this promise; the no-op handler only keeps a rejection nobody awaits from crashing the process.
+  promise.catch(() => {});
+  return { frames: [], bytes: 0, firstSeq, lastSeq: firstSeq - 1, promise, resolve, reject };
+}
+
+class SegmentedLog implements WriteAheadLog {
+  private readonly fileSystem: FileSystem;
+  private readonly dir: string;
+  private readonly segmentBytesMax: number;
+  private readonly logger: LogLayerLogger;
+  private current: OpenSegment | null;
+  private lastTs: number;
+  private readonly queue: Group[] = [];
+  private flushing: Promise<void> | null = null;
+  private failure: Error | null = null;
+  private closing = false;
+
+  lastSeq: number;
+  durableSeq: number;
+  bytes: number;
+
+  constructor(init: {
+    fileSystem: FileSystem;
+    dir: string;
+    segmentBytesMax: number;
+    logger: LogLayerLogger;
+    current: OpenSegment | null;
+    lastSeq: number;
+    lastTs: number;
+    bytes: number;
+  }) {
+    assert(init.segmentBytesMax > frameHeaderBytes, 'segmentBytesMax too small');
+    this.fileSystem = init.fileSystem;
+    this.dir = init.dir;
+    this.segmentBytesMax = init.segmentBytesMax;
+    this.logger = init.logger;
+    this.current = init.current;
+    this.lastSeq = init.lastSeq;
+    this.durableSeq = init.lastSeq;
+    this.lastTs = init.lastTs;
+    this.bytes = init.bytes;
+  }
+
+  get failed(): boolean {
+    return this.failure !== null;
+  }
+
+  append(record: CommitRecord): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new DriftError('unavailable', 'the log is closed'));
+    assert(record.seq === this.lastSeq + 1, `append of seq ${record.seq} after seq ${this.lastSeq}`);
+    assert(record.ts >= this.lastTs, `commit ts ${record.ts} is before the previous ts ${this.lastTs}`);
+    const frame = encodeTextFrame(JSON.stringify(record));
+    if (frame.length - frameHeaderBytes > limits.recordBytesMax) {
+      return Promise.reject(new DriftError('payload_too_large', `the commit is larger than ${limits.recordBytesMax} bytes`));
+    }
+    this.lastSeq = record.seq;
+    this.lastTs = record.ts;
+    const group = this.groupFor(record.seq, frame.length);
+    group.frames.push(frame);
+    group.bytes += frame.length;
+    group.lastSeq = record.seq;
+    this.flushing ??= this.flushLoop();
+    return group.promise;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    while (this.flushing) await this.flushing;
+    const current = this.current;
+    this.current = null;
+    if (current) await current.handle.close();
+  }
+
+  /** The queued group a record joins: the newest, unless that one is full by count or by bytes. */
+  private groupFor(seq: number, frameBytes: number): Group {
+    const tail = this.queue.at(-1);
+    const fits =
+      tail !== undefined &&
+      tail.frames.length < limits.groupCommitRecordsMax &&
+      tail.bytes + frameBytes <= limits.groupCommitBytesMax;
+    if (fits) return tail;
+    const group = newGroup(seq);
+    this.queue.push(group);
+    return group;
+  }
+
+  private async flushLoop(): Promise<void> {
+    // Yield once so every append made in the same tick joins the first group.
+    await Promise.resolve();
+    while (this.queue.length > 0 && !this.failure) {
+      const group = this.queue.shift()!;
+      try {
+        await this.writeGroup(group);
+      } catch (error) {
+        this.failStop(error, group);
+        break;
+      }
+      assert(group.lastSeq > this.durableSeq, 'durable seq must grow');
+      this.durableSeq = group.lastSeq;
+      group.resolve();
+    }
+    this.flushing = null;
+  }
+
+  /** Writes a group's frames (rolling segments where one fills up), then makes them durable with one fdatasync. */
+  private async writeGroup(group: Group): Promise<void> {
+    let index = 0;
+    while (index < group.frames.length) {
+      let segment = this.current;
+      if (!segment || (segment.bytes > 0 && segment.bytes + group.frames[index]!.length > this.segmentBytesMax)) {
+        segment = await this.rollTo(group.firstSeq + index);
+      }
+      let end = index + 1;
+      let bytes = group.frames[index]!.length;
+      while (end < group.frames.length && segment.bytes + bytes + group.frames[end]!.length <= this.segmentBytesMax) {
+        bytes += group.frames[end]!.length;
+        end += 1;
+      }
+      segment.unsynced = true;
+      const frames = index === 0 && end === group.frames.length ? group.frames : group.frames.slice(index, end);
+      const written = await writeAll(segment.handle, frames, segment.bytes);
+      assert(written === bytes, 'short group write');
+      segment.bytes += bytes;
+      this.bytes += bytes;
+      index = end;
+    }
+    await this.current!.handle.datasync();
+    this.current!.unsynced = false;
+  }
+
+  /** Ends the current segment (synced) and starts a new one named after the next record's seq. */
+  private async rollTo(firstSeq: number): Promise<OpenSegment> {
+    const previous = this.current;
+    if (previous) {
+      if (previous.unsynced) await previous.handle.datasync();
+      this.current = null;
+      await previous.handle.close();
+    }
+    const file = path.join(this.dir, segmentName(firstSeq));
+    const handle = await this.fileSystem.open(file, 'wx');
+    this.current = { handle, file, bytes: 0, unsynced: false };
+    // Fsync the directory too, or a crash can forget the new segment's name while its records were acknowledged.
+    await this.fileSystem.syncDir(this.dir);
+    this.logger.info({ module: 'log', file, firstSeq }, 'log segment started');
+    return this.current;
+  }
+
+  private failStop(cause: unknown, group: Group): void {
+    const error = new DriftError('unavailable', 'the log could not write to disk; writes are refused until restart');
+    this.failure = error;
+    const file = this.current?.file ?? null;
+    this.logger.error({ module: 'log', err: cause, file, firstSeq: group.firstSeq }, 'log write failed; fail-stop');
+    group.reject(error);
+    for (const queued of this.queue.splice(0)) queued.reject(error);
+  }
+}

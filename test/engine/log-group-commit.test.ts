@@ -1,0 +1,169 @@
+// Group commit and fail-stop: concurrent appends share writes and fdatasyncs, an append resolves only once
+// durable, and after a failed write or sync every append is refused with 'unavailable'.
+
+import t from 'tap';
+import * as path from 'node:path';
+import { openLog } from '../../src/engine/log/wal.js';
+import { faultyFileSystem, nodeFileSystem, type FileHandle, type FileSystem } from '../../src/engine/storage/fs.js';
+import { memoryFileSystem } from '../../src/engine/storage/memory.js';
+import { AssertionError } from '../../src/assert.js';
+import { DriftError } from '../../src/errors.js';
+import { limits } from '../../src/limits.js';
+import type { CommitRecord } from '../../src/engine/types.js';
+
+function record(seq: number): CommitRecord {
+  return { seq, ts: 1_700_000_000_000 + seq, changes: [{ kind: 'row', table: 't', key: String(seq), op: 'put', doc: `{"id":"${seq}"}` }] };
+}
+
+/** A FileSystem whose fdatasync takes `delayMs` and is gated: it also records when each sync started and ended. */
+function slowSyncFileSystem(inner: FileSystem, delayMs: number): FileSystem & { syncsInFlight: number; maxSyncsInFlight: number } {
+  const state = { syncsInFlight: 0, maxSyncsInFlight: 0 };
+  const wrap = (handle: FileHandle): FileHandle => ({
+    ...handle,
+    read: (o) => handle.read(o),
+    writev: (b, p) => handle.writev(b, p),
+    truncate: (l) => handle.truncate(l),
+    size: () => handle.size(),
+    close: () => handle.close(),
+    sync: () => handle.sync(),
+    async datasync() {
+      state.syncsInFlight += 1;
+      state.maxSyncsInFlight = Math.max(state.maxSyncsInFlight, state.syncsInFlight);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      await handle.datasync();
+      state.syncsInFlight -= 1;
+    },
+  });
+  return Object.assign(state, {
+    ...inner,
+    open: async (file: string, flags: Parameters<FileSystem['open']>[1]) => wrap(await inner.open(file, flags)),
+  }) as FileSystem & typeof state;
+}
+
+async function collect(dir: string, fileSystem: FileSystem): Promise<number[]> {
+  const seqs: number[] = [];
+  const log = await openLog({ dir, afterSeq: 0, onRecord: (r) => seqs.push(r.seq), fileSystem });
+  await log.close();
+  return seqs;
+}
+
+t.test('200 concurrent appends share one write and one fdatasync', async (t) => {
+  const dir = path.join(t.testdir(), 'wal');
+  const counting = faultyFileSystem(nodeFileSystem);
+  const log = await openLog({ dir, afterSeq: 0, onRecord() {}, fileSystem: counting });
+  const appends = Array.from({ length: 200 }, (_, index) => log.append(record(index + 1)));
+  t.equal(log.lastSeq, 200, 'lastSeq advances synchronously');
+  t.equal(log.durableSeq, 0, 'nothing durable before the sync');
+  await Promise.all(appends);
+  t.equal(log.durableSeq, 200);
+  t.equal(counting.counts.writes, 1, 'one write');
+  t.equal(counting.counts.datasyncs, 1, 'one fdatasync');
+  await log.close();
+  t.same(await collect(dir, nodeFileSystem), Array.from({ length: 200 }, (_, index) => index + 1));
+});
+
+t.test('appends arriving during an fdatasync are grouped into the next one', async (t) => {
+  const dir = path.join(t.testdir(), 'wal');
+  const slow = slowSyncFileSystem(nodeFileSystem, 3);
+  const counting = faultyFileSystem(slow);
+  const log = await openLog({ dir, afterSeq: 0, onRecord() {}, fileSystem: counting });
+  const appendersCount = 64;
+  const appendsPerAppender = 10;
+  const appender = async (): Promise<void> => {
+    for (let i = 0; i < appendsPerAppender; i += 1) {
+      // Each appender waits a different time, so appends keep arriving while syncs are in flight.
+      await new Promise((resolve) => setImmediate(resolve));
+      const seq = log.lastSeq + 1;
+      await log.append(record(seq));
+      t.ok(log.durableSeq >= seq, 'an append resolves only once its record is durable') || t.bailout();
+    }
+  };
+  await Promise.all(Array.from({ length: appendersCount }, appender));
+  const total = appendersCount * appendsPerAppender;
+  t.equal(log.durableSeq, total);
+  t.ok(counting.counts.datasyncs <= total / 8, `${counting.counts.datasyncs} fdatasyncs for ${total} appends`);
+  t.equal(counting.counts.writes, counting.counts.datasyncs, 'one write per fdatasync');
+  t.equal(slow.maxSyncsInFlight, 1, 'never two group syncs at once');
+  await log.close();
+  t.equal((await collect(dir, nodeFileSystem)).length, total);
+});
+
+t.test('a group is bounded by groupCommitRecordsMax', async (t) => {
+  const fileSystem = faultyFileSystem(memoryFileSystem());
+  const log = await openLog({ dir: '/data/wal', afterSeq: 0, onRecord() {}, fileSystem });
+  const count = limits.groupCommitRecordsMax + 10;
+  await Promise.all(Array.from({ length: count }, (_, index) => log.append(record(index + 1))));
+  t.equal(fileSystem.counts.datasyncs, 2, 'two groups');
+  await log.close();
+  t.equal((await collect('/data/wal', fileSystem)).length, count);
+});
+
+t.test('an append is pending until its fdatasync completes', async (t) => {
+  const dir = path.join(t.testdir(), 'wal');
+  const log = await openLog({ dir, afterSeq: 0, onRecord() {}, fileSystem: slowSyncFileSystem(nodeFileSystem, 30) });
+  let settled = false;
+  const append = log.append(record(1)).then(() => (settled = true));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  t.equal(settled, false, 'not acknowledged while the sync runs');
+  await append;
+  t.equal(settled, true);
+  await log.close();
+});
+
+t.test('append of a seq other than lastSeq + 1 is a programmer error', async (t) => {
+  const log = await openLog({ dir: '/wal', afterSeq: 0, onRecord() {}, fileSystem: memoryFileSystem() });
+  t.throws(() => log.append(record(2)), AssertionError);
+  await log.append(record(1));
+  t.throws(() => log.append(record(1)), AssertionError);
+  t.throws(() => log.append({ ...record(2), ts: 0 }), AssertionError, 'ts may not go back');
+  t.equal(log.lastSeq, 1);
+  await log.close();
+});
+
+t.test('close waits for appends in flight and refuses appends after it', async (t) => {
+  const fileSystem = memoryFileSystem();
+  const log = await openLog({ dir: '/wal', afterSeq: 0, onRecord() {}, fileSystem });
+  const pending = [log.append(record(1)), log.append(record(2))];
+  await log.close();
+  await Promise.all(pending);
+  await t.rejects(log.append(record(3)), { code: 'unavailable' });
+  t.same(await collect('/wal', fileSystem), [1, 2]);
+});
+
+for (const fault of ['failWriteAfter', 'failSyncAfter'] as const) {
+  t.test(`fail-stop: after a failed ${fault === 'failWriteAfter' ? 'write' : 'fdatasync'} every append is refused`, async (t) => {
+    const dir = path.join(t.testdir(), 'wal');
+    const fileSystem = faultyFileSystem(nodeFileSystem);
+    const errors: object[] = [];
+    const log = await openLog({ dir, afterSeq: 0, onRecord() {}, fileSystem, logger: { info() {}, warn() {}, error: (o) => errors.push(o) } });
+    await log.append(record(1));
+    fileSystem.setFaults({ [fault]: 0 });
+    const first = log.append(record(2));
+    const sameGroup = log.append(record(3));
+    await t.rejects(first, { name: 'DriftError', code: 'unavailable' });
+    await t.rejects(sameGroup, { code: 'unavailable' });
+    t.equal(log.failed, true);
+    t.equal(log.durableSeq, 1, 'nothing past the failure counts as durable');
+    fileSystem.setFaults({});
+    const later = log.append(record(4));
+    await t.rejects(later, DriftError, 'still refused after the disk recovers');
+    await t.rejects(later, { code: 'unavailable' });
+    t.equal(errors.length, 1, 'the failure is logged once');
+    await log.close();
+    t.same((await collect(dir, nodeFileSystem)).slice(0, 1), [1], 'the acknowledged record is kept');
+  });
+}
+
+t.test('fail-stop rejects groups queued behind the failing one', async (t) => {
+  const faulty = faultyFileSystem(memoryFileSystem(), { failSyncAfter: 0 });
+  const log = await openLog({ dir: '/wal', afterSeq: 0, onRecord() {}, fileSystem: slowSyncFileSystem(faulty, 20) });
+  const first = log.append(record(1));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  t.equal(log.failed, false, 'the first sync is still in flight');
+  const queued = log.append(record(2));
+  const results = await Promise.allSettled([first, queued]);
+  t.same(results.map((r) => r.status), ['rejected', 'rejected']);
+  t.equal(faulty.counts.datasyncs, 1, 'the queued group was never written or synced');
+  t.equal(faulty.counts.writes, 1);
+  await log.close();
+});
