@@ -36,18 +36,27 @@ export function setOwn(target: Doc, key: string, value: Json): void {
 
 /**
  * Checks that a value is a JSON document DriftDB can store: an object of JSON values only, nested at most
- * documentDepthMax deep, with finite numbers. Returns its serialized form, bounded by documentBytesMax.
+ * documentDepthMax deep, with finite numbers.
  */
-export function serializeDocument(value: unknown, what = 'document'): string {
+export function checkDocument(value: unknown, what = 'document'): asserts value is Doc {
   if (!isPlainObject(value)) {
     throw new DriftError('validation_failed', `The ${what} must be a JSON object.`);
   }
   checkJsonValue(value, 1, what);
-  const json = JSON.stringify(value);
+}
+
+/** Serializes a checked document, bounded by documentBytesMax. */
+export function serializeChecked(doc: Doc, what = 'document'): string {
+  const json = JSON.stringify(doc);
   if (json.length > limits.documentBytesMax) {
     throw new DriftError('payload_too_large', `The ${what} exceeds ${limits.documentBytesMax} bytes.`);
   }
   return json;
+}
+
+export function serializeDocument(value: unknown, what = 'document'): string {
+  checkDocument(value, what);
+  return serializeChecked(value, what);
 }
 
 function checkJsonValue(value: unknown, depth: number, what: string): void {

@@ -202,3 +202,21 @@ t.test('a database reopened after a checkpoint and more writes replays only the 
   t.same(db.getTable('kv').indexes, ['n', 'm']);
   await db.close();
 });
+
+t.test('a failed fdatasync stops all writes with unavailable, and nothing unacknowledged becomes visible', async (t) => {
+  const { faultyFileSystem, nodeFileSystem } = await import('../../src/engine/storage/fs.js');
+  const fileSystem = faultyFileSystem(nodeFileSystem);
+  const dir = tempDir(t);
+  const db = await openDatabase({ dataDir: dir, fileSystem });
+  await db.createTable({ name: 'kv', primaryKey: 'k' });
+  const kept = await db.put({ table: 'kv', key: 'a', doc: { v: 1 } });
+  fileSystem.setFaults({ failSyncAfter: 0 });
+  await t.rejects(db.put({ table: 'kv', key: 'b', doc: { v: 2 } }), { code: 'unavailable' });
+  fileSystem.setFaults({});
+  await t.rejects(db.put({ table: 'kv', key: 'c', doc: { v: 3 } }), { code: 'unavailable' }, 'fail-stop stays stopped');
+  t.throws(() => db.begin(), { code: 'unavailable' });
+  t.equal(db.durableSeq, kept.seq, 'the watermark did not move');
+  t.throws(() => db.get({ table: 'kv', key: 'b' }), { code: 'row_not_found' }, 'the failed write is invisible');
+  t.same(db.get({ table: 'kv', key: 'a' }).doc, { k: 'a', v: 1 }, 'reads of acknowledged data still work');
+  await db.close().catch(() => {});
+});

@@ -2,7 +2,7 @@
 // document it leaves behind (PUT replaces, PATCH merges per RFC 7396, DELETE tombstones).
 
 import { DriftError } from '../../errors.js';
-import { checkKey, isPlainObject, keyOf, mergePatch, serializeDocument, setOwn } from '../json.js';
+import { checkDocument, checkKey, isPlainObject, keyOf, mergePatch, serializeChecked, setOwn } from '../json.js';
 import type { Doc, Json, RowOp } from '../types.js';
 import type { TableState } from './table-state.js';
 
@@ -40,7 +40,8 @@ export function computeRowWrite(table: TableState, request: RowWriteRequest, cur
   }
   const doc = request.op === 'put' ? putDocument(table, request) : patchDocument(table, request, current.json);
   checkSchema(table, doc);
-  return { op: request.op, json: serializeDocument(doc), doc, created: !exists };
+  // Both inputs were checked, and merging never nests deeper than its inputs: only the size is left to check.
+  return { op: request.op, json: serializeChecked(doc), doc, created: !exists };
 }
 
 function checkConditions(request: RowWriteRequest, current: CurrentRow): void {
@@ -58,8 +59,8 @@ function checkConditions(request: RowWriteRequest, current: CurrentRow): void {
 }
 
 function putDocument(table: TableState, request: RowWriteRequest): Doc {
-  serializeDocument(request.body);
-  const doc = request.body as Doc;
+  const doc = request.body;
+  checkDocument(doc);
   const pk = table.def.primaryKey;
   if (!Object.hasOwn(doc, pk)) {
     const filled: Doc = {};
@@ -77,8 +78,8 @@ function putDocument(table: TableState, request: RowWriteRequest): Doc {
 }
 
 function patchDocument(table: TableState, request: RowWriteRequest, currentJson: string | null): Doc {
-  serializeDocument(request.body, 'patch');
-  const patch = request.body as Doc;
+  const patch = request.body;
+  checkDocument(patch, 'patch');
   const pk = table.def.primaryKey;
   if (Object.hasOwn(patch, pk) && keyOf(patch[pk]) !== request.key) {
     throw new DriftError('validation_failed', `A patch may not change the primary key '${pk}'.`);
