@@ -43,6 +43,10 @@ export const limits = {
   /** Where-clause nodes. */
   queryNodesMax: 1000,
   inListMax: 10_000,
+  /** Writers queued for row locks at once, across all rows. */
+  lockWaitersMax: 10_000,
+  /** Committed row changes kept for serializable validation; older snapshots then fail validation. */
+  recentCommitRowsMax: 1_000_000,
   /** One checkpoint chunk (one frame of a checkpoint file); the engine splits its state into chunks below this. */
   checkpointChunkBytesMax: 64 * MiB,
   /** Checkpoint files kept on disk: the newest, and older ones to fall back to if it turns out damaged. */

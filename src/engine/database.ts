@@ -57,10 +57,6 @@ export interface OpenDatabaseOptions {
 
 const silentLogger: EngineLogger = { info() {}, warn() {}, error() {} };
 const tableNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
-/** Lock waiters queued at once across all rows. */
-const lockWaitersMax = 10_000;
-/** Committed row changes kept for serializable validation; older snapshots fail validation conservatively. */
-const recentCommitRowsMax = 1_000_000;
 
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
   const engine = new Engine(options);
@@ -100,7 +96,7 @@ class Engine implements Database, TxHost {
     this.logger = options.logger ?? silentLogger;
     this.locks = new LockManager({
       lockTimeoutMs: options.lockTimeoutMs ?? 5000,
-      waitersMax: lockWaitersMax,
+      waitersMax: limits.lockWaitersMax,
       onDeadlock: (info) => this.logger.warn({ module: 'locks', ...info }, 'deadlock detected'),
     });
   }
@@ -269,7 +265,7 @@ class Engine implements Database, TxHost {
     let drop = 0;
     while (
       drop < this.recentCommits.length &&
-      (this.recentCommits[drop]!.seq <= keepAfter || this.recentCommitRows > recentCommitRowsMax)
+      (this.recentCommits[drop]!.seq <= keepAfter || this.recentCommitRows > limits.recentCommitRowsMax)
     ) {
       this.recentCommitRows -= this.recentCommits[drop]!.rows.length;
       this.recentHorizonSeq = this.recentCommits[drop]!.seq;
