@@ -1,38 +1,12 @@
-// Pure helpers over JSON documents: code-point ordering, document checks, RFC 7396 merge patch, key identity.
+// Pure helpers over JSON documents: document checks, RFC 7396 merge patch, key identity.
 
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
+import { isPlainObject, setOwn } from './query/json.js';
 import type { Doc, Json } from './types.js';
 
-/** Orders strings by Unicode code points (JS `<` compares UTF-16 units, which misplaces astral characters). */
-export function compareCodePoints(a: string, b: string): number {
-  if (a === b) return 0;
-  const length = Math.min(a.length, b.length);
-  for (let i = 0; i < length; i++) {
-    const ca = a.charCodeAt(i);
-    const cb = b.charCodeAt(i);
-    if (ca !== cb) return codePointRank(ca) - codePointRank(cb);
-  }
-  return a.length - b.length;
-}
-
-// A surrogate unit belongs to a code point above U+FFFF, so it must sort after every BMP unit.
-function codePointRank(unit: number): number {
-  return unit >= 0xd800 && unit <= 0xdfff ? unit + 0x10000 : unit;
-}
-
-export function isPlainObject(value: unknown): value is Doc {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Sets an own property even for the key "__proto__", which plain assignment would treat as the prototype. */
-export function setOwn(target: Doc, key: string, value: Json): void {
-  if (key === '__proto__') {
-    Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
-  } else {
-    target[key] = value;
-  }
-}
+// The comparison and path helpers live with the query layer; the rest of the engine shares them from here.
+export { canonicalJson, compareCodePoints, getSegments, isPlainObject, setOwn } from './query/json.js';
 
 /**
  * Checks that a value is a JSON document DriftDB can store: an object of JSON values only, nested at most
@@ -112,12 +86,3 @@ export function checkKey(key: string): void {
   }
 }
 
-/** Reads a dot-separated path; undefined when any step is missing or not an object. */
-export function readPath(doc: Json, path: readonly string[]): Json | undefined {
-  let current: Json | undefined = doc;
-  for (const step of path) {
-    if (!isPlainObject(current) || !Object.hasOwn(current, step)) return undefined;
-    current = current[step];
-  }
-  return current;
-}

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { compareCodePoints, keyOf, mergePatch, readPath, serializeDocument } from '../../src/engine/json.js';
+import { compareCodePoints, keyOf, mergePatch, serializeDocument } from '../../src/engine/json.js';
 import { resolveAsOf } from '../../src/engine/mvcc/as-of.js';
 import type { Json } from '../../src/engine/types.js';
 
@@ -54,8 +54,6 @@ t.test('key identity is the string form of strings and safe integers only', asyn
   t.equal(keyOf(1.5), null);
   t.equal(keyOf(2 ** 53), null);
   t.equal(keyOf(null), null);
-  t.equal(readPath({ a: { b: 1 } }, ['a', 'b']), 1);
-  t.equal(readPath({ a: [1] }, ['a', '0']), undefined);
 });
 
 t.test('asOf resolves seqs and instants against commit times', async (t) => {

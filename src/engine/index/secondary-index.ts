@@ -2,7 +2,7 @@
 // Entries are never removed when a row changes, so the index is a superset for every snapshot; readers re-check
 // each candidate against the version they read. That keeps time travel and the index trivially consistent.
 
-import { compareCodePoints, isPlainObject } from '../json.js';
+import { canonicalJson, compareCodePoints } from '../json.js';
 import type { IndexLookup } from '../query/source.js';
 import type { Json } from '../types.js';
 import { SortedMap } from '../storage/sorted-map.js';
@@ -45,16 +45,6 @@ export function compareIndexValues(a: IndexValue, b: IndexValue): number {
     default:
       return compareCodePoints((a as { json: string }).json, (b as { json: string }).json);
   }
-}
-
-/** JSON text with object keys sorted, so that deep-equal values normalize to one index entry. */
-export function canonicalJson(value: Json): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (isPlainObject(value)) {
-    const keys = Object.keys(value).sort(compareCodePoints);
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k] as Json)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 export function normalizeIndexValue(value: Json): IndexValue {

@@ -4,7 +4,7 @@
 
 import type { ValidateFunction } from 'ajv';
 import { assert } from '../../assert.js';
-import { compareCodePoints, readPath } from '../json.js';
+import { compareCodePoints, getSegments } from '../json.js';
 import { SecondaryIndex } from '../index/secondary-index.js';
 import { SortedMap } from '../storage/sorted-map.js';
 import type { Doc, Json, RowOp, TableDef, Version } from '../types.js';
@@ -50,7 +50,7 @@ export class TableState {
     this.liveRows += (json !== null ? 1 : 0) - (wasLive ? 1 : 0);
     if (json !== null && this.indexes.size > 0) {
       const parsed = doc ?? (JSON.parse(json) as Doc);
-      for (const index of this.indexes.values()) index.add(readPath(parsed, index.path), key);
+      for (const index of this.indexes.values()) index.add(getSegments(parsed, index.path), key);
     }
   }
 
@@ -59,7 +59,7 @@ export class TableState {
     const index = new SecondaryIndex(field);
     for (const [key, chain] of this.rows.entries()) {
       for (const version of chain) {
-        if (version.json !== null) index.add(readPath(JSON.parse(version.json) as Json, index.path), key);
+        if (version.json !== null) index.add(getSegments(JSON.parse(version.json) as Json, index.path), key);
       }
     }
     this.indexes.set(field, index);

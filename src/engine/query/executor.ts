@@ -1,0 +1,190 @@
+// The executor: reads one snapshot through a RowSource along the chosen access path and answers one page.
+//
+// Paging rule for every query kind: collect one row more than the limit; only when that extra row exists is
+// there a next page, and the cursor then points just after the last row returned. Positions are values, not
+// offsets (except for aggregate groups), so resuming never re-reads the rows before the position:
+//   key order     position = last key; resume with keys strictly after it.
+//   orderBy       position = (orderBy values, key) of the last row; ties break by key ascending, whatever
+//                 each key's dir, so (values, key) is a total order and every row comes exactly once.
+//   history       position = (key, seq) of the last version, plus the key before it in the version stream,
+//                 since a RowSource resumes only strictly after a key.
+
+import { DriftError } from '../../errors.js';
+import { limits } from '../../limits.js';
+import type { Doc, Json } from '../types.js';
+import { aggregatePage } from './aggregate.js';
+import type { CompiledQuery, OrderKey } from './compile.js';
+import { encodeCursor } from './cursor.js';
+import type { CursorPosition } from './cursor.js';
+import { compareCodePoints, compareJson, getSegments } from './json.js';
+import { chooseAccess, tooManyRows } from './planner.js';
+import type { Access } from './planner.js';
+import { compileProjection } from './project.js';
+import type { RowSource } from './source.js';
+import type { QueryPage } from './spec.js';
+
+export interface ExecuteOptions {
+  /** Rows (or versions) one query may read before it is refused; defaults to limits.queryRowsExaminedMax. */
+  rowsExaminedMax?: number;
+  /** Groups one aggregate query may build; defaults to limits.queryGroupsMax. */
+  groupsMax?: number;
+}
+
+/** Counts rows read and refuses the query past its bound, so one query cannot hold the event loop for long. */
+export class Budget {
+  examined = 0;
+
+  constructor(readonly max: number) {}
+
+  spend(): void {
+    this.examined++;
+    if (this.examined > this.max) throw tooManyRows(this.max);
+  }
+}
+
+export interface MatchedRow {
+  key: string;
+  doc: Doc;
+}
+
+/** Answers one page of `q` at `source`'s snapshot, which must be the snapshot of q's cursor when it has one. */
+export function executeQuery(q: CompiledQuery, source: RowSource, options: ExecuteOptions = {}): QueryPage {
+  if (q.cursor !== null && q.cursor.seq !== source.seq) {
+    throw new DriftError('validation_failed', `cursor reads snapshot ${q.cursor.seq}, not ${source.seq}`, {
+      errors: [{ instancePath: '/cursor', message: 'was made at a different snapshot' }],
+    });
+  }
+  const budget = new Budget(options.rowsExaminedMax ?? limits.queryRowsExaminedMax);
+  const access = chooseAccess(q, source, budget.max);
+  switch (q.kind) {
+    case 'history':
+      return historyPage(q, source, budget);
+    case 'aggregate':
+      return aggregatePage(q, matchingRows(q, source, access.keys(), budget), {
+        seq: source.seq,
+        groupsMax: options.groupsMax ?? limits.queryGroupsMax,
+      });
+    default:
+      return q.orderBy.length > 0 ? orderedPage(q, source, access, budget) : keyOrderPage(q, source, access, budget);
+  }
+}
+
+/** Candidate rows that exist at the snapshot and satisfy the whole predicate, in the candidates' order. */
+export function* matchingRows(
+  q: CompiledQuery,
+  source: RowSource,
+  keys: Iterable<string>,
+  budget: Budget,
+): Generator<MatchedRow> {
+  for (const key of keys) {
+    budget.spend();
+    const doc = source.read(key);
+    if (doc !== null && q.predicate(doc)) yield { key, doc };
+  }
+}
+
+function keyOrderPage(q: CompiledQuery, source: RowSource, access: Access, budget: Budget): QueryPage {
+  const position = q.cursor?.position;
+  const afterKey = position?.kind === 'key' ? position.key : undefined;
+  const rows: MatchedRow[] = [];
+  for (const row of matchingRows(q, source, access.keys(afterKey), budget)) {
+    rows.push(row);
+    if (rows.length > q.limit) break;
+  }
+  return finishPage(q, source.seq, rows, (last) => ({ kind: 'key', key: last.key }));
+}
+
+interface OrderedRow extends MatchedRow {
+  values: (Json | undefined)[];
+}
+
+function orderedPage(q: CompiledQuery, source: RowSource, access: Access, budget: Budget): QueryPage {
+  const compare = (a: OrderedRow | Omit<OrderedRow, 'doc'>, b: OrderedRow) => compareOrdered(q.orderBy, a, b);
+  const position = q.cursor?.position;
+  const after = position?.kind === 'ordered' ? position : null;
+  const keep = q.limit + 1;
+  // Sort and trim whenever the buffer doubles: O(n log limit) time, O(limit) memory, whatever the table size.
+  let buffer: OrderedRow[] = [];
+  for (const { key, doc } of matchingRows(q, source, access.keys(), budget)) {
+    const row = { key, doc, values: q.orderBy.map((order) => getSegments(doc, order.segments)) };
+    if (after !== null && compare(after, row) >= 0) continue;
+    buffer.push(row);
+    if (buffer.length >= 2 * keep + 64) buffer = buffer.sort(compare).slice(0, keep);
+  }
+  buffer.sort(compare);
+  return finishPage(q, source.seq, buffer.slice(0, keep), (last) => ({
+    kind: 'ordered',
+    values: (last as OrderedRow).values,
+    key: last.key,
+  }));
+}
+
+function compareOrdered(
+  orderBy: OrderKey[],
+  a: { values: (Json | undefined)[]; key: string },
+  b: { values: (Json | undefined)[]; key: string },
+): number {
+  for (let i = 0; i < orderBy.length; i++) {
+    const order = compareJson(a.values[i], b.values[i]);
+    if (order !== 0) return (orderBy[i] as OrderKey).descending ? -order : order;
+  }
+  return compareCodePoints(a.key, b.key);
+}
+
+/** Cuts `rows` (up to limit + 1 of them) to a page, projecting each and making a cursor only if a row is left over. */
+function finishPage<T extends MatchedRow>(
+  q: CompiledQuery,
+  seq: number,
+  rows: T[],
+  positionOf: (last: T) => CursorPosition,
+): QueryPage {
+  const project = compileProjection(q.select);
+  const more = rows.length > q.limit;
+  const page = more ? rows.slice(0, q.limit) : rows;
+  const last = page[page.length - 1];
+  const nextCursor =
+    more && last !== undefined ? encodeCursor({ seq, fingerprint: q.fingerprint, position: positionOf(last) }) : null;
+  return { rows: page.map((row) => project(row.doc)), nextCursor };
+}
+
+/**
+ * Every version whose document matches, ordered by key then seq; deletes (doc null) never match. A row is
+ * {key, seq, ts (RFC 3339 with milliseconds), op, doc}, and `select` projects `doc`.
+ */
+function historyPage(q: CompiledQuery, source: RowSource, budget: Budget): QueryPage {
+  const project = compileProjection(q.select);
+  const position = q.cursor?.position.kind === 'version' ? q.cursor.position : null;
+  const found: { row: Doc; afterKey: string | null; key: string; seq: number }[] = [];
+  let previousKey = position?.afterKey ?? null;
+  let currentKey: string | null = null;
+  for (const version of source.versions(previousKey ?? undefined)) {
+    if (version.key !== currentKey) {
+      if (currentKey !== null) previousKey = currentKey;
+      currentKey = version.key;
+    }
+    if (position !== null && version.key === position.key && version.seq <= position.seq) continue;
+    budget.spend();
+    if (version.doc === null || !q.predicate(version.doc)) continue;
+    const row: Doc = {
+      key: version.key,
+      seq: version.seq,
+      ts: new Date(version.ts).toISOString(),
+      op: version.op,
+      doc: project(version.doc),
+    };
+    found.push({ row, afterKey: previousKey, key: version.key, seq: version.seq });
+    if (found.length > q.limit) break;
+  }
+  const more = found.length > q.limit;
+  const page = found.slice(0, q.limit);
+  const last = page[page.length - 1];
+  const nextCursor =
+    more && last !== undefined
+      ? encodeCursor({
+          seq: source.seq,
+          fingerprint: q.fingerprint,
+          position: { kind: 'version', afterKey: last.afterKey, key: last.key, seq: last.seq },
+        })
+      : null;
+  return { rows: page.map((entry) => entry.row), nextCursor };
+}

@@ -1,0 +1,21 @@
+// The query layer's public surface (http-api.md §5): compile a query, plan it, execute it one page at a time
+// against a RowSource, plus the JSON helpers (paths, equality, ordering) other layers must agree with.
+
+export * from './spec.js';
+export * from './source.js';
+export { compileQuery } from './compile.js';
+export type { AggregateDef, AggregateOp, CompiledQuery, GroupKey, OrderKey } from './compile.js';
+export { planQuery } from './planner.js';
+export { executeQuery } from './executor.js';
+export type { ExecuteOptions } from './executor.js';
+export { compileWhere, matchesWhere } from './where.js';
+export type { Predicate } from './where.js';
+export { canonicalJson, compareCodePoints, compareJson, getPath, jsonEquals } from './json.js';
+export type { Problem } from './problems.js';
+
+import { decodeCursor } from './cursor.js';
+
+/** The snapshot seq a query cursor was made at; throws validation_failed for a malformed or foreign cursor. */
+export function cursorSeq(cursor: string): number {
+  return decodeCursor(cursor).seq;
+}

@@ -1,0 +1,171 @@
+// JSON value helpers of the query layer: dot paths, deep equality, code-point string order, and the one
+// total order over JSON values that sorting, $min/$max and group ordering share.
+
+import type { Doc, Json } from '../types.js';
+
+/** A field path split at its dots: `address.city` → ['address', 'city']. */
+export type PathSegments = readonly string[];
+
+/**
+ * The value at a dot path, or undefined when any step is missing. Paths walk objects only: an array or a
+ * scalar on the way ends the walk (so `tags.0` is missing, never the first element). Only own properties
+ * count, so `constructor` or `__proto__` never reach Object.prototype.
+ */
+export function getPath(doc: Doc, path: string): Json | undefined {
+  return getSegments(doc, path.split('.'));
+}
+
+export function getSegments(value: Json | undefined, segments: PathSegments): Json | undefined {
+  let current = value;
+  for (const segment of segments) {
+    if (current === null || typeof current !== 'object' || Array.isArray(current)) return undefined;
+    if (!Object.hasOwn(current, segment)) return undefined;
+    current = current[segment];
+  }
+  return current;
+}
+
+/** Defines an own enumerable property, so a key named `__proto__` stays data instead of changing the prototype. */
+export function setOwn(target: { [key: string]: Json }, key: string, value: Json): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+/** Deep equality of JSON values: arrays element by element, objects by key set (any order), numbers by value (-0 = 0). */
+export function jsonEquals(a: Json, b: Json): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!jsonEquals(a[i] as Json, b[i] as Json)) return false;
+    return true;
+  }
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const key of keys) {
+    if (!Object.hasOwn(b, key) || !jsonEquals(a[key] as Json, b[key] as Json)) return false;
+  }
+  return true;
+}
+
+const isHighSurrogate = (unit: number): boolean => unit >= 0xd800 && unit <= 0xdbff;
+export const isLowSurrogate = (unit: number): boolean => unit >= 0xdc00 && unit <= 0xdfff;
+export const endsWithHighSurrogate = (s: string): boolean =>
+  s.length > 0 && isHighSurrogate(s.charCodeAt(s.length - 1));
+
+/**
+ * Compares strings by Unicode code points. JS `<` compares UTF-16 code units, which puts U+10000..U+10FFFF
+ * (surrogate pairs) before U+E000..U+FFFF; code-point order puts them after. Lone surrogates count as the
+ * code point of their own value. Negative, zero or positive like any comparator.
+ */
+export function compareCodePoints(a: string, b: string): number {
+  const length = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < length && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  if (i === length) return a.length - b.length;
+  // The first difference may sit in the low half of a pair whose high half both strings share.
+  const start = i > 0 && isHighSurrogate(a.charCodeAt(i - 1)) ? i - 1 : i;
+  const pointA = a.codePointAt(start) as number;
+  const pointB = b.codePointAt(start) as number;
+  if (pointA !== pointB) return pointA - pointB;
+  // Both strings hold the same lone high surrogate at `start`: the difference is the next code point.
+  return (a.codePointAt(i) as number) - (b.codePointAt(i) as number);
+}
+
+/**
+ * The rank of a value's JSON type in the total order: missing < null < booleans < numbers < strings < arrays
+ * < objects. Missing (undefined) sorts like "less than null" so `orderBy` places rows without the field first
+ * when ascending and last when descending.
+ */
+export function typeRank(value: Json | undefined): number {
+  if (value === undefined) return 0;
+  if (value === null) return 1;
+  switch (typeof value) {
+    case 'boolean':
+      return 2;
+    case 'number':
+      return 3;
+    case 'string':
+      return 4;
+    default:
+      return Array.isArray(value) ? 5 : 6;
+  }
+}
+
+/**
+ * The total order over JSON values (and missing). Within a type: false < true; numbers by value (-0 = 0);
+ * strings by code point; arrays element by element, a proper prefix first; objects by their entries with keys
+ * in code-point order, compared key then value, entry by entry, fewer entries first on a common prefix.
+ */
+export function compareJson(a: Json | undefined, b: Json | undefined): number {
+  const rankA = typeRank(a);
+  const rankB = typeRank(b);
+  if (rankA !== rankB) return rankA - rankB;
+  switch (rankA) {
+    case 0:
+    case 1:
+      return 0;
+    case 2:
+    case 3:
+      return (a as number) < (b as number) ? -1 : (a as number) > (b as number) ? 1 : 0;
+    case 4:
+      return compareCodePoints(a as string, b as string);
+    case 5:
+      return compareArrays(a as Json[], b as Json[]);
+    default:
+      return compareObjects(a as { [key: string]: Json }, b as { [key: string]: Json });
+  }
+}
+
+function compareArrays(a: Json[], b: Json[]): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const order = compareJson(a[i], b[i]);
+    if (order !== 0) return order;
+  }
+  return a.length - b.length;
+}
+
+function compareObjects(a: { [key: string]: Json }, b: { [key: string]: Json }): number {
+  const keysA = Object.keys(a).sort(compareCodePoints);
+  const keysB = Object.keys(b).sort(compareCodePoints);
+  const length = Math.min(keysA.length, keysB.length);
+  for (let i = 0; i < length; i++) {
+    const keyA = keysA[i] as string;
+    const keyB = keysB[i] as string;
+    const order = compareCodePoints(keyA, keyB) || compareJson(a[keyA], b[keyB]);
+    if (order !== 0) return order;
+  }
+  return keysA.length - keysB.length;
+}
+
+/** JSON text with object keys sorted, so deep-equal values (and -0/0) give the same text. */
+export function canonicalJson(value: Json): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const keys = Object.keys(value).sort(compareCodePoints);
+  return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key] as Json)}`).join(',')}}`;
+}
+
+/**
+ * Why `value` is not a JSON value nested at most `depthMax` levels deep, or null when it is. Guards operands
+ * that reach the engine without passing through JSON.parse (undefined, NaN, class instances, cycles).
+ */
+export function jsonProblem(value: unknown, depthMax: number): string | null {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return null;
+  if (typeof value === 'number') return Number.isFinite(value) ? null : 'is not a finite number';
+  if (typeof value !== 'object') return `is not a JSON value (${typeof value})`;
+  if (depthMax <= 0) return 'is nested too deeply';
+  if (!Array.isArray(value)) {
+    const proto = Object.getPrototypeOf(value) as unknown;
+    if (proto !== Object.prototype && proto !== null) return 'is not a plain JSON object';
+  }
+  for (const item of Array.isArray(value) ? value : Object.values(value)) {
+    const problem = jsonProblem(item, depthMax - 1);
+    if (problem !== null) return problem;
+  }
+  return null;
+}
+
+export function isPlainObject(value: unknown): value is { [key: string]: unknown } {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
