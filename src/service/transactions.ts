@@ -39,8 +39,10 @@ interface Entry {
   idleTimer: NodeJS.Timeout;
   lifetimeTimer: NodeJS.Timeout;
   lastUsed: number;
-  /** Requests in flight; an entry is not idle while one runs. */
+  /** Requests in flight or queued; an entry is not idle while one runs. */
   busy: number;
+  /** Settles when the request before this one is done: requests of one transaction run one at a time. */
+  turn: Promise<void>;
 }
 
 export class TransactionService {
@@ -78,6 +80,7 @@ export class TransactionService {
       deadline: now + lifetime,
       lastUsed: now,
       busy: 0,
+      turn: Promise.resolve(),
       idleTimer: setTimeout(() => this.expireIfIdle(tx.id), this.options.idleTimeoutMs).unref(),
       lifetimeTimer: setTimeout(() => this.expire(tx.id, 'lifetime'), lifetime).unref(),
     };
@@ -96,13 +99,19 @@ export class TransactionService {
    */
   async run<T>(user: string, id: string, work: (tx: Transaction) => Promise<T> | T): Promise<T> {
     const entry = this.entry(user, id, { allowAborted: false });
+    const previous = entry.turn;
+    let done!: () => void;
+    entry.turn = new Promise((resolve) => (done = resolve));
     entry.busy++;
     try {
+      await previous;
+      this.entry(user, id, { allowAborted: false });
       return await work(entry.tx);
     } finally {
       entry.busy--;
       entry.lastUsed = Date.now();
       entry.idleTimer.refresh();
+      done();
     }
   }
 

@@ -1,0 +1,48 @@
+// Registers every route plugin in a named scope, so load order and who may call what are visible in one place:
+// public (health, OpenAPI), authenticated (/v1 data routes), admin (/v1/admin, role admin by route permission).
+
+import type { FastifyInstance } from 'fastify';
+import type { Database } from '../engine/index.js';
+import { installAuth, type Authenticator } from '../security/auth.js';
+import type { TransactionService } from '../service/transactions.js';
+import { adminRoutes } from './admin.js';
+import { batchRoutes } from './batch.js';
+import { healthRoutes } from './health.js';
+import { openApiRoutes } from './openapi.js';
+import { queryRoutes } from './query.js';
+import { rowsRoutes } from './rows.js';
+import { addSharedSchemas } from './schemas.js';
+import { tablesRoutes } from './tables.js';
+import { transactionRoutes } from './transactions.js';
+
+export interface RouteDeps {
+  db: () => Database;
+  transactions: TransactionService;
+  authenticator: Authenticator;
+  /** openapi.yaml as JSON text, or null when absent. */
+  openApiJson: string | null;
+}
+
+export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
+  await app.register(async function publicScope(scope) {
+    await scope.register(healthRoutes, { db: deps.db });
+    await scope.register(openApiRoutes, { document: deps.openApiJson });
+  });
+
+  await app.register(async function authenticatedScope(scope) {
+    installAuth(scope, deps.authenticator);
+    // Shared schemas ($id) once, at the scope every data plugin inherits from.
+    addSharedSchemas(scope);
+    // One options object for every data plugin: each takes the members it needs (db, transactions).
+    const data = { db: deps.db, transactions: deps.transactions };
+    await scope.register(tablesRoutes, data);
+    await scope.register(rowsRoutes, data);
+    await scope.register(queryRoutes, data);
+    await scope.register(transactionRoutes, data);
+    await scope.register(batchRoutes, data);
+
+    await scope.register(async function adminScope(admin) {
+      await admin.register(adminRoutes, { db: deps.db });
+    });
+  });
+}

@@ -1,0 +1,35 @@
+// Joins a request to the transaction named by its Transaction-Id header, or runs it as autocommit without one.
+
+import type { FastifyRequest } from 'fastify';
+import type { Transaction } from '../engine/index.js';
+import { DriftError } from '../errors.js';
+import type { TransactionService } from '../service/transactions.js';
+
+const transactionIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export const transactionIdHeader = {
+  type: 'object',
+  properties: {
+    'transaction-id': { type: 'string', description: 'Run this request inside the open transaction with this id.' },
+  },
+} as const;
+
+/** Runs `work` in the request's transaction (checked to be the caller's, open and not expired) or as autocommit. */
+export async function inTransaction<T>(
+  transactions: TransactionService,
+  request: FastifyRequest,
+  work: (tx: Transaction | undefined) => Promise<T> | T,
+): Promise<T> {
+  const header = request.headers['transaction-id'];
+  if (header === undefined) return work(undefined);
+  const id = Array.isArray(header) ? undefined : header.trim();
+  if (id === undefined || !transactionIdPattern.test(id)) {
+    throw new DriftError('transaction_not_found', 'Transaction-Id must be the id of an open transaction.');
+  }
+  return transactions.run(request.principal.username, id, work);
+}
+
+/** `{ tx }` when there is one, `{}` otherwise (the engine's inputs take no explicit undefined). */
+export function txRef(tx: Transaction | undefined): { tx?: Transaction } {
+  return tx === undefined ? {} : { tx };
+}

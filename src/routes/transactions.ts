@@ -1,0 +1,126 @@
+// The transaction routes of http-api.md §6: begin, inspect, commit, roll back, and savepoints.
+
+import type { FastifyInstance } from 'fastify';
+import { isolationLevels, type Isolation } from '../engine/index.js';
+import type { TransactionService } from '../service/transactions.js';
+import { dataValidatorCompiler, problemResponses } from './schemas.js';
+
+interface TxParams {
+  id: string;
+}
+
+const txParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', maxLength: 64 } },
+};
+
+const savepointParams = {
+  type: 'object',
+  required: ['id', 'name'],
+  properties: { id: { type: 'string', maxLength: 64 }, name: { type: 'string', minLength: 1, maxLength: 64 } },
+};
+
+const beginBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    isolation: { type: 'string', enum: [...isolationLevels], default: 'serializable' },
+    readOnly: { type: 'boolean', default: false },
+    timeoutMs: { type: 'integer', minimum: 1, description: 'Roll back after this long whatever happens (capped).' },
+  },
+};
+
+const txInfo = {
+  type: 'object',
+  required: ['id', 'isolation', 'snapshotSeq', 'expiresAt'],
+  properties: {
+    id: { type: 'string' },
+    isolation: { type: 'string', enum: [...isolationLevels] },
+    readOnly: { type: 'boolean' },
+    snapshotSeq: { type: 'integer' },
+    state: { type: 'string', enum: ['active', 'committed', 'rolled_back', 'aborted'] },
+    writes: { type: 'integer' },
+    expiresAt: { type: 'string', format: 'date-time' },
+  },
+};
+
+const emptyObject = { type: 'object', properties: {} };
+
+export async function transactionRoutes(app: FastifyInstance, opts: { transactions: TransactionService }): Promise<void> {
+  app.setValidatorCompiler(dataValidatorCompiler);
+  const { transactions } = opts;
+  const user = (req: { principal: { username: string } }): string => req.principal.username;
+
+  app.post<{ Body: { isolation?: Isolation; readOnly?: boolean; timeoutMs?: number } }>('/v1/transactions', {
+    config: { permission: 'read' },
+    schema: { body: beginBody, response: { 201: txInfo, ...problemResponses({ withBody: true }) } },
+    handler: async (req, reply) => reply.code(201).send(transactions.begin(user(req), req.body ?? {})),
+  });
+
+  app.get<{ Params: TxParams }>('/v1/transactions/:id', {
+    config: { permission: 'read' },
+    schema: { params: txParams, response: { 200: txInfo, ...problemResponses({ extra: [404, 410] }) } },
+    handler: async (req) => transactions.info(user(req), req.params.id),
+  });
+
+  app.post<{ Params: TxParams }>('/v1/transactions/:id/commit', {
+    config: { permission: 'read' },
+    schema: {
+      params: txParams,
+      response: {
+        200: { type: 'object', required: ['seq'], properties: { seq: { type: ['integer', 'null'] } } },
+        ...problemResponses({ extra: [404, 409, 410] }),
+      },
+    },
+    handler: async (req) => transactions.commit(user(req), req.params.id),
+  });
+
+  app.post<{ Params: TxParams }>('/v1/transactions/:id/rollback', {
+    config: { permission: 'read' },
+    schema: { params: txParams, response: { 200: emptyObject, ...problemResponses({ extra: [404, 410] }) } },
+    handler: async (req) => {
+      transactions.rollback(user(req), req.params.id);
+      return {};
+    },
+  });
+
+  app.post<{ Params: TxParams; Body: { name: string } }>('/v1/transactions/:id/savepoints', {
+    config: { permission: 'read' },
+    schema: {
+      params: txParams,
+      body: {
+        type: 'object',
+        required: ['name'],
+        additionalProperties: false,
+        properties: { name: { type: 'string', minLength: 1, maxLength: 64 } },
+      },
+      response: {
+        201: { type: 'object', properties: { name: { type: 'string' } } },
+        ...problemResponses({ extra: [404, 409, 410], withBody: true }),
+      },
+    },
+    handler: async (req, reply) => {
+      await transactions.run(user(req), req.params.id, (tx) => tx.savepoint(req.body.name));
+      return reply.code(201).send({ name: req.body.name });
+    },
+  });
+
+  app.post<{ Params: TxParams & { name: string } }>('/v1/transactions/:id/savepoints/:name/rollback', {
+    config: { permission: 'read' },
+    schema: { params: savepointParams, response: { 200: emptyObject, ...problemResponses({ extra: [404, 409, 410] }) } },
+    handler: async (req) => {
+      await transactions.run(user(req), req.params.id, (tx) => tx.rollbackToSavepoint(req.params.name));
+      return {};
+    },
+  });
+
+  app.delete<{ Params: TxParams & { name: string } }>('/v1/transactions/:id/savepoints/:name', {
+    config: { permission: 'read' },
+    schema: { params: savepointParams, response: { 204: { type: 'null' }, ...problemResponses({ extra: [404, 409, 410] }) } },
+    handler: async (req, reply) => {
+      await transactions.run(user(req), req.params.id, (tx) => tx.releaseSavepoint(req.params.name));
+      return reply.code(204).send();
+    },
+  });
+}

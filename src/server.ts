@@ -1,0 +1,134 @@
+// buildServer(config, deps): the composition root of the HTTP side. Plugins, body parsing, error rendering and route
+// scopes are wired here; it never listens, so tests build one, inject requests, and close it.
+
+import { promises as fs } from 'node:fs';
+import helmet from '@fastify/helmet';
+import type https from 'node:https';
+import fastify, {
+  type FastifyBaseLogger,
+  type FastifyHttpsOptions,
+  type FastifyInstance,
+  type FastifyServerOptions,
+} from 'fastify';
+import type { Config } from './config/index.js';
+import type { Database } from './engine/index.js';
+import { limits } from './limits.js';
+import { requestIdFrom, type Logger } from './observability/logger.js';
+import { registerRoutes } from './routes/index.js';
+import { loadOpenApiJson } from './routes/openapi.js';
+import { clientErrorProblem, installProblemHandlers, problemFromError, rawProblemResponse, sendProblem } from './routes/problem.js';
+import { Authenticator } from './security/auth.js';
+import { parseJsonBody } from './security/json-body.js';
+import { loadTlsMaterial } from './security/tls.js';
+import { UserStore } from './security/users.js';
+import { TransactionService } from './service/transactions.js';
+
+export interface ServerDeps {
+  /** The open database; throws DriftError('unavailable') while it is being recovered or after it closed. */
+  db: () => Database;
+  logger: Logger;
+  /** Defaults to <data-dir>/users.json (created with the admin user on first start). */
+  users?: UserStore;
+  /** Where a generated admin password is shown, once; defaults to a line on stdout. */
+  announce?: (line: string) => void;
+}
+
+/** Whole-request and socket-idle bounds, so a slow or silent client cannot hold a connection forever. */
+const requestTimeoutMs = 30_000;
+const connectionIdleTimeoutMs = 120_000;
+const keepAliveTimeoutMs = 72_000;
+/** A percent-encoded key may take up to 9 characters per UTF-16 unit (3 UTF-8 bytes × "%XX"). */
+const routeParamLengthMax = limits.keyLengthMax * 9;
+const hstsMaxAgeSeconds = 365 * 24 * 3600;
+const hstsHeader = `max-age=${hstsMaxAgeSeconds}; includeSubDomains`;
+
+export async function buildServer(config: Config, deps: ServerDeps): Promise<FastifyInstance> {
+  await fs.mkdir(config.dataDir, { recursive: true });
+  const tls = await loadTlsMaterial(config, deps.logger);
+  const users =
+    deps.users ??
+    (await UserStore.open({
+      dataDir: config.dataDir,
+      adminPassword: config.adminPassword,
+      announce: deps.announce ?? ((line) => process.stdout.write(`${line}\n`)),
+    }));
+
+  const options: FastifyServerOptions = { ...serverOptions(tls !== null), loggerInstance: deps.logger as FastifyBaseLogger };
+  const app = (
+    tls === null
+      ? fastify(options)
+      : fastify({ ...options, https: { key: tls.key, cert: tls.cert } } as FastifyHttpsOptions<https.Server>)
+  ) as unknown as FastifyInstance;
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  await app.register(helmet, {
+    // A JSON API embeds nothing and is embedded nowhere.
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    hsts: tls === null ? false : { maxAge: hstsMaxAgeSeconds, includeSubDomains: true },
+  });
+  installJsonBodyParser(app);
+  installProblemHandlers(app);
+
+  const transactions = new TransactionService(deps.db, {
+    idleTimeoutMs: config.txIdleTimeoutMs,
+    openPerUserMax: config.txPerUserMax,
+  });
+  // Closing the server rolls back every open transaction, before the CLI closes the database.
+  app.addHook('onClose', async () => transactions.closeAll());
+  await registerRoutes(app, {
+    db: deps.db,
+    transactions,
+    authenticator: new Authenticator({ users }),
+    openApiJson: await loadOpenApiJson(),
+  });
+  return app;
+}
+
+/** Fastify's options, every bound explicit. */
+function serverOptions(https: boolean): FastifyServerOptions {
+  return {
+    genReqId: (request) => requestIdFrom(request.headers['x-request-id']),
+    bodyLimit: limits.requestBodyBytesMax,
+    requestTimeout: requestTimeoutMs,
+    connectionTimeout: connectionIdleTimeoutMs,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: routeParamLengthMax },
+    // Unknown members are rejected by schemas that say so, never silently dropped; query strings are coerced.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    // Errors the router meets before any hook runs (a malformed or oversized URL): rendered like all others,
+    // with the headers helmet and the request-id hook would have set.
+    frameworkErrors: (error, request, reply) => {
+      reply.headers(baselineHeaders(https)).header('x-request-id', request.id);
+      return sendProblem(reply, problemFromError(error, request.id));
+    },
+    // And errors Node meets before there is a request at all (headers too large, a request that never ends).
+    clientErrorHandler: (error, socket) => {
+      if ((error as NodeJS.ErrnoException).code === 'ECONNRESET' || socket.destroyed) return;
+      const problem = clientErrorProblem(error as NodeJS.ErrnoException);
+      if (socket.writable) socket.write(rawProblemResponse(problem, baselineHeaders(https)));
+      socket.destroy();
+    },
+  };
+}
+
+/** The security headers for answers given outside Fastify's hooks (where helmet sets them). */
+function baselineHeaders(https: boolean): Record<string, string> {
+  const headers: Record<string, string> = { 'x-content-type-options': 'nosniff' };
+  if (https) headers['strict-transport-security'] = hstsHeader;
+  return headers;
+}
+
+/** JSON is the only body format; anything else answers 415 unsupported_media_type. */
+function installJsonBodyParser(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers();
+  // RFC 7396 names its own media type for merge patches; accept it beside plain JSON.
+  app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string, limits.documentDepthMax));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+}
