@@ -73,6 +73,8 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   const transactions = new TransactionService(deps.db, {
     idleTimeoutMs: config.txIdleTimeoutMs,
     openPerUserMax: config.txPerUserMax,
+    openTotalMax: config.txTotalMax,
+    lifetimeMsMax: config.txLifetimeMsMax,
   });
   // Closing the server rolls back every open transaction, before the CLI closes the database.
   app.addHook('onClose', async () => transactions.closeAll());

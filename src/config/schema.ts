@@ -135,6 +135,17 @@ export const settings = {
     max: 100_000,
     doc: 'Open transactions one user may hold at once; past it a begin answers 503 unavailable with Retry-After.',
   }),
+  txTotalMax: integer({
+    default: 1024,
+    min: 1,
+    max: 1_000_000,
+    doc: 'Open transactions of all users at once; past it a begin answers 503 unavailable with Retry-After.',
+  }),
+  txLifetimeMsMax: integer({
+    default: 600_000,
+    min: 1,
+    doc: 'Longest a transaction may stay open, however active; then it is rolled back (timeoutMs at begin may shorten it).',
+  }),
   lockTimeoutMs: integer({
     default: 5_000,
     min: 1,
