@@ -1,19 +1,23 @@
 // What a checkpoint holds and how: the materialized state at seq N (every table, the full history of every
-// key, every index) as a sequence of JSON chunks, and the reverse. The file framing lives in log/checkpoint.ts.
+// key, every index) as a sequence of chunks, and the reverse. The file framing lives in log/checkpoint.ts.
+//
+// Chunks are JSON, except row chunks, which are lines: a JSON header line, then per key a JSON line
+// [key, seq, op, seq, op, …] followed by one line per version holding its document's JSON text as stored (empty
+// for a delete). Stored JSON text never holds a raw newline, so documents are cut out of the chunk as they are,
+// without the unescaping a JSON string of a document would cost at every restart.
 
 import { assert } from '../assert.js';
 import type { IndexValue } from './index/secondary-index.js';
 import type { TableState } from './mvcc/table-state.js';
 import type { RowOp, TableDef, Version } from './types.js';
 
-const formatVersion = 1;
+const formatVersion = 2;
 const rowsPerChunk = 2000;
 const indexEntriesPerChunk = 5000;
 
 type Chunk =
   | { k: 'meta'; v: number; seq: number; ts: number[] }
   | { k: 'table'; def: TableDef }
-  | { k: 'rows'; t: string; r: Array<string | number | null> }
   | { k: 'index'; t: string; f: string; e: Array<EncodedIndexValue | string | string[]> };
 
 type EncodedIndexValue = null | boolean | number | string | { j: string };
@@ -54,20 +58,23 @@ export function dumpCheckpoint(input: DumpInput): Iterable<string> {
 }
 
 function* dumpRows(state: TableState, table: string, seq: number): Iterable<string> {
-  let rows: Array<string | number | null> = [];
+  const header = `${JSON.stringify({ k: 'rows', t: table })}\n`;
+  let lines: string[] = [];
   let count = 0;
   for (const [key, chain] of state.rows.entries()) {
     const visible = chain.filter((v) => v.seq <= seq);
     if (visible.length === 0) continue;
-    rows.push(key, visible.length);
-    for (const v of visible) rows.push(v.seq, opCodes[v.op], v.json);
+    const meta: Array<string | number> = [key];
+    for (const v of visible) meta.push(v.seq, opCodes[v.op]);
+    lines.push(JSON.stringify(meta));
+    for (const v of visible) lines.push(v.json ?? '');
     if (++count === rowsPerChunk) {
-      yield JSON.stringify({ k: 'rows', t: table, r: rows } satisfies Chunk);
-      rows = [];
+      yield header + lines.join('\n');
+      lines = [];
       count = 0;
     }
   }
-  if (count > 0) yield JSON.stringify({ k: 'rows', t: table, r: rows } satisfies Chunk);
+  if (count > 0) yield header + lines.join('\n');
 }
 
 function* dumpIndex(state: TableState, table: string, field: string): Iterable<string> {
@@ -100,6 +107,10 @@ export interface CheckpointLoad {
 }
 
 export function loadCheckpointChunk(load: CheckpointLoad, payload: string): void {
+  if (payload.startsWith('{"k":"rows"')) {
+    loadRows(load, payload);
+    return;
+  }
   const chunk = JSON.parse(payload) as Chunk;
   switch (chunk.k) {
     case 'meta': {
@@ -110,9 +121,6 @@ export function loadCheckpointChunk(load: CheckpointLoad, payload: string): void
     }
     case 'table':
       load.tables.set(chunk.def.name, load.makeTable(chunk.def));
-      return;
-    case 'rows':
-      loadRows(requireTable(load, chunk.t), chunk.r);
       return;
     case 'index': {
       const index = requireTable(load, chunk.t).indexes.get(chunk.f);
@@ -132,17 +140,27 @@ function requireTable(load: CheckpointLoad, name: string): TableState {
 }
 
 // Rows arrive in key order, so every insert takes the sorted map's append path.
-function loadRows(table: TableState, flat: Array<string | number | null>): void {
-  let i = 0;
-  while (i < flat.length) {
-    const key = flat[i++] as string;
-    const count = flat[i++] as number;
+function loadRows(load: CheckpointLoad, payload: string): void {
+  let end = payload.indexOf('\n');
+  const table = requireTable(load, (JSON.parse(payload.slice(0, end)) as { t: string }).t);
+  while (end < payload.length) {
+    let start = end + 1;
+    end = lineEnd(payload, start);
+    const meta = JSON.parse(payload.slice(start, end)) as Array<string | number>;
+    const count = (meta.length - 1) / 2;
     const chain: Version[] = new Array(count);
     for (let n = 0; n < count; n++) {
-      chain[n] = { seq: flat[i] as number, op: opsByCode[flat[i + 1] as number]!, json: flat[i + 2] as string | null };
-      i += 3;
+      start = end + 1;
+      end = lineEnd(payload, start);
+      const json = end === start ? null : payload.slice(start, end);
+      chain[n] = { seq: meta[1 + 2 * n] as number, op: opsByCode[meta[2 + 2 * n] as number]!, json };
     }
-    table.rows.set(key, chain);
+    table.rows.set(meta[0] as string, chain);
     if (chain[count - 1]!.json !== null) table.liveRows++;
   }
+}
+
+function lineEnd(text: string, from: number): number {
+  const end = text.indexOf('\n', from);
+  return end === -1 ? text.length : end;
 }

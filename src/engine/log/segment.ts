@@ -114,6 +114,8 @@ export interface LogWalkResult {
  *   what is found                                              | verdict
  *   -----------------------------------------------------------+---------------------------------------------
  *   empty dir, or an empty segment file                        | fine (no records there)
+ *   a segment wholly at or below afterSeq (the next segment    | skipped at recovery, not read: the checkpoint
+ *     starts at or below afterSeq + 1)                         |   holds its records (doctor still reads it)
  *   valid frame, valid record, seq = expected                  | replay it (if seq > afterSeq)
  *   valid frame whose payload is not a commit record           | corrupt: a checksummed record we cannot read
  *   valid record with seq != expected (gap, repeat, reorder)   | corrupt
@@ -155,6 +157,14 @@ export async function walkLog(options: {
       if (report(corrupt(segment.file, 0, `segment starts at seq ${segment.firstSeq} but the log expects ${expected} (missing or stray segment)`))) break;
     }
     expected = segment.firstSeq;
+    const next = segments[index + 1];
+    if (options.parseAll !== true && next !== undefined && next.firstSeq <= options.afterSeq + 1) {
+      const bytes = await fileSystem.size(segment.file);
+      expected = next.firstSeq;
+      result.lastSeq = expected - 1;
+      result.segments.push({ ...segment, bytes, validBytes: bytes });
+      continue;
+    }
     const buf = await fileSystem.readFile(segment.file);
     const walked = walkSegment({ buf, segment, isLast: index === segments.length - 1, expected, ...options, report });
     expected = walked.expected;

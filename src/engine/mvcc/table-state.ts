@@ -38,7 +38,9 @@ export class TableState {
   /** Appends one row event; `doc` is the parsed document when the caller already has it (saves a parse). */
   applyRow(seq: number, key: string, op: RowOp, json: string | null, doc?: Doc): void {
     const version: Version = { seq, op, json };
-    let chain = this.rows.get(key);
+    // Keys often arrive in order (ids, replay of such): a key past the last one is new without a search.
+    const lastKey = this.rows.lastKey();
+    let chain = lastKey !== undefined && compareCodePoints(key, lastKey) > 0 ? undefined : this.rows.get(key);
     const wasLive = chain !== undefined && chain[chain.length - 1]!.json !== null;
     if (chain === undefined) {
       chain = [version];

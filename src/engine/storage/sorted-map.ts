@@ -126,6 +126,12 @@ export class SortedMap<K, V> {
     return leaf.keys.length === 0 ? undefined : [leaf.keys[0], leaf.values[0]];
   }
 
+  /** The largest key, without allocating an entry. */
+  lastKey(): K | undefined {
+    const leaf = this.tail;
+    return leaf.keys.length === 0 ? undefined : leaf.keys[leaf.keys.length - 1];
+  }
+
   last(): [K, V] | undefined {
     const leaf = this.tail;
     const n = leaf.keys.length;
