@@ -3,7 +3,7 @@
 
 import { DriftError } from '../../errors.js';
 import { checkDocument, checkKey, isPlainObject, keyOf, mergePatch, serializeChecked, setOwn } from '../json.js';
-import type { Doc, Json, RowOp } from '../types.js';
+import type { Doc, RowOp } from '../types.js';
 import type { TableState } from './table-state.js';
 
 export interface RowWriteRequest {
@@ -62,12 +62,8 @@ function putDocument(table: TableState, request: RowWriteRequest): Doc {
   const doc = request.body;
   checkDocument(doc);
   const pk = table.def.primaryKey;
-  if (!Object.hasOwn(doc, pk)) {
-    const filled: Doc = {};
-    setOwn(filled, pk, request.key);
-    for (const field of Object.keys(doc)) setOwn(filled, field, doc[field] as Json);
-    return filled;
-  }
+  // Spread and computed keys define own properties, so even a "__proto__" member stays plain data.
+  if (!Object.hasOwn(doc, pk)) return { [pk]: request.key, ...doc };
   if (keyOf(doc[pk]) !== request.key) {
     throw new DriftError(
       'validation_failed',
