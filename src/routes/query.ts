@@ -2,8 +2,8 @@
 // Thin: the body schema checks the query's shape; its meaning (operators, fields, asOf, cursors) is the engine's.
 
 import type { FastifyInstance } from 'fastify';
-import type { Database } from '../engine/api.js';
-import type { QuerySpec } from '../engine/query/spec.js';
+import type { Database } from '../engine/index.js';
+import type { QuerySpec } from '../engine/index.js';
 import type { TransactionService } from '../service/transactions.js';
 import { inTransaction, txRef } from './transaction-context.js';
 import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref } from './schemas.js';

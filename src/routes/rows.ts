@@ -2,10 +2,10 @@
 // Thin: headers become WriteConditions here, every decision (existence, preconditions, asOf) is the Database's.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Database, Transaction, WriteConditions, WriteResult } from '../engine/api.js';
+import type { Database, Transaction, WriteConditions, WriteResult } from '../engine/index.js';
 import type { TransactionService } from '../service/transactions.js';
 import { inTransaction, txRef } from './transaction-context.js';
-import type { Doc, HistoryEntry } from '../engine/types.js';
+import type { Doc, HistoryEntry } from '../engine/index.js';
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
 import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, rowParams, tableParams } from './schemas.js';

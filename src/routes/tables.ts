@@ -2,7 +2,7 @@
 // Thin: each handler validates by schema, calls the Database, and shapes the reply; errors are DriftErrors.
 
 import type { FastifyInstance } from 'fastify';
-import type { CreateTableInput, Database, TableInfo } from '../engine/api.js';
+import type { CreateTableInput, Database, TableInfo } from '../engine/index.js';
 import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, tableParams } from './schemas.js';
 
 interface TableParams {

@@ -60,7 +60,7 @@ export async function transactionRoutes(app: FastifyInstance, opts: { transactio
 
   app.get<{ Params: TxParams }>('/v1/transactions/:id', {
     config: { permission: 'read' },
-    schema: { params: txParams, response: { 200: txInfo, ...problemResponses({ extra: [404, 410] }) } },
+    schema: { params: txParams, response: { 200: txInfo, ...problemResponses({ extra: [404, 409, 410] }) } },
     handler: async (req) => transactions.info(user(req), req.params.id),
   });
 

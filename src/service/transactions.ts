@@ -10,7 +10,7 @@ export interface TransactionServiceOptions {
   lifetimeMsMax: number;
   openPerUserMax: number;
   openTotalMax: number;
-  /** Ids of expired transactions remembered to answer 410 instead of 404. */
+  /** Ids of expired (410) and aborted (409) transactions remembered, instead of answering 404. */
   expiredRememberedMax: number;
 }
 
@@ -50,7 +50,8 @@ export class TransactionService {
   private readonly options: TransactionServiceOptions;
   private readonly entries = new Map<string, Entry>();
   private readonly openByUser = new Map<string, number>();
-  private readonly expired = new Map<string, string>();
+  /** Ended transactions whose id still answers something other than 404: id → owner and how it ended. */
+  private readonly ended = new Map<string, { user: string; how: 'expired' | 'aborted' }>();
 
   constructor(db: () => Database, options: Partial<TransactionServiceOptions> = {}) {
     this.db = db;
@@ -90,7 +91,7 @@ export class TransactionService {
   }
 
   info(user: string, id: string): TransactionInfo {
-    return this.describe(this.entry(user, id, { allowAborted: true }));
+    return this.describe(this.entry(user, id));
   }
 
   /**
@@ -98,20 +99,22 @@ export class TransactionService {
    * expiring while the work runs, and refreshes its idle timer afterwards.
    */
   async run<T>(user: string, id: string, work: (tx: Transaction) => Promise<T> | T): Promise<T> {
-    const entry = this.entry(user, id, { allowAborted: false });
+    const entry = this.entry(user, id);
     const previous = entry.turn;
     let done!: () => void;
     entry.turn = new Promise((resolve) => (done = resolve));
     entry.busy++;
     try {
       await previous;
-      this.entry(user, id, { allowAborted: false });
+      this.entry(user, id);
       return await work(entry.tx);
     } finally {
       entry.busy--;
       entry.lastUsed = Date.now();
       entry.idleTimer.refresh();
       done();
+      // An aborted transaction holds nothing any more: free its slot, and keep its id only to answer 409.
+      if (entry.tx.state === 'aborted' && this.entries.get(id) === entry) this.end(id, 'aborted');
     }
   }
 
@@ -122,7 +125,11 @@ export class TransactionService {
   }
 
   rollback(user: string, id: string): void {
-    const entry = this.entry(user, id, { allowAborted: true });
+    if (this.ended.get(id)?.user === user && this.ended.get(id)?.how === 'aborted') {
+      this.ended.delete(id);
+      return;
+    }
+    const entry = this.entry(user, id);
     entry.tx.rollback();
     this.forget(id);
   }
@@ -132,15 +139,19 @@ export class TransactionService {
     for (const id of [...this.entries.keys()]) this.expire(id, 'shutdown');
   }
 
-  private entry(user: string, id: string, options: { allowAborted: boolean }): Entry {
+  private entry(user: string, id: string): Entry {
     const entry = this.entries.get(id);
     if (entry === undefined || entry.user !== user) {
-      if (this.expired.get(id) === user) {
+      const ended = this.ended.get(id);
+      if (ended?.user === user && ended.how === 'expired') {
         throw new DriftError('transaction_expired', 'The transaction expired and was rolled back.');
+      }
+      if (ended?.user === user && ended.how === 'aborted') {
+        throw new DriftError('transaction_aborted', 'The transaction was aborted; roll it back and retry.');
       }
       throw new DriftError('transaction_not_found', `Transaction '${id}' does not exist.`);
     }
-    if (entry.tx.state === 'aborted' && !options.allowAborted) {
+    if (entry.tx.state === 'aborted') {
       throw new DriftError('transaction_aborted', 'The transaction was aborted; roll it back and retry.');
     }
     if (entry.tx.state === 'committed' || entry.tx.state === 'rolled_back') {
@@ -164,11 +175,16 @@ export class TransactionService {
     const entry = this.entries.get(id);
     if (entry === undefined) return;
     entry.tx.expire(new DriftError('transaction_expired', `The transaction expired (${why}) and was rolled back.`));
+    this.end(id, 'expired');
+  }
+
+  /** Forgets an open transaction but remembers, bounded, that its id ended this way. */
+  private end(id: string, how: 'expired' | 'aborted'): void {
+    const entry = this.entries.get(id);
+    if (entry === undefined) return;
     this.forget(id);
-    this.expired.set(id, entry.user);
-    if (this.expired.size > this.options.expiredRememberedMax) {
-      this.expired.delete(this.expired.keys().next().value!);
-    }
+    this.ended.set(id, { user: entry.user, how });
+    if (this.ended.size > this.options.expiredRememberedMax) this.ended.delete(this.ended.keys().next().value!);
   }
 
   private forget(id: string): void {

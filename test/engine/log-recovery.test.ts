@@ -257,3 +257,22 @@ t.test('a log that ends before afterSeq is corruption; an empty dir takes afterS
   t.same(fs.readdirSync(empty), [segmentName(11)]);
   t.same(await replaySeqs(empty, 10), [11]);
 });
+
+t.test('segments wholly below afterSeq are not read at recovery; doctor still finds damage there', async (t) => {
+  const dataDir = t.testdir();
+  const dir = path.join(dataDir, 'wal');
+  await writeLog(dir, 60, 1024);
+  const files = fs.readdirSync(dir).sort();
+  t.ok(files.length >= 4, `the log rolled into ${files.length} segments`);
+  const firstOfLast = Number(files[files.length - 1]!.replace('.wal', ''));
+  const first = path.join(dir, files[0]!);
+  const bytes = fs.readFileSync(first);
+  bytes[20] = bytes[20]! ^ 0xff;
+  fs.writeFileSync(first, bytes);
+  await t.rejects(replaySeqs(dir, 0), CorruptLogError, 'a full replay meets the damage');
+  t.same(await replaySeqs(dir, firstOfLast - 1), range(firstOfLast, 60), 'a checkpoint past it never reads it');
+  const { doctor } = await import('../../src/engine/log/doctor.js');
+  const report = await doctor({ dataDir });
+  t.equal(report.healthy, false, 'doctor reports the damaged segment');
+  t.match(report.problems[0], { file: first, severity: 'corrupt' });
+});

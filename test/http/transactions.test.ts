@@ -231,6 +231,9 @@ t.test('a writer waits for a lock until --lock-timeout-ms, then fails with lock_
   const waiter = await c.begin('read_committed');
   t.equal((await c.put('acc', 'a', { v: 3 }, waiter)).json.code, 'lock_timeout');
   t.equal((await c.put('acc', 'z', { v: 3 }, waiter)).json.code, 'transaction_aborted');
+  t.equal((await c.call('GET', `/v1/transactions/${waiter}`)).json.code, 'transaction_aborted');
+  t.equal((await c.call('POST', `/v1/transactions/${waiter}/rollback`)).status, 200, 'an aborted transaction rolls back');
+  t.equal((await c.call('GET', `/v1/transactions/${waiter}`)).status, 404, 'and is gone after that');
 });
 
 t.test('an idle transaction is rolled back, its locks released, and its id answers 410', async (t) => {
@@ -331,9 +334,15 @@ t.test('a batch is all or nothing and names the failing operation', async (t) =>
   t.match(missing.json, { code: 'table_not_found', opIndex: 0 });
 });
 
-t.test('past the open-transaction cap a begin answers 503 with Retry-After', async (t) => {
+t.test('past the open-transaction cap a begin answers 503 with Retry-After; aborted ones free their slot', async (t) => {
   const c = await setup(t, ['--tx-per-user-max', '3']);
-  for (let i = 0; i < 3; i++) await c.begin('serializable');
+  await seed(c, { a: { v: 0 } });
+  const holder = await c.begin('read_committed');
+  await c.put('acc', 'a', { v: 1 }, holder);
+  const doomed = await c.begin('read_committed');
+  t.equal((await c.put('acc', 'a', { v: 2 }, doomed)).json.code, 'lock_timeout');
+  await c.begin('serializable');
+  await c.begin('serializable');
   const res = await c.call('POST', '/v1/transactions', {});
   t.equal(res.status, 503);
   t.equal(res.json.code, 'unavailable');
