@@ -300,12 +300,7 @@ class Engine implements Database, TxHost {
   }
 
   acquireRowLock(owner: string, table: string, key: string): Promise<void> | true {
-    const granted = this.locks.acquire(owner, rowId(table, key));
-    if (granted === true) return true;
-    return granted.catch((error: unknown) => {
-      if (error instanceof DriftError) this.countConflict(error.code);
-      throw error;
-    });
+    return this.locks.acquire(owner, rowId(table, key));
   }
 
   releaseLocks(owner: string, reason?: Error): void {
@@ -446,7 +441,12 @@ class Engine implements Database, TxHost {
     this.checkWritable();
     const owner = `autocommit:${++this.autocommitCounter}`;
     const granted = this.acquireRowLock(owner, input.table, request.key);
-    if (granted !== true) await granted;
+    if (granted !== true) {
+      await granted.catch((error: unknown) => {
+        if (error instanceof DriftError) this.countConflict(error.code);
+        throw error;
+      });
+    }
     try {
       const table = this.readableTable(input.table);
       const latest = table.latest(request.key);

@@ -111,6 +111,7 @@ t.test('lost updates happen at read_committed and are refused with serialization
     t.equal(writeB.json.code, 'serialization_failure');
     t.equal(writeB.json.retryable, true);
   }
+  t.equal((await c.call('GET', '/v1/admin/stats')).json.conflicts, 3, 'stats count serialization failures');
 });
 
 t.test('write skew happens under snapshot and is refused under serializable', async (t) => {
@@ -196,6 +197,7 @@ t.test('a two-transaction deadlock aborts the one that closes the cycle at once;
   t.equal((await waiting).status, 200, 'the other transaction gets its lock');
   t.equal((await c.commit(t1)).status, 200);
   t.same((await c.get('acc', 'b')).json, { id: 'b', v: 1 });
+  t.match((await c.call('GET', '/v1/admin/stats')).json, { deadlocks: 1, openTransactions: 0 }, 'stats count the deadlock');
 });
 
 t.test('a three-transaction deadlock is detected too', async (t) => {
@@ -230,6 +232,7 @@ t.test('a writer waits for a lock until --lock-timeout-ms, then fails with lock_
   t.ok(Date.now() - started >= 450, 'it waited for the lock timeout');
   const waiter = await c.begin('read_committed');
   t.equal((await c.put('acc', 'a', { v: 3 }, waiter)).json.code, 'lock_timeout');
+  t.equal((await c.call('GET', '/v1/admin/stats')).json.conflicts, 2, 'stats count both timeouts as conflicts');
   t.equal((await c.put('acc', 'z', { v: 3 }, waiter)).json.code, 'transaction_aborted');
   t.equal((await c.call('GET', `/v1/transactions/${waiter}`)).json.code, 'transaction_aborted');
   t.equal((await c.call('POST', `/v1/transactions/${waiter}/rollback`)).status, 200, 'an aborted transaction rolls back');

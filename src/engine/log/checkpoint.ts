@@ -8,7 +8,7 @@ import { limits, MiB } from '../../limits.js';
 import { ensureDurableDir, nodeFileSystem, writeAll, type FileHandle, type FileSystem } from '../storage/fs.js';
 import { encodeTextFrame, frameHeaderBytes, readFrame, type FrameRead } from './frame.js';
 import { silentLogger, type LogLayerLogger } from './logger.js';
-import { CorruptLogError } from './segment.js';
+import { CorruptLogError, listSeqFiles } from './segment.js';
 
 /** The first byte of every checkpoint frame's payload says what the frame is. */
 const frameTag = { header: 0x01, chunk: 0x02, trailer: 0x03 } as const;
@@ -34,13 +34,7 @@ export interface CheckpointFile {
 
 /** Checkpoint files of `dir`, newest (highest seq) first; temp files and other names are ignored. */
 export async function listCheckpoints(fileSystem: FileSystem, dir: string): Promise<CheckpointFile[]> {
-  if (!(await fileSystem.exists(dir))) return [];
-  const found: CheckpointFile[] = [];
-  for (const name of await fileSystem.readdir(dir)) {
-    const match = checkpointNamePattern.exec(name);
-    if (match) found.push({ seq: Number(match[1]), file: path.join(dir, name) });
-  }
-  return found.sort((a, b) => b.seq - a.seq);
+  return (await listSeqFiles(fileSystem, dir, checkpointNamePattern)).reverse();
 }
 
 /**

@@ -21,15 +21,20 @@ export interface SegmentFile {
   file: string;
 }
 
+/** Files of `dir` whose names match `pattern` (group 1: a seq), ascending by that seq; a missing dir has none. */
+export async function listSeqFiles(fileSystem: FileSystem, dir: string, pattern: RegExp): Promise<Array<{ seq: number; file: string }>> {
+  if (!(await fileSystem.exists(dir))) return [];
+  const found: Array<{ seq: number; file: string }> = [];
+  for (const name of await fileSystem.readdir(dir)) {
+    const match = pattern.exec(name);
+    if (match) found.push({ seq: Number(match[1]), file: path.join(dir, name) });
+  }
+  return found.sort((a, b) => a.seq - b.seq);
+}
+
 /** The segment files of `dir` in seq order; other names are ignored. A missing dir has no segments. */
 export async function listSegments(fileSystem: FileSystem, dir: string): Promise<SegmentFile[]> {
-  if (!(await fileSystem.exists(dir))) return [];
-  const segments: SegmentFile[] = [];
-  for (const name of await fileSystem.readdir(dir)) {
-    const match = segmentNamePattern.exec(name);
-    if (match) segments.push({ firstSeq: Number(match[1]), file: path.join(dir, name) });
-  }
-  return segments.sort((a, b) => a.firstSeq - b.firstSeq);
+  return (await listSeqFiles(fileSystem, dir, segmentNamePattern)).map(({ seq, file }) => ({ firstSeq: seq, file }));
 }
 
 /** Parses and shape-checks one record's payload; throws a reason string's Error if it is not a commit record. */

@@ -236,7 +236,10 @@ export class TransactionImpl implements Transaction {
 
   /** Ends the transaction as aborted (retryable failures) and rethrows the cause. */
   failWith(error: unknown): never {
-    if (this.state === 'active') this.end('aborted');
+    if (this.state === 'active') {
+      if (isDriftError(error)) this.host.countConflict(error.code);
+      this.end('aborted');
+    }
     throw error;
   }
 
