@@ -86,7 +86,7 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
     db: deps.db,
     transactions,
     authenticator: new Authenticator({ users }),
-    openApiJson: await loadOpenApiJson(),
+    loadOpenApi: loadOpenApiJson,
   });
   return app;
 }

@@ -19,14 +19,14 @@ export interface RouteDeps {
   db: () => Database;
   transactions: TransactionService;
   authenticator: Authenticator;
-  /** openapi.yaml as JSON text, or null when absent. */
-  openApiJson: string | null;
+  /** Loads openapi.yaml as JSON text (null when absent); called once, on the first GET /openapi.json. */
+  loadOpenApi: () => Promise<string | null>;
 }
 
 export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
   await app.register(async function publicScope(scope) {
     await scope.register(healthRoutes, { db: deps.db });
-    await scope.register(openApiRoutes, { document: deps.openApiJson });
+    await scope.register(openApiRoutes, { load: deps.loadOpenApi });
   });
 
   await app.register(async function authenticatedScope(scope) {

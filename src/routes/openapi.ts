@@ -1,4 +1,4 @@
-// GET /openapi.json: the repository's openapi.yaml, parsed once at startup and served as JSON.
+// GET /openapi.json: the repository's openapi.yaml, parsed on the first request (not at every start) and served as JSON.
 
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -35,9 +35,12 @@ export async function loadOpenApiJson(): Promise<string | null> {
   return JSON.stringify(parse(text));
 }
 
-export async function openApiRoutes(app: FastifyInstance, opts: { document: string | null }): Promise<void> {
+export async function openApiRoutes(app: FastifyInstance, opts: { load: () => Promise<string | null> }): Promise<void> {
+  let document: Promise<string | null> | undefined;
   app.get('/openapi.json', async (_request, reply) => {
-    if (opts.document === null) throw new DriftError('not_found', 'this build ships no openapi.yaml');
-    return reply.type('application/json; charset=utf-8').send(opts.document);
+    document ??= opts.load();
+    const json = await document;
+    if (json === null) throw new DriftError('not_found', 'this build ships no openapi.yaml');
+    return reply.type('application/json; charset=utf-8').send(json);
   });
 }

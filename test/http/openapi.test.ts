@@ -144,7 +144,7 @@ t.test('each route\'s request, success schemas, statuses and permission are the 
     if (route.method !== 'HEAD') routes.push(route);
   });
   const transactions = new TransactionService(() => db);
-  await registerRoutes(app, { db: () => db, transactions, authenticator: new Authenticator({ users }), openApiJson: null });
+  await registerRoutes(app, { db: () => db, transactions, authenticator: new Authenticator({ users }), loadOpenApi: async () => null });
   t.teardown(async () => {
     await app.close();
     transactions.closeAll();
