@@ -220,3 +220,23 @@ t.test('a failed fdatasync stops all writes with unavailable, and nothing unackn
   t.same(db.get({ table: 'kv', key: 'a' }).doc, { k: 'a', v: 1 }, 'reads of acknowledged data still work');
   await db.close().catch(() => {});
 });
+
+t.test('a checkpoint is written automatically once enough log has grown since the last one', async (t) => {
+  const dir = tempDir(t);
+  const db = await openDatabase({ dataDir: dir, checkpointIntervalBytes: 64 * 1024 });
+  await db.createTable({ name: 'kv', primaryKey: 'k' });
+  t.equal(db.stats().checkpointSeq, null);
+  const pad = 'x'.repeat(1000);
+  for (let i = 0; i < 100; i++) await db.put({ table: 'kv', key: `k${i}`, doc: { pad } });
+  for (let waited = 0; db.stats().checkpointSeq === null && waited < 5000; waited += 20) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const { checkpointSeq } = db.stats();
+  t.ok(checkpointSeq !== null && checkpointSeq > 1, `checkpoint at seq ${checkpointSeq}`);
+  await db.close();
+  const { readdirSync } = await import('node:fs');
+  t.ok(readdirSync(join(dir, 'checkpoints')).some((f) => f.endsWith('.ckpt')), 'the file is there');
+  const reopened = await openDatabase({ dataDir: dir });
+  t.equal(reopened.getTable('kv').rowCount, 100, 'and a restart from it has every row');
+  await reopened.close();
+});
