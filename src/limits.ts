@@ -53,5 +53,4 @@ export const limits = {
   checkpointFilesKept: 2,
 } as const;
 
-export type Limits = typeof limits;
 export { KiB, MiB };

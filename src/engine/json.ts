@@ -28,11 +28,6 @@ export function serializeChecked(doc: Doc, what = 'document'): string {
   return json;
 }
 
-export function serializeDocument(value: unknown, what = 'document'): string {
-  checkDocument(value, what);
-  return serializeChecked(value, what);
-}
-
 function checkJsonValue(value: unknown, depth: number, what: string): void {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
   if (typeof value === 'number') {

@@ -7,13 +7,6 @@ import type { TransactionService } from '../service/transactions.js';
 
 const transactionIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export const transactionIdHeader = {
-  type: 'object',
-  properties: {
-    'transaction-id': { type: 'string', description: 'Run this request inside the open transaction with this id.' },
-  },
-} as const;
-
 /** Runs `work` in the request's transaction (checked to be the caller's, open and not expired) or as autocommit. */
 export async function inTransaction<T>(
   transactions: TransactionService,

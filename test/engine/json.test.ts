@@ -1,5 +1,10 @@
 import t from 'tap';
-import { compareCodePoints, keyOf, mergePatch, serializeDocument } from '../../src/engine/json.js';
+import { checkDocument, compareCodePoints, keyOf, mergePatch, serializeChecked } from '../../src/engine/json.js';
+
+function serializeDocument(value: unknown): string {
+  checkDocument(value);
+  return serializeChecked(value);
+}
 import { resolveAsOf } from '../../src/engine/mvcc/as-of.js';
 import type { Json } from '../../src/engine/types.js';
 
