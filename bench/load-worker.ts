@@ -9,7 +9,9 @@ export type LoadRequest =
   | { kind: 'hello' }
   | { kind: 'put'; table: string; authorization: string }
   | { kind: 'get'; table: string; rows: number; authorization: string }
-  | { kind: 'query'; table: string; groups: number; authorization: string };
+  | { kind: 'query'; table: string; groups: number; authorization: string }
+  /** begin → get → put → commit on a random preloaded key, per connection, over and over. */
+  | { kind: 'tx'; table: string; rows: number; authorization: string };
 
 export interface LoadJob {
   url: string;
@@ -34,12 +36,19 @@ export interface LoadSummary {
   latencyMs: { p50: number; p90: number; p99: number; mean: number; max: number };
 }
 
+/** What the transaction sequence keeps per connection between its requests. */
+interface TxContext {
+  tx?: string;
+  key?: string;
+}
+
 interface AutocannonRequest {
   method?: string;
   path?: string;
   headers?: Record<string, string>;
   body?: string | Buffer;
-  setupRequest?: (request: AutocannonRequest, context: object) => AutocannonRequest;
+  setupRequest?: (request: AutocannonRequest, context: TxContext) => AutocannonRequest;
+  onResponse?: (status: number, body: string, context: TxContext) => void;
 }
 
 interface AutocannonResult {
@@ -58,17 +67,48 @@ type Autocannon = (options: object, callback: (error: Error | null, result: Auto
 // autocannon ships CommonJS without type declarations; the shape used here is typed above.
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
-function requestFor(spec: LoadRequest): AutocannonRequest {
+function requestsFor(spec: LoadRequest): AutocannonRequest[] {
   switch (spec.kind) {
     case 'hello':
-      return { method: 'GET', path: '/' };
+      return [{ method: 'GET', path: '/' }];
     case 'put':
-      return putRequest(spec.table, spec.authorization);
+      return [putRequest(spec.table, spec.authorization)];
     case 'get':
-      return getRequest(spec.table, spec.rows, spec.authorization);
+      return [getRequest(spec.table, spec.rows, spec.authorization)];
     case 'query':
-      return queryRequest(spec.table, spec.groups, spec.authorization);
+      return [queryRequest(spec.table, spec.groups, spec.authorization)];
+    case 'tx':
+      return txRequests(spec.table, spec.rows, spec.authorization);
   }
+}
+
+/**
+ * The 4-request read-then-write transaction as an autocannon sequence: each connection runs the requests in
+ * order, carrying the transaction id and the key in its context, so the load generator is the ceiling's own.
+ */
+function txRequests(table: string, rows: number, authorization: string): AutocannonRequest[] {
+  const json = { authorization, 'content-type': 'application/json' };
+  const inTx = (context: TxContext): Record<string, string> => ({ ...json, 'transaction-id': context.tx ?? 'none' });
+  const body = JSON.stringify(benchDoc(1, 1));
+  return [
+    {
+      method: 'POST',
+      path: '/v1/transactions',
+      headers: json,
+      body: '{"isolation":"serializable"}',
+      onResponse: (status, text, context) => {
+        context.tx = status === 201 ? (JSON.parse(text) as { id: string }).id : undefined;
+        context.key = rowKey(randomBelow(rows));
+      },
+    },
+    { method: 'GET', setupRequest: (request, context) => ({ ...request, headers: inTx(context), path: `/v1/tables/${table}/rows/${context.key}` }) },
+    {
+      method: 'PUT',
+      body,
+      setupRequest: (request, context) => ({ ...request, headers: inTx(context), path: `/v1/tables/${table}/rows/${context.key}` }),
+    },
+    { method: 'POST', setupRequest: (request, context) => ({ ...request, headers: json, path: `/v1/transactions/${context.tx}/commit` }) },
+  ];
 }
 
 /** A new key per request: a per-process prefix (unique per run) and a counter. */
@@ -115,7 +155,7 @@ function runAutocannon(job: LoadJob, durationSeconds: number): Promise<Autocanno
     duration: durationSeconds,
     pipelining: 1,
     timeout: 10,
-    requests: [requestFor(job.request)],
+    requests: requestsFor(job.request),
   };
   return new Promise((resolve, reject) => {
     autocannon(options, (error, result) => (error ? reject(error) : resolve(result)));

@@ -4,6 +4,7 @@
 import { promises as fs } from 'node:fs';
 import type https from 'node:https';
 import fastify, {
+  LogController,
   type FastifyBaseLogger,
   type FastifyHttpsOptions,
   type FastifyInstance,
@@ -95,7 +96,8 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
 function serverOptions(headers: Readonly<Record<string, string>>): FastifyServerOptions {
   return {
     genReqId: (request) => requestIdFrom(request.headers['x-request-id']),
-    disableRequestLogging: true,
+    // Fastify's two access lines per request are replaced by one debug line (see buildServer).
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: limits.requestBodyBytesMax,
     requestTimeout: requestTimeoutMs,
     connectionTimeout: connectionIdleTimeoutMs,
