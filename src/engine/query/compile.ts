@@ -88,18 +88,35 @@ export function compileQuery(spec: QuerySpec, table: TableDef): CompiledQuery {
   const limit = checkLimit(spec.limit, problems);
   problems.throwIfAny();
 
-  const fingerprint = fingerprintOf({
-    table: table.name,
-    where: (spec.where ?? null) as Json,
-    select: spec.select ?? null,
-    orderBy: orderBy.map((key) => ({ field: key.field, dir: key.descending ? 'desc' : 'asc' })),
-    history,
-    groupBy: spec.groupBy ?? null,
-    aggregates: (spec.aggregates ?? null) as Json,
-  });
+  // Hashing the query costs more than compiling it: do it only when a cursor is read or made.
+  let fingerprint: string | undefined;
+  const fingerprintOfQuery = (): string =>
+    (fingerprint ??= fingerprintOf({
+      table: table.name,
+      where: (spec.where ?? null) as Json,
+      select: spec.select ?? null,
+      orderBy: orderBy.map((key) => ({ field: key.field, dir: key.descending ? 'desc' : 'asc' })),
+      history,
+      groupBy: spec.groupBy ?? null,
+      aggregates: (spec.aggregates ?? null) as Json,
+    }));
   const kind = aggregate ? 'aggregate' : history ? 'history' : 'rows';
-  const cursor = checkCursor(spec.cursor, { fingerprint, kind, orderKeys: orderBy.length });
-  return { spec, table, kind, predicate, limit, select, orderBy, groupBy, aggregates, fingerprint, cursor };
+  const cursor = checkCursor(spec.cursor, { fingerprint: fingerprintOfQuery, kind, orderKeys: orderBy.length });
+  return {
+    spec,
+    table,
+    kind,
+    predicate,
+    limit,
+    select,
+    orderBy,
+    groupBy,
+    aggregates,
+    get fingerprint() {
+      return fingerprintOfQuery();
+    },
+    cursor,
+  };
 }
 
 /** Optional members may be sent as null, which means the same as leaving them out. */
@@ -254,7 +271,7 @@ function checkLimit(limit: unknown, problems: Problems): number {
 }
 
 interface CursorExpectation {
-  fingerprint: string;
+  fingerprint: () => string;
   kind: CompiledQuery['kind'];
   orderKeys: number;
 }
@@ -271,7 +288,7 @@ function checkCursor(text: unknown, expected: CursorExpectation): Cursor | null 
         : expected.orderKeys > 0
           ? position.kind === 'ordered' && position.values.length === expected.orderKeys
           : position.kind === 'key';
-  if (cursor.fingerprint !== expected.fingerprint || !shapeFits) {
+  if (cursor.fingerprint !== expected.fingerprint() || !shapeFits) {
     throw new DriftError(
       'validation_failed',
       'cursor belongs to a different query: keep table, where, select, orderBy, groupBy, aggregates and history unchanged while paging',
