@@ -311,7 +311,7 @@ class Engine implements Database, TxHost {
     return this.dirty.get(table) ?? new Map();
   }
 
-  setDirty(_owner: string, table: string, key: string, json: string | null | undefined): void {
+  setDirty(table: string, key: string, json: string | null | undefined): void {
     let writes = this.dirty.get(table);
     if (json === undefined) {
       writes?.delete(key);

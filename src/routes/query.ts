@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Database } from '../engine/index.js';
 import type { QuerySpec } from '../engine/index.js';
 import type { TransactionService } from '../service/transactions.js';
-import { inTransaction, txRef } from './transaction-context.js';
+import { inTransaction } from './transaction-context.js';
 import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref } from './schemas.js';
 
 export async function queryRoutes(
@@ -18,7 +18,7 @@ export async function queryRoutes(
   app.post<{ Body: QuerySpec }>('/v1/query', {
     config: { permission: 'read' },
     schema: { body: ref('Query'), response: { 200: ref('Page'), ...problemResponses({ extra: [404], withBody: true }) } },
-    handler: async (req) => inTransaction(opts.transactions, req, (tx) => opts.db().query(req.body, txRef(tx))),
+    handler: async (req) => inTransaction(opts.transactions, req, (ref) => opts.db().query(req.body, ref)),
   });
 
   app.post<{ Body: QuerySpec }>('/v1/query/explain', {

@@ -2,9 +2,9 @@
 // Thin: headers become WriteConditions here, every decision (existence, preconditions, asOf) is the Database's.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Database, Transaction, WriteConditions, WriteResult } from '../engine/index.js';
+import type { Database, TxRef, WriteConditions, WriteResult } from '../engine/index.js';
 import type { TransactionService } from '../service/transactions.js';
-import { inTransaction, txRef } from './transaction-context.js';
+import { inTransaction } from './transaction-context.js';
 import type { Doc, HistoryEntry } from '../engine/index.js';
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
@@ -80,8 +80,8 @@ export async function rowsRoutes(
   app: FastifyInstance,
   opts: { db: () => Database; transactions: TransactionService },
 ): Promise<void> {
-  const inTx = <T>(req: FastifyRequest, work: (tx: { tx?: Transaction }) => Promise<T> | T): Promise<T> =>
-    inTransaction(opts.transactions, req, (tx) => work(txRef(tx)));
+  const inTx = <T>(req: FastifyRequest, work: (ref: TxRef) => Promise<T> | T): Promise<T> =>
+    inTransaction(opts.transactions, req, work);
   addSharedSchemas(app);
   app.setValidatorCompiler(dataValidatorCompiler);
   const writeResponses = (extra: number[]) => ({

@@ -1,28 +1,27 @@
 // Joins a request to the transaction named by its Transaction-Id header, or runs it as autocommit without one.
 
 import type { FastifyRequest } from 'fastify';
-import type { Transaction } from '../engine/index.js';
+import type { TxRef } from '../engine/index.js';
 import { DriftError } from '../errors.js';
 import type { TransactionService } from '../service/transactions.js';
 
 const transactionIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** Runs `work` in the request's transaction (checked to be the caller's, open and not expired) or as autocommit. */
+/**
+ * Runs `work` in the request's transaction (checked to be the caller's, open and not expired) or as autocommit,
+ * handing it the engine's `{ tx }` reference (empty for autocommit) to spread into its input.
+ */
 export async function inTransaction<T>(
   transactions: TransactionService,
   request: FastifyRequest,
-  work: (tx: Transaction | undefined) => Promise<T> | T,
+  work: (ref: TxRef) => Promise<T> | T,
 ): Promise<T> {
   const header = request.headers['transaction-id'];
-  if (header === undefined) return work(undefined);
+  if (header === undefined) return work({});
   const id = Array.isArray(header) ? undefined : header.trim();
   if (id === undefined || !transactionIdPattern.test(id)) {
     throw new DriftError('transaction_not_found', 'Transaction-Id must be the id of an open transaction.');
   }
-  return transactions.run(request.principal.username, id, work);
+  return transactions.run(request.principal.username, id, (tx) => work({ tx }));
 }
 
-/** `{ tx }` when there is one, `{}` otherwise (the engine's inputs take no explicit undefined). */
-export function txRef(tx: Transaction | undefined): { tx?: Transaction } {
-  return tx === undefined ? {} : { tx };
-}

@@ -3,6 +3,7 @@
 // each candidate against the version they read. That keeps time travel and the index trivially consistent.
 
 import { canonicalJson, compareCodePoints } from '../json.js';
+import { typeRank } from '../query/json.js';
 import type { IndexLookup } from '../query/source.js';
 import type { Json } from '../types.js';
 import { SortedMap } from '../storage/sorted-map.js';
@@ -15,32 +16,19 @@ type KeySet = string | string[] | Set<string>;
 // Small key lists stay arrays (cheap), bigger ones become Sets so that adding stays O(1).
 const keyArrayLengthMax = 16;
 
-function rank(value: IndexValue): number {
-  if (value === null) return 0;
-  switch (typeof value) {
-    case 'boolean':
-      return 1;
-    case 'number':
-      return 2;
-    case 'string':
-      return 3;
-    default:
-      return 4;
-  }
-}
-
 export function compareIndexValues(a: IndexValue, b: IndexValue): number {
-  const ra = rank(a);
-  const rb = rank(b);
+  // The query layer's type order; a composite {json} value ranks as an object, after every scalar.
+  const ra = typeRank(a as Json);
+  const rb = typeRank(b as Json);
   if (ra !== rb) return ra - rb;
   switch (ra) {
-    case 0:
-      return 0;
     case 1:
-      return Number(a) - Number(b);
+      return 0;
     case 2:
-      return (a as number) < (b as number) ? -1 : (a as number) > (b as number) ? 1 : 0;
+      return Number(a) - Number(b);
     case 3:
+      return (a as number) < (b as number) ? -1 : (a as number) > (b as number) ? 1 : 0;
+    case 4:
       return compareCodePoints(a as string, b as string);
     default:
       return compareCodePoints((a as { json: string }).json, (b as { json: string }).json);

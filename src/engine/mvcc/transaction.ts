@@ -45,10 +45,10 @@ export interface TxHost {
   commitRows(writes: PendingWrite[]): Promise<number>;
   /** Other transactions' uncommitted writes to a table (for read_uncommitted). */
   dirtyWrites(table: string): ReadonlyMap<string, string | null>;
-  setDirty(owner: string, table: string, key: string, json: string | null | undefined): void;
+  setDirty(table: string, key: string, json: string | null | undefined): void;
   /** Commits after `seq`, oldest first; null when they are no longer all kept. */
   commitsAfter(seq: number): RecentCommit[] | null;
-  transactionEnded(tx: TransactionImpl, outcome: 'committed' | 'rolled_back' | 'aborted'): void;
+  transactionEnded(tx: TransactionImpl): void;
   countConflict(code: string): void;
 }
 
@@ -161,7 +161,7 @@ export class TransactionImpl implements Transaction {
       tableCreatedSeq: table.def.createdSeq,
     };
     this.writes.set(id, write);
-    this.host.setDirty(this.id, tableName, request.key, computed.json);
+    this.host.setDirty(tableName, request.key, computed.json);
     return { created: computed.created };
   }
 
@@ -222,7 +222,7 @@ export class TransactionImpl implements Transaction {
     const savepoint = this.findSavepoint(name);
     for (const [id, write] of this.writes) {
       const before = savepoint.writes.get(id);
-      if (before !== write) this.host.setDirty(this.id, write.table, write.key, before === undefined ? undefined : before.json);
+      if (before !== write) this.host.setDirty(write.table, write.key, before === undefined ? undefined : before.json);
     }
     this.writes = new Map(savepoint.writes);
     this.savepoints = this.savepoints.slice(0, this.savepoints.indexOf(savepoint) + 1);
@@ -247,9 +247,9 @@ export class TransactionImpl implements Transaction {
   expire(reason: Error): void {
     if (this.state !== 'active') return;
     this.state = 'aborted';
-    for (const write of this.writes.values()) this.host.setDirty(this.id, write.table, write.key, undefined);
+    for (const write of this.writes.values()) this.host.setDirty(write.table, write.key, undefined);
     this.host.releaseLocks(this.id, reason);
-    this.host.transactionEnded(this, 'aborted');
+    this.host.transactionEnded(this);
   }
 
   private findSavepoint(name: string): Savepoint {
@@ -286,9 +286,9 @@ export class TransactionImpl implements Transaction {
     assert(this.state === 'active' || outcome === 'rolled_back', 'a transaction ends once');
     const wasActive = this.state === 'active';
     this.state = outcome;
-    for (const write of this.writes.values()) this.host.setDirty(this.id, write.table, write.key, undefined);
+    for (const write of this.writes.values()) this.host.setDirty(write.table, write.key, undefined);
     this.host.releaseLocks(this.id);
-    if (wasActive) this.host.transactionEnded(this, outcome);
+    if (wasActive) this.host.transactionEnded(this);
   }
 }
 
