@@ -7,6 +7,8 @@ export interface BenchContext {
   options: BenchOptions;
   /** https://127.0.0.1:<port> of the Fastify hello-world, or null when it could not start. */
   ceilingUrl: string | null;
+  /** The ceiling server's process id (for its CPU time), or null when it could not start. */
+  ceilingPid: number | null;
   /** Temp dir of this run (server logs, data dirs); removed at the end. */
   tmpRoot: string;
   /** The admin password every DriftDB server of this run is started with. */

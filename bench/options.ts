@@ -15,6 +15,8 @@ export interface BenchOptions {
   readonly preloadInFlight: number;
   /** Keep the temp dir (server logs, data dirs) for a post-mortem instead of removing it. */
   readonly keepTemp: boolean;
+  /** When set, every DriftDB server the bench starts writes a V8 CPU profile (.cpuprofile) into this directory. */
+  readonly cpuProfDir: string | null;
 }
 
 export const usage = `usage: node dist/bench/run.js [options]
@@ -26,7 +28,8 @@ export const usage = `usage: node dist/bench/run.js [options]
   --rows N              rows preloaded for get/query/tx (default 100000)
   --restart-events N    events in the restart/RSS log (default 1000000)
   --preload-in-flight N concurrent preload requests (default 64)
-  --keep-temp           keep the temp dir (server logs, data dirs) and print its path`;
+  --keep-temp           keep the temp dir (server logs, data dirs) and print its path
+  --cpu-prof DIR        servers write V8 CPU profiles into DIR (open them in Chrome DevTools)`;
 
 const defaults = {
   durationSeconds: 10,
@@ -67,6 +70,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   const numbers = { ...defaults };
   let scenarios: Set<ScenarioName> = new Set(scenarioNames);
   let keepTemp = false;
+  let cpuProfDir: string | null = null;
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i]!;
     const value = argv[i + 1];
@@ -79,6 +83,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     if (value === undefined) throw new UsageError(`${flag} needs a value`);
     if (flag === '--only') {
       scenarios = parseScenarios(value);
+    } else if (flag === '--cpu-prof') {
+      cpuProfDir = value;
     } else if (flag in numericFlags) {
       const name = numericFlags[flag]!;
       numbers[name] = parseCount(flag, value, name === 'warmupSeconds' ? 0 : 1, optionValueMax[name]);
@@ -86,7 +92,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       throw new UsageError(`unknown option ${flag}`);
     }
   }
-  return Object.freeze({ ...numbers, scenarios, keepTemp });
+  return Object.freeze({ ...numbers, scenarios, keepTemp, cpuProfDir });
 }
 
 function parseScenarios(value: string): Set<ScenarioName> {

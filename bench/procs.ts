@@ -140,6 +140,21 @@ export function vmRssBytes(pid: number): number | null {
   }
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat; null when it cannot be read. */
+export function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces, so split after its closing parenthesis).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+  } catch {
+    return null;
+  }
+}
+
+const clockTicksPerSecond = 100;
+
 /** Forks a long-lived helper (the ceiling server) and resolves with its first IPC message, e.g. `{ port }`. */
 export function startService<TReady>(script: string, timeoutMs: number): Promise<{ child: ChildProcess; ready: TReady }> {
   const child = track(fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));

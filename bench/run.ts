@@ -42,7 +42,7 @@ async function runHttpGroup(ctx: BenchContext, results: ScenarioResult[]): Promi
   let server: DriftServer;
   try {
     log('starting the DriftDB server');
-    ({ server } = await startDriftServer({ dataDir, logPath: serverLogPath(join(ctx.tmpRoot, 'logs'), 'http'), password: ctx.password, readyTimeoutMs: 60_000 }));
+    ({ server } = await startDriftServer({ dataDir, logPath: serverLogPath(join(ctx.tmpRoot, 'logs'), 'http'), password: ctx.password, readyTimeoutMs: 60_000, cpuProfDir: ctx.options.cpuProfDir }));
   } catch (error) {
     const reason = `the DriftDB server does not start: ${error instanceof Error ? error.message : String(error)}`;
     for (const name of selected) results.push(skipped(name, reason));
@@ -89,6 +89,7 @@ async function runAll(options: BenchOptions): Promise<ScenarioResult[]> {
   const ctx: BenchContext = {
     options,
     ceilingUrl: ceilingStart === null ? null : `https://127.0.0.1:${ceilingStart.ready.port}`,
+    ceilingPid: ceilingStart?.child.pid ?? null,
     tmpRoot,
     password: randomBytes(18).toString('base64url'),
   };

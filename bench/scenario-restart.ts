@@ -52,7 +52,7 @@ function checkpointFiles(dataDir: string): string[] {
 /** Starts the server on the data dir, times it to /readyz, reads its RSS, checks the row count; leaves it running. */
 async function restart(ctx: BenchContext, dataDir: string, label: string): Promise<{ server: DriftServer; restart: Restart }> {
   const logPath = serverLogPath(join(ctx.tmpRoot, 'logs'), label);
-  const { server, readySeconds } = await startDriftServer({ dataDir, logPath, password: ctx.password, readyTimeoutMs: restartTimeoutMs });
+  const { server, readySeconds } = await startDriftServer({ dataDir, logPath, password: ctx.password, readyTimeoutMs: restartTimeoutMs, cpuProfDir: ctx.options.cpuProfDir });
   try {
     const rssAtReadyMiB = rssMiB(server);
     await sleep(rssSettleMs);
@@ -98,7 +98,7 @@ async function bootstrap(ctx: BenchContext, dataDir: string): Promise<{ problem:
   try {
     for (const label of ['restart-bootstrap', 'restart-empty']) {
       const logPath = serverLogPath(join(ctx.tmpRoot, 'logs'), label);
-      const { server, readySeconds } = await startDriftServer({ dataDir, logPath, password: ctx.password, readyTimeoutMs: 60_000 });
+      const { server, readySeconds } = await startDriftServer({ dataDir, logPath, password: ctx.password, readyTimeoutMs: 60_000, cpuProfDir: ctx.options.cpuProfDir });
       seconds.push(readySeconds);
       await stopDriftServer(server);
     }

@@ -6,7 +6,7 @@ import { benchDoc, groupRowsCount, groupsFor, groupValue, rowKey } from './docs.
 import { driftCall, type DriftServer } from './drift-server.js';
 import { describeAnswer, httpCall, isRecord, makeAgent, type HttpAnswer } from './http.js';
 import type { LoadJob, LoadRequest, LoadSummary } from './load-worker.js';
-import { runWorker } from './procs.js';
+import { cpuSeconds, runWorker } from './procs.js';
 import { measured, skipped, type ScenarioResult, type Target } from './report.js';
 import type { TxJob, TxMode, TxSummary } from './tx-worker.js';
 
@@ -26,10 +26,27 @@ export const targets = {
   txDistinct: { on: 'ratio', op: '>=', limit: 0.25 },
 } satisfies Record<string, Target>;
 
-function loadRun(ctx: BenchContext, url: string, connections: number, request: LoadRequest): Promise<LoadSummary> {
+/** A load run's summary, plus the server's CPU time per response when its process id is known. */
+type MeasuredLoad = LoadSummary & { serverCpuMicrosPerResponse: number | null };
+
+async function loadRun(ctx: BenchContext, url: string, connections: number, request: LoadRequest, serverPid?: number | null): Promise<MeasuredLoad> {
   const { durationSeconds, warmupSeconds } = ctx.options;
   const job: LoadJob = { url, connections, durationSeconds, warmupSeconds, request };
-  return runWorker<LoadJob, LoadSummary>(workerScripts.load, job, (durationSeconds + warmupSeconds) * 1000 + workerSlackMs);
+  const cpuBefore = serverPid ? cpuSeconds(serverPid) : null;
+  const summary = await runWorker<LoadJob, LoadSummary>(workerScripts.load, job, (durationSeconds + warmupSeconds) * 1000 + workerSlackMs);
+  const cpuAfter = serverPid ? cpuSeconds(serverPid) : null;
+  // CPU is read around warm-up and measurement together; responses are counted in the measured part only, so
+  // scale them up by the run's length (warm-up runs at about the same rate).
+  const responses = summary.completed * ((durationSeconds + warmupSeconds) / durationSeconds);
+  const serverCpuMicrosPerResponse =
+    cpuBefore === null || cpuAfter === null || responses === 0 ? null : Math.round(((cpuAfter - cpuBefore) * 1e6) / responses);
+  return { ...summary, serverCpuMicrosPerResponse };
+}
+
+/** A rate that does not depend on what else runs on the machine: server CPU per response, DriftDB beside hello-world. */
+function cpuNote(drift: MeasuredLoad, ceiling: MeasuredLoad): string[] {
+  if (drift.serverCpuMicrosPerResponse === null || ceiling.serverCpuMicrosPerResponse === null) return [];
+  return [`server CPU per response: ${drift.serverCpuMicrosPerResponse} µs (hello-world: ${ceiling.serverCpuMicrosPerResponse} µs)`];
 }
 
 function loadErrors(summary: LoadSummary): number {
@@ -66,8 +83,8 @@ interface LoadScenario {
 async function loadScenario(ctx: BenchContext, server: DriftServer, scenario: LoadScenario): Promise<ScenarioResult> {
   const connections = ctx.options.connections;
   if (ctx.ceilingUrl === null) return skipped(scenario.name, 'the ceiling server did not start');
-  const ceiling = await loadRun(ctx, ctx.ceilingUrl, connections, { kind: 'hello' });
-  const drift = await loadRun(ctx, server.baseUrl, connections, scenario.request);
+  const ceiling = await loadRun(ctx, ctx.ceilingUrl, connections, { kind: 'hello' }, ctx.ceilingPid);
+  const drift = await loadRun(ctx, server.baseUrl, connections, scenario.request, server.child.pid);
   return measured({
     name: `${scenario.name} (${connections} conn)`,
     value: drift.okPerSecond,
@@ -76,7 +93,7 @@ async function loadScenario(ctx: BenchContext, server: DriftServer, scenario: Lo
     target: scenario.target,
     latencyMs: drift.latencyMs,
     errors: loadErrors(drift),
-    notes: [...errorNotes('driftdb', drift), ...errorNotes('ceiling', ceiling)],
+    notes: [...cpuNote(drift, ceiling), ...errorNotes('driftdb', drift), ...errorNotes('ceiling', ceiling)],
     details: { ceiling, driftdb: drift },
   });
 }
@@ -207,7 +224,7 @@ function txRun(ctx: BenchContext, baseUrl: string, authorization: string, mode: 
 export async function txScenario(ctx: BenchContext, server: DriftServer, mode: 'distinct' | 'hot'): Promise<ScenarioResult> {
   const name = `tx read+write, ${mode === 'hot' ? `hot set of ${hotKeysCount}` : 'distinct keys'} (${ctx.options.txClients} clients)`;
   if (ctx.ceilingUrl === null) return skipped(name, 'the ceiling server did not start');
-  const ceiling = await loadRun(ctx, ctx.ceilingUrl, ctx.options.txClients, { kind: 'hello' });
+  const ceiling = await loadRun(ctx, ctx.ceilingUrl, ctx.options.txClients, { kind: 'hello' }, ctx.ceilingPid);
   const clientCeiling = await txRun(ctx, ctx.ceilingUrl, '', 'hello');
   const drift = await txRun(ctx, server.baseUrl, server.authorization, mode);
   // The uncontended loop again, driven by autocannon itself: the same generator as the ceiling, so the ratio
@@ -219,7 +236,7 @@ export async function txScenario(ctx: BenchContext, server: DriftServer, mode: '
           table: rowsTable,
           rows: ctx.options.rows,
           authorization: server.authorization,
-        })
+        }, server.child.pid)
       : null;
   const notes = [
     `${drift.commitsPerSecond.toFixed(0)} commits/s, abort rate ${(drift.abortRate * 100).toFixed(1)}% (${drift.aborts} retryable 409s), ` +
@@ -232,6 +249,7 @@ export async function txScenario(ctx: BenchContext, server: DriftServer, mode: '
       `the same loop driven by autocannon at ${ctx.options.txClients} connections: ${sequence.okPerSecond.toFixed(0)} req/s ` +
         `(${(sequence.okPerSecond / 4).toFixed(0)} commits/s), ratio ${(sequence.okPerSecond / ceiling.okPerSecond).toFixed(3)} to the ceiling, ` +
         `request p99 ${sequence.latencyMs.p99} ms, ${loadErrors(sequence)} errors${loadErrors(sequence) > 0 ? ` ${JSON.stringify(sequence.statusCodes)}` : ''}`,
+      ...cpuNote(sequence, ceiling),
     );
   }
   if (drift.writesOutsideTransaction > 0) {

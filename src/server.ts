@@ -13,7 +13,7 @@ import fastify, {
 import type { Config } from './config/index.js';
 import type { Database } from './engine/index.js';
 import { limits } from './limits.js';
-import { requestIdFrom, type Logger } from './observability/logger.js';
+import { lazyChildLogger, requestIdFrom, type Logger } from './observability/logger.js';
 import { securityHeaders } from './security/headers.js';
 import { registerRoutes } from './routes/index.js';
 import { loadOpenApiJson } from './routes/openapi.js';
@@ -97,6 +97,7 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
 function serverOptions(headers: Readonly<Record<string, string>>): FastifyServerOptions {
   return {
     genReqId: (request) => requestIdFrom(request.headers['x-request-id']),
+    childLoggerFactory: lazyChildLogger,
     // Fastify's two access lines per request are replaced by one debug line (see buildServer).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: limits.requestBodyBytesMax,

@@ -1,7 +1,7 @@
 // Authentication and authorization for the /v1 scope: who is calling (Basic credentials, checked against the
 // user store and cached), and whether the route's declared permission is among what their roles allow.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DriftError } from '../errors.js';
 import type { Role, UserStore } from './users.js';
@@ -69,9 +69,10 @@ export class Authenticator {
     this.cacheEntriesMax = options.cacheEntriesMax ?? credentialCacheEntriesMax;
   }
 
-  async authenticate(header: string | undefined): Promise<Principal> {
+  /** The caller, from the cache when the credentials were verified recently, else after one scrypt check. */
+  authenticate(header: string | undefined): Principal | Promise<Principal> {
     if (header === undefined || header === '') throw unauthorized('credentials are required');
-    const cacheKey = createHash('sha256').update(header).digest('base64');
+    const cacheKey = hash('sha256', header, 'base64');
     const cached = this.cache.get(cacheKey);
     if (cached !== undefined) {
       if (cached.expiresAtMs > this.now() && cached.generation === this.users.generation) return cached.principal;
@@ -129,11 +130,25 @@ export function installAuth(app: FastifyInstance, authenticator: Authenticator):
       throw new Error(`route ${String(route.method)} ${route.url} must declare config.permission (read, write or admin)`);
     }
   });
-  app.addHook('onRequest', async (request: FastifyRequest) => {
-    request.principal = await authenticator.authenticate(request.headers.authorization);
-    const permission = request.routeOptions.config.permission;
-    if (permission === undefined || !rolesAllow(request.principal.roles, permission)) {
-      throw new DriftError('forbidden', `user "${request.principal.username}" may not ${permission ?? 'use'} here`);
+  // A callback hook, so the common case (cached credentials) finishes synchronously, without a promise.
+  app.addHook('onRequest', (request: FastifyRequest, _reply, done) => {
+    const admit = (principal: Principal): void => {
+      request.principal = principal;
+      const permission = request.routeOptions.config.permission;
+      if (permission === undefined || !rolesAllow(principal.roles, permission)) {
+        throw new DriftError('forbidden', `user "${principal.username}" may not ${permission ?? 'use'} here`);
+      }
+    };
+    try {
+      const principal = authenticator.authenticate(request.headers.authorization);
+      if (!(principal instanceof Promise)) {
+        admit(principal);
+        done();
+        return;
+      }
+      principal.then(admit).then(() => done(), done);
+    } catch (error) {
+      done(error as Error);
     }
   });
 }
