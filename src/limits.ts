@@ -38,6 +38,8 @@ export const limits = {
   /** Records written together by one group-commit fsync. */
   groupCommitRecordsMax: 4096,
   groupCommitBytesMax: 16 * MiB,
+  /** Group fdatasyncs that may run at once (each group is acknowledged only after every earlier one). */
+  walSyncsInFlightMax: 2,
   /** Schema JSON size. */
   schemaBytesMax: 256 * KiB,
   /** Where-clause nodes. */

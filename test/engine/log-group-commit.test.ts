@@ -15,8 +15,9 @@ function record(seq: number): CommitRecord {
   return { seq, ts: 1_700_000_000_000 + seq, changes: [{ kind: 'row', table: 't', key: String(seq), op: 'put', doc: `{"id":"${seq}"}` }] };
 }
 
-/** A FileSystem whose fdatasync takes `delayMs` and is gated: it also records when each sync started and ended. */
-function slowSyncFileSystem(inner: FileSystem, delayMs: number): FileSystem & { syncsInFlight: number; maxSyncsInFlight: number } {
+/** A FileSystem whose fdatasync takes `delayMs` (or the next of a list of delays) and counts the syncs in flight. */
+function slowSyncFileSystem(inner: FileSystem, delayMs: number | number[]): FileSystem & { syncsInFlight: number; maxSyncsInFlight: number } {
+  const delays = Array.isArray(delayMs) ? [...delayMs] : null;
   const state = { syncsInFlight: 0, maxSyncsInFlight: 0 };
   const wrap = (handle: FileHandle): FileHandle => ({
     ...handle,
@@ -29,7 +30,7 @@ function slowSyncFileSystem(inner: FileSystem, delayMs: number): FileSystem & { 
     async datasync() {
       state.syncsInFlight += 1;
       state.maxSyncsInFlight = Math.max(state.maxSyncsInFlight, state.syncsInFlight);
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      await new Promise((resolve) => setTimeout(resolve, delays === null ? (delayMs as number) : (delays.shift() ?? 0)));
       await handle.datasync();
       state.syncsInFlight -= 1;
     },
@@ -83,7 +84,7 @@ t.test('appends arriving during an fdatasync are grouped into the next one', asy
   t.equal(log.durableSeq, total);
   t.ok(counting.counts.datasyncs <= total / 8, `${counting.counts.datasyncs} fdatasyncs for ${total} appends`);
   t.equal(counting.counts.writes, counting.counts.datasyncs, 'one write per fdatasync');
-  t.equal(slow.maxSyncsInFlight, 1, 'never two group syncs at once');
+  t.equal(slow.maxSyncsInFlight, limits.walSyncsInFlightMax, 'group syncs overlap, up to the limit and never more');
   await log.close();
   t.equal((await collect(dir, nodeFileSystem)).length, total);
 });
@@ -154,16 +155,38 @@ for (const fault of ['failWriteAfter', 'failSyncAfter'] as const) {
   });
 }
 
-t.test('fail-stop rejects groups queued behind the failing one', async (t) => {
+t.test('fail-stop rejects the groups in flight and those queued behind them', async (t) => {
   const faulty = faultyFileSystem(memoryFileSystem(), { failSyncAfter: 0 });
   const log = await openLog({ dir: '/wal', afterSeq: 0, onRecord() {}, fileSystem: slowSyncFileSystem(faulty, 20) });
-  const first = log.append(record(1));
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  const appends = [];
+  for (let seq = 1; seq <= limits.walSyncsInFlightMax + 1; seq++) {
+    appends.push(log.append(record(seq)));
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
   t.equal(log.failed, false, 'the first sync is still in flight');
-  const queued = log.append(record(2));
-  const results = await Promise.allSettled([first, queued]);
-  t.same(results.map((r) => r.status), ['rejected', 'rejected']);
-  t.equal(faulty.counts.datasyncs, 1, 'the queued group was never written or synced');
-  t.equal(faulty.counts.writes, 1);
+  const results = await Promise.allSettled(appends);
+  t.same(results.map((r) => r.status), appends.map(() => 'rejected'));
+  t.equal(faulty.counts.writes, limits.walSyncsInFlightMax, 'the group queued behind the syncs in flight was never written');
+  t.equal(log.durableSeq, 0);
   await log.close();
+});
+
+t.test('a group whose sync ends first is acknowledged only after every earlier group', async (t) => {
+  const dir = path.join(t.testdir(), 'wal');
+  // The first group's sync takes 40 ms, the second's 1 ms.
+  const log = await openLog({ dir, afterSeq: 0, onRecord() {}, fileSystem: slowSyncFileSystem(nodeFileSystem, [40, 1]) });
+  const settled: number[] = [];
+  const first = log.append(record(1)).then(() => settled.push(1));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const second = log.append(record(2)).then(() => {
+    settled.push(2);
+    t.equal(log.durableSeq, 2);
+  });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  t.same(settled, [], 'the second sync is done, but the first is not: nothing is acknowledged');
+  t.equal(log.durableSeq, 0);
+  await Promise.all([first, second]);
+  t.same(settled, [1, 2]);
+  await log.close();
+  t.same(await collect(dir, nodeFileSystem), [1, 2]);
 });
