@@ -1,24 +1,36 @@
 // What a checkpoint holds and how: the materialized state at seq N (every table, the full history of every
 // key, every index) as a sequence of chunks, and the reverse. The file framing lives in log/checkpoint.ts.
 //
-// Chunks are JSON, except row chunks, which are lines: a JSON header line, then per key a JSON line
-// [key, seq, op, seq, op, …] followed by one line per version holding its document's JSON text as stored (empty
-// for a delete). Stored JSON text never holds a raw newline, so documents are cut out of the chunk as they are,
-// without the unescaping a JSON string of a document would cost at every restart.
+// A chunk is [u32 LE header bytes][header JSON][binary body]. The header names the kind and the counts; the body
+// carries what would be slow to parse as JSON, laid out as arrays:
+//   ts     f64 commit time of each seq, in seq order (several chunks for a long log)
+//   table  (no body) a table definition; the rows and indexes that follow belong to it
+//   rows   u32 versions per key | f64 seq per version | u8 op per version | u32 key length per key |
+//          u32 document length per version (0 = delete) | keys as UTF-16LE | documents as UTF-8
+//          Lengths count UTF-16 code units, so each text is decoded once and cut into strings. Keys ascend; a key
+//          whose versions do not fit one chunk continues as the first key of the next.
+//   index  header values (JSON, composites as {"j": canonical JSON}) | u32 keys per value | u32 key ordinals:
+//          positions in the table's ascending key list, so loading shares the rows' key strings and parses nothing.
+// Keys travel as UTF-16 because a key may hold a lone surrogate, which UTF-8 cannot carry; documents are JSON text
+// from JSON.stringify, always well formed, so UTF-8 carries them exactly.
 
 import { assert } from '../assert.js';
+import { MiB } from '../limits.js';
 import type { IndexValue } from './index/secondary-index.js';
 import type { TableState } from './mvcc/table-state.js';
 import type { RowOp, TableDef, Version } from './types.js';
 
-const formatVersion = 2;
-const rowsPerChunk = 2000;
-const indexEntriesPerChunk = 5000;
+const formatVersion = 3;
+/** A rows or index chunk is cut once its body passes this size (a chunk is bounded by checkpointChunkBytesMax). */
+const chunkBodyBytesTarget = 4 * MiB;
+const tsPerChunk = 1 << 20;
 
-type Chunk =
-  | { k: 'meta'; v: number; seq: number; ts: number[] }
+type Header =
+  | { k: 'meta'; v: number; seq: number }
+  | { k: 'ts'; n: number }
   | { k: 'table'; def: TableDef }
-  | { k: 'index'; t: string; f: string; e: Array<EncodedIndexValue | string | string[]> };
+  | { k: 'rows'; keys: number; versions: number }
+  | { k: 'index'; f: string; v: EncodedIndexValue[]; n: number };
 
 type EncodedIndexValue = null | boolean | number | string | { j: string };
 
@@ -35,60 +47,136 @@ export interface DumpInput {
  * Captures the catalog now (synchronously) and returns chunks produced lazily; versions above `seq` that are
  * applied while the chunks are written are left out, so the dump is the state at exactly `seq`.
  */
-export function dumpCheckpoint(input: DumpInput): Iterable<string> {
+export function dumpCheckpoint(input: DumpInput): Iterable<Buffer> {
   const { seq } = input;
   const tables = input.tables
     .filter((t) => t.def.createdSeq <= seq)
     .map((t) => ({ state: t, def: structuredClone(t.def) }));
-  const ts: number[] = [];
-  let previous = 0;
-  for (let s = 1; s <= seq; s++) {
-    const value = input.tsOf(s);
-    ts.push(value - previous);
-    previous = value;
-  }
   return (function* () {
-    yield JSON.stringify({ k: 'meta', v: formatVersion, seq, ts } satisfies Chunk);
+    yield chunk({ k: 'meta', v: formatVersion, seq });
+    for (let first = 1; first <= seq; first += tsPerChunk) yield dumpTs(input, first, Math.min(seq, first + tsPerChunk - 1));
     for (const { state, def } of tables) {
-      yield JSON.stringify({ k: 'table', def } satisfies Chunk);
-      yield* dumpRows(state, def.name, seq);
-      for (const field of def.indexes) yield* dumpIndex(state, def.name, field);
+      yield chunk({ k: 'table', def });
+      const ordinals = def.indexes.length > 0 ? new Map<string, number>() : null;
+      yield* dumpRows(state, seq, ordinals);
+      for (const field of def.indexes) yield* dumpIndex(state, field, ordinals!);
     }
   })();
 }
 
-function* dumpRows(state: TableState, table: string, seq: number): Iterable<string> {
-  const header = `${JSON.stringify({ k: 'rows', t: table })}\n`;
-  let lines: string[] = [];
-  let count = 0;
-  for (const [key, chain] of state.rows.entries()) {
-    const visible = chain.filter((v) => v.seq <= seq);
-    if (visible.length === 0) continue;
-    const meta: Array<string | number> = [key];
-    for (const v of visible) meta.push(v.seq, opCodes[v.op]);
-    lines.push(JSON.stringify(meta));
-    for (const v of visible) lines.push(v.json ?? '');
-    if (++count === rowsPerChunk) {
-      yield header + lines.join('\n');
-      lines = [];
-      count = 0;
-    }
-  }
-  if (count > 0) yield header + lines.join('\n');
+function dumpTs(input: DumpInput, first: number, last: number): Buffer {
+  const body = Buffer.allocUnsafe(8 * (last - first + 1));
+  for (let s = first; s <= last; s++) body.writeDoubleLE(input.tsOf(s), 8 * (s - first));
+  return chunk({ k: 'ts', n: last - first + 1 }, body);
 }
 
-function* dumpIndex(state: TableState, table: string, field: string): Iterable<string> {
-  const index = state.indexes.get(field);
-  if (index === undefined) return;
-  let entries: Chunk & { k: 'index' } = { k: 'index', t: table, f: field, e: [] };
-  for (const [value, keys] of index.dump()) {
-    entries.e.push(encodeIndexValue(value), keys);
-    if (entries.e.length >= 2 * indexEntriesPerChunk) {
-      yield JSON.stringify(entries);
-      entries = { k: 'index', t: table, f: field, e: [] };
+/** A chunk of rows under construction. */
+class RowBatch {
+  keys: string[] = [];
+  counts: number[] = [];
+  versions: Version[] = [];
+  bodyBytes = 0;
+
+  add(key: string, versions: Version[]): void {
+    this.keys.push(key);
+    this.counts.push(versions.length);
+    for (const v of versions) {
+      this.versions.push(v);
+      this.bodyBytes += 13 + (v.json === null ? 0 : 3 * v.json.length);
+    }
+    this.bodyBytes += 8 + 2 * key.length;
+  }
+
+  encode(): Buffer {
+    const keysText = this.keys.join('');
+    const docsText = this.versions.map((v) => v.json ?? '').join('');
+    const rows = this.keys.length;
+    const count = this.versions.length;
+    const body = Buffer.allocUnsafe(13 * count + 8 * rows + 2 * keysText.length + Buffer.byteLength(docsText, 'utf8'));
+    let at = 0;
+    for (const n of this.counts) at = body.writeUInt32LE(n, at);
+    for (const v of this.versions) at = body.writeDoubleLE(v.seq, at);
+    for (const v of this.versions) at = body.writeUInt8(opCodes[v.op], at);
+    for (const key of this.keys) at = body.writeUInt32LE(key.length, at);
+    for (const v of this.versions) {
+      assert(v.json === null || v.json.length > 0, 'a stored document is never empty text');
+      at = body.writeUInt32LE(v.json === null ? 0 : v.json.length, at);
+    }
+    at += body.write(keysText, at, 'utf16le');
+    at += body.write(docsText, at, 'utf8');
+    assert(at === body.length, 'rows chunk size');
+    return chunk({ k: 'rows', keys: rows, versions: count }, body);
+  }
+}
+
+/** Rows in key order, visible versions only; records each dumped key's ordinal when the table has indexes. */
+function* dumpRows(state: TableState, seq: number, ordinals: Map<string, number> | null): Iterable<Buffer> {
+  let batch = new RowBatch();
+  for (const [key, chain] of state.rows.entries()) {
+    let visible = chain.length;
+    while (visible > 0 && chain[visible - 1]!.seq > seq) visible--;
+    if (visible === 0) continue;
+    ordinals?.set(key, ordinals.size);
+    // A long history is cut into pieces that each fit a chunk; the loader joins a key's pieces again.
+    for (let from = 0; from < visible; ) {
+      let to = from + 1;
+      let bytes = 3 * (chain[from]!.json?.length ?? 0);
+      while (to < visible && bytes + 3 * (chain[to]!.json?.length ?? 0) < chunkBodyBytesTarget) bytes += 3 * (chain[to++]!.json?.length ?? 0);
+      batch.add(key, chain.slice(from, to));
+      from = to;
+      if (batch.bodyBytes >= chunkBodyBytesTarget || from < visible) {
+        yield batch.encode();
+        batch = new RowBatch();
+      }
     }
   }
-  if (entries.e.length > 0) yield JSON.stringify(entries);
+  if (batch.keys.length > 0) yield batch.encode();
+}
+
+/** Index entries in value order; keys not among the dumped rows (first written above `seq`) are left out. */
+function* dumpIndex(state: TableState, field: string, ordinals: Map<string, number>): Iterable<Buffer> {
+  const index = state.indexes.get(field);
+  if (index === undefined) return;
+  let values: EncodedIndexValue[] = [];
+  let counts: number[] = [];
+  let keyOrdinals: number[] = [];
+  let bytes = 0;
+  const flush = (): Buffer => {
+    const body = Buffer.allocUnsafe(4 * (counts.length + keyOrdinals.length));
+    let at = 0;
+    for (const n of counts) at = body.writeUInt32LE(n, at);
+    for (const n of keyOrdinals) at = body.writeUInt32LE(n, at);
+    const encoded = chunk({ k: 'index', f: field, v: values, n: keyOrdinals.length }, body);
+    values = [];
+    counts = [];
+    keyOrdinals = [];
+    bytes = 0;
+    return encoded;
+  };
+  for (const [value, keys] of index.dump()) {
+    const before = keyOrdinals.length;
+    for (const key of typeof keys === 'string' ? [keys] : keys) {
+      const ordinal = ordinals.get(key);
+      if (ordinal !== undefined) keyOrdinals.push(ordinal);
+    }
+    if (keyOrdinals.length === before) continue;
+    const encoded = encodeIndexValue(value);
+    values.push(encoded);
+    counts.push(keyOrdinals.length - before);
+    bytes += 4 * (1 + keyOrdinals.length - before) + (typeof encoded === 'string' ? 3 * encoded.length : encoded !== null && typeof encoded === 'object' ? 3 * encoded.j.length : 8);
+    if (bytes >= chunkBodyBytesTarget) yield flush();
+  }
+  if (values.length > 0) yield flush();
+}
+
+function chunk(header: Header, body?: Buffer): Buffer {
+  const headerText = JSON.stringify(header);
+  const headerBytes = Buffer.byteLength(headerText, 'utf8');
+  const out = Buffer.allocUnsafe(4 + headerBytes + (body?.length ?? 0));
+  out.writeUInt32LE(headerBytes, 0);
+  out.write(headerText, 4, 'utf8');
+  body?.copy(out, 4 + headerBytes);
+  return out;
 }
 
 function encodeIndexValue(value: IndexValue): EncodedIndexValue {
@@ -99,68 +187,144 @@ function decodeIndexValue(value: EncodedIndexValue): IndexValue {
   return value !== null && typeof value === 'object' ? { json: value.j } : value;
 }
 
-export interface CheckpointLoad {
-  tables: Map<string, TableState>;
-  /** Commit times of seq 1..N, filled by the meta chunk. */
-  tsBySeq: number[];
-  makeTable(def: TableDef): TableState;
-}
+/**
+ * Rebuilds the state from a checkpoint's chunks, in order: `chunk` for each, then `finish`. Each table's rows are
+ * gathered and built into its row map in one go when the table's rows end; its indexes likewise.
+ */
+export class CheckpointLoader {
+  /** Commit time of seq s at [s], filled by the ts chunks; [0] is unused. */
+  tsBySeq = new Float64Array(1);
+  private readonly tables: Map<string, TableState>;
+  private readonly makeTable: (def: TableDef) => TableState;
+  private seq = -1;
+  private tsFilled = 0;
+  private table: TableState | null = null;
+  private keys: string[] = [];
+  private chains: Version[][] = [];
+  private rowsLoaded = false;
+  /** Entries of the table's indexes, gathered across chunks and loaded when the table ends. */
+  private indexEntries = new Map<string, { values: IndexValue[]; keySets: Array<string | string[]> }>();
 
-export function loadCheckpointChunk(load: CheckpointLoad, payload: string): void {
-  if (payload.startsWith('{"k":"rows"')) {
-    loadRows(load, payload);
-    return;
+  constructor(options: { tables: Map<string, TableState>; makeTable(def: TableDef): TableState }) {
+    this.tables = options.tables;
+    this.makeTable = options.makeTable;
   }
-  const chunk = JSON.parse(payload) as Chunk;
-  switch (chunk.k) {
-    case 'meta': {
-      assert(chunk.v === formatVersion, `unknown checkpoint format ${chunk.v}`);
-      let ts = 0;
-      load.tsBySeq = chunk.ts.map((delta) => (ts += delta));
-      return;
+
+  chunk(payload: Buffer): void {
+    const headerBytes = payload.readUInt32LE(0);
+    const header = JSON.parse(payload.toString('utf8', 4, 4 + headerBytes)) as Header;
+    const body = payload.subarray(4 + headerBytes);
+    switch (header.k) {
+      case 'meta':
+        assert(header.v === formatVersion, `unknown checkpoint format ${header.v}`);
+        this.seq = header.seq;
+        this.tsBySeq = new Float64Array(header.seq + 1);
+        return;
+      case 'ts':
+        assert(body.length === 8 * header.n && this.tsFilled + header.n <= this.seq, 'ts chunk size');
+        for (let i = 0; i < header.n; i++) this.tsBySeq[++this.tsFilled] = body.readDoubleLE(8 * i);
+        return;
+      case 'table':
+        this.endTable();
+        this.table = this.makeTable(header.def);
+        this.tables.set(header.def.name, this.table);
+        return;
+      case 'rows':
+        assert(this.table !== null && !this.rowsLoaded, 'rows outside a table or after its indexes');
+        this.loadRows(header.keys, header.versions, body);
+        return;
+      case 'index':
+        this.loadIndex(header.f, header.v.map(decodeIndexValue), header.n, body);
+        return;
     }
-    case 'table':
-      load.tables.set(chunk.def.name, load.makeTable(chunk.def));
-      return;
-    case 'index': {
-      const index = requireTable(load, chunk.t).indexes.get(chunk.f);
-      assert(index !== undefined, `checkpoint index ${chunk.t}.${chunk.f} has no table index`);
-      for (let i = 0; i < chunk.e.length; i += 2) {
-        index.load(decodeIndexValue(chunk.e[i] as EncodedIndexValue), chunk.e[i + 1] as string | string[]);
+  }
+
+  finish(): void {
+    this.endTable();
+    assert(this.tsFilled === this.seq, `checkpoint holds ${this.tsFilled} commit times for seq ${this.seq}`);
+  }
+
+  private loadRows(keyCount: number, versionCount: number, body: Buffer): void {
+    let at = 0;
+    const counts = new Array<number>(keyCount);
+    for (let i = 0; i < keyCount; i++, at += 4) counts[i] = body.readUInt32LE(at);
+    const seqsAt = at;
+    const opsAt = seqsAt + 8 * versionCount;
+    const keyLengthsAt = opsAt + versionCount;
+    const docLengthsAt = keyLengthsAt + 4 * keyCount;
+    let keyCharsTotal = 0;
+    for (let i = 0; i < keyCount; i++) keyCharsTotal += body.readUInt32LE(keyLengthsAt + 4 * i);
+    const keysAt = docLengthsAt + 4 * versionCount;
+    const keysText = body.toString('utf16le', keysAt, keysAt + 2 * keyCharsTotal);
+    const docsText = body.toString('utf8', keysAt + 2 * keyCharsTotal);
+    let keyChar = 0;
+    let docChar = 0;
+    let version = 0;
+    for (let i = 0; i < keyCount; i++) {
+      const keyLength = body.readUInt32LE(keyLengthsAt + 4 * i);
+      const key = keysText.slice(keyChar, (keyChar += keyLength));
+      const chain: Version[] = new Array(counts[i]!);
+      for (let n = 0; n < chain.length; n++, version++) {
+        const docLength = body.readUInt32LE(docLengthsAt + 4 * version);
+        const json = docLength === 0 ? null : docsText.slice(docChar, (docChar += docLength));
+        chain[n] = { seq: body.readDoubleLE(seqsAt + 8 * version), op: opsByCode[body[opsAt + version]!]!, json };
       }
+      this.addChain(key, chain);
+    }
+    assert(version === versionCount && keyChar === keysText.length && docChar === docsText.length, 'rows chunk lengths do not add up');
+  }
+
+  private addChain(key: string, chain: Version[]): void {
+    const last = this.keys.length - 1;
+    if (last >= 0 && this.keys[last] === key) {
+      this.chains[last]!.push(...chain);
       return;
     }
+    this.keys.push(key);
+    this.chains.push(chain);
   }
-}
 
-function requireTable(load: CheckpointLoad, name: string): TableState {
-  const table = load.tables.get(name);
-  assert(table !== undefined, `checkpoint rows for unknown table ${name}`);
-  return table;
-}
-
-// Rows arrive in key order, so every insert takes the sorted map's append path.
-function loadRows(load: CheckpointLoad, payload: string): void {
-  let end = payload.indexOf('\n');
-  const table = requireTable(load, (JSON.parse(payload.slice(0, end)) as { t: string }).t);
-  while (end < payload.length) {
-    let start = end + 1;
-    end = lineEnd(payload, start);
-    const meta = JSON.parse(payload.slice(start, end)) as Array<string | number>;
-    const count = (meta.length - 1) / 2;
-    const chain: Version[] = new Array(count);
-    for (let n = 0; n < count; n++) {
-      start = end + 1;
-      end = lineEnd(payload, start);
-      const json = end === start ? null : payload.slice(start, end);
-      chain[n] = { seq: meta[1 + 2 * n] as number, op: opsByCode[meta[2 + 2 * n] as number]!, json };
+  private loadIndex(field: string, values: IndexValue[], keyTotal: number, body: Buffer): void {
+    assert(this.table !== null && this.table.indexes.has(field), `checkpoint index ${field} has no table index`);
+    this.endRows();
+    assert(body.length === 4 * (values.length + keyTotal), 'index chunk size');
+    let entries = this.indexEntries.get(field);
+    if (entries === undefined) this.indexEntries.set(field, (entries = { values: [], keySets: [] }));
+    let at = 4 * values.length;
+    for (let i = 0; i < values.length; i++) {
+      const count = body.readUInt32LE(4 * i);
+      entries.values.push(values[i]!);
+      if (count === 1) {
+        entries.keySets.push(this.keyAt(body.readUInt32LE(at)));
+        at += 4;
+        continue;
+      }
+      const keys = new Array<string>(count);
+      for (let n = 0; n < count; n++, at += 4) keys[n] = this.keyAt(body.readUInt32LE(at));
+      entries.keySets.push(keys);
     }
-    table.rows.set(meta[0] as string, chain);
-    if (chain[count - 1]!.json !== null) table.liveRows++;
   }
-}
 
-function lineEnd(text: string, from: number): number {
-  const end = text.indexOf('\n', from);
-  return end === -1 ? text.length : end;
+  private keyAt(ordinal: number): string {
+    const key = this.keys[ordinal];
+    assert(key !== undefined, `index key ordinal ${ordinal} beyond the table's ${this.keys.length} keys`);
+    return key;
+  }
+
+  /** The table's rows are complete: build its row map (the key list stays for its index chunks). */
+  private endRows(): void {
+    if (this.rowsLoaded || this.table === null) return;
+    this.rowsLoaded = true;
+    this.table.loadSortedRows(this.keys, this.chains);
+    this.chains = [];
+  }
+
+  private endTable(): void {
+    this.endRows();
+    for (const [field, entries] of this.indexEntries) this.table!.indexes.get(field)!.loadSorted(entries.values, entries.keySets);
+    this.indexEntries.clear();
+    this.table = null;
+    this.keys = [];
+    this.rowsLoaded = false;
+  }
 }

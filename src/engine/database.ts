@@ -26,7 +26,7 @@ import type {
   WriteResult,
 } from './api.js';
 import { isolationLevels } from './api.js';
-import { dumpCheckpoint, loadCheckpointChunk, type CheckpointLoad } from './checkpoint-codec.js';
+import { CheckpointLoader, dumpCheckpoint } from './checkpoint-codec.js';
 import { LockManager } from './locks/lock-manager.js';
 import { loadCheckpoint, writeCheckpoint } from './log/checkpoint.js';
 import { openLog, type WriteAheadLog } from './log/wal.js';
@@ -76,6 +76,8 @@ class Engine implements Database, TxHost {
   private tsBySeq = new Float64Array(1024);
   private visibleSeq = 0;
   private lastAppend: Promise<void> = Promise.resolve();
+  /** True while recover() runs: tables are made staged. */
+  private recovering = false;
   private failed = false;
   private closed = false;
   private autocommitCounter = 0;
@@ -107,17 +109,26 @@ class Engine implements Database, TxHost {
 
   // ---- recovery -------------------------------------------------------------------------------------------
 
+  /**
+   * Loads the newest valid checkpoint and replays the log after it. Tables are staged meanwhile (hash maps, no
+   * order) and ordered once at the end: nothing reads them before recovery returns.
+   */
   async recover(): Promise<void> {
     const started = Date.now();
-    const load: CheckpointLoad = { tables: this.tables, tsBySeq: [], makeTable: (def) => this.makeTable(def) };
+    this.recovering = true;
+    const loader = new CheckpointLoader({ tables: this.tables, makeTable: (def) => this.makeTable(def) });
     const checkpoint = await loadCheckpoint({
       dir: join(this.options.dataDir, 'checkpoints'),
-      onChunk: (payload) => loadCheckpointChunk(load, payload),
+      onChunk: (payload) => loader.chunk(payload),
       ...(this.options.fileSystem ? { fileSystem: this.options.fileSystem } : {}),
       logger: this.logger,
     });
     const afterSeq = checkpoint?.seq ?? 0;
-    for (let seq = 1; seq <= afterSeq; seq++) this.recordTs(seq, load.tsBySeq[seq - 1] ?? 0);
+    if (checkpoint !== null) {
+      loader.finish();
+      this.tsBySeq = loader.tsBySeq;
+      this.lastTs = this.tsBySeq[afterSeq] ?? 0;
+    }
     this.lastSeq = afterSeq;
     let replayed = 0;
     this.wal = await openLog({
@@ -134,12 +145,15 @@ class Engine implements Database, TxHost {
       await this.wal.close();
       throw new Error(`The checkpoint at seq ${afterSeq} is ahead of the log, which ends at seq ${this.wal.lastSeq}.`);
     }
+    const staged = Date.now();
+    for (const table of this.tables.values()) table.finishStaging();
+    this.recovering = false;
     this.visibleSeq = this.lastSeq;
     this.checkpointSeq = checkpoint?.seq ?? null;
     this.checkpointLogBytes = this.wal.bytes;
     this.recentHorizonSeq = this.lastSeq;
     this.logger.info(
-      { module: 'engine', seq: this.lastSeq, checkpointSeq: afterSeq, replayed, ms: Date.now() - started },
+      { module: 'engine', seq: this.lastSeq, checkpointSeq: afterSeq, replayed, ms: Date.now() - started, orderMs: Date.now() - staged },
       'recovered',
     );
   }
@@ -191,7 +205,9 @@ class Engine implements Database, TxHost {
   }
 
   private makeTable(def: TableDef): TableState {
-    return new TableState(def, def.schema === undefined ? null : this.compileSchema(def.schema));
+    const table = new TableState(def, def.schema === undefined ? null : this.compileSchema(def.schema));
+    if (this.recovering) table.beginStaging();
+    return table;
   }
 
   private compileSchema(schema: Doc): ValidateFunction {
@@ -610,16 +626,23 @@ class Engine implements Database, TxHost {
 }
 
 function rowRead(key: string, seq: number | null, json: string): RowRead {
-  let doc: Doc | undefined;
-  return {
-    key,
-    seq,
-    json,
-    get doc(): Doc {
-      doc ??= JSON.parse(json) as Doc;
-      return doc;
-    },
-  };
+  return new LazyRowRead(key, seq, json);
+}
+
+/** A read row whose document is parsed only if someone asks for it (a GET sends the stored text as it is). */
+class LazyRowRead implements RowRead {
+  private parsed: Doc | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly seq: number | null,
+    readonly json: string,
+  ) {}
+
+  get doc(): Doc {
+    this.parsed ??= JSON.parse(this.json) as Doc;
+    return this.parsed;
+  }
 }
 
 function conditions(input: { ifMatch?: number | '*'; ifNoneMatch?: boolean }): Pick<RowWriteRequest, 'ifMatch' | 'ifNoneMatch'> {

@@ -16,7 +16,7 @@ function chunksFor(seq: number, count: number): string[] {
 async function load(dir: string, fileSystem = nodeFileSystem): Promise<{ seq: number | null; chunks: string[]; warnings: object[] }> {
   const chunks: string[] = [];
   const warnings: object[] = [];
-  const loaded = await loadCheckpoint({ dir, onChunk: (c) => chunks.push(c), fileSystem, logger: { info() {}, warn: (o) => warnings.push(o), error() {} } });
+  const loaded = await loadCheckpoint({ dir, onChunk: (c) => chunks.push(c.toString('utf8')), fileSystem, logger: { info() {}, warn: (o) => warnings.push(o), error() {} } });
   return { seq: loaded?.seq ?? null, chunks, warnings };
 }
 

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openLog, CorruptLogError, type WriteAheadLog } from '../../src/engine/log/wal.js';
 import { decodeFrames, encodeTextFrame } from '../../src/engine/log/frame.js';
-import { segmentName } from '../../src/engine/log/segment.js';
+import { encodeRecordFrame, segmentName } from '../../src/engine/log/segment.js';
 import { limits } from '../../src/limits.js';
 import type { CommitRecord } from '../../src/engine/types.js';
 
@@ -162,7 +162,7 @@ t.test('an empty last segment after a full one continues the log', async (t) => 
 });
 
 function writeFrames(file: string, records: CommitRecord[]): number[] {
-  const frames = records.map((r) => encodeTextFrame(JSON.stringify(r)));
+  const frames = records.map((r) => encodeRecordFrame(r));
   fs.writeFileSync(file, Buffer.concat(frames));
   return frameOffsets(Buffer.concat(frames));
 }
@@ -201,9 +201,9 @@ t.test('a segment whose name disagrees with its first record is corruption', asy
 t.test('a checksummed frame that is not a commit record is corruption', async (t) => {
   const dir = t.testdir();
   const file = path.join(dir, segmentName(1));
-  const frames = [encodeTextFrame(JSON.stringify(record(1))), encodeTextFrame('not json'), encodeTextFrame(JSON.stringify(record(3)))];
+  const frames = [encodeRecordFrame(record(1)), encodeTextFrame('not json'), encodeRecordFrame(record(3))];
   fs.writeFileSync(file, Buffer.concat(frames));
-  await t.rejects(replay(dir), { name: 'CorruptLogError', file, offset: frames[0]!.length, reason: /not JSON/ });
+  await t.rejects(replay(dir), { name: 'CorruptLogError', file, offset: frames[0]!.length, reason: /not a commit record/ });
 });
 
 t.test('segments roll over at segmentBytesMax and replay across segments', async (t) => {

@@ -227,6 +227,34 @@ t.test('sorted input fills leaves completely (compact bulk load)', async (t) => 
   t.equal(map.get('row-x'), undefined);
 });
 
+t.test('fromSorted builds a valid tree at every size around node boundaries, and it then takes any change', async (t) => {
+  // 128 entries fill a leaf and 64 leaves a branch: sizes around those multiples exercise the evened-out last nodes.
+  const sizes = [0, 1, 2, 31, 32, 127, 128, 129, 160, 161, 128 * 64, 128 * 64 + 1, 128 * 64 + 31, 128 * 65 + 1, 128 * 64 * 64 + 129];
+  for (const n of sizes) {
+    const keys = Array.from({ length: n }, (_, i) => i * 2);
+    const map = SortedMap.fromSorted(byNumber, keys, keys.map((k) => k + 1));
+    map.assertInvariants();
+    const model = new Model();
+    for (const k of keys) model.map.set(k, k + 1);
+    const quiet = quietChecker();
+    checkAll(quiet, map, model);
+    // Appends, inserts between keys and deletes from the bulk-built shape.
+    for (let i = 0; i < 300; i++) mutate(map, model, { kind: 'set', key: 2 * n + i, value: i });
+    for (let i = 0; i < Math.min(n, 4000); i += 3) mutate(map, model, { kind: 'set', key: 2 * i + 1, value: i });
+    for (let i = 0; i < n; i += 2) mutate(map, model, { kind: 'delete', key: 2 * i });
+    map.assertInvariants();
+    checkAll(quiet, map, model);
+    if (quiet.failures.length > 0) t.fail(`size ${n}: ${quiet.failures.slice(0, 3).join('; ')}`);
+  }
+  t.pass('every size checked');
+});
+
+t.test('fromSorted refuses keys that do not strictly ascend', async (t) => {
+  t.throws(() => SortedMap.fromSorted(byNumber, [1, 3, 3], [0, 0, 0]), { name: 'AssertionError' });
+  t.throws(() => SortedMap.fromSorted(byNumber, [2, 1], [0, 0]), { name: 'AssertionError' });
+  t.throws(() => SortedMap.fromSorted(byNumber, [1, 2], [0]), { name: 'AssertionError' });
+});
+
 t.test('iterating the whole map while deleting every key it yields', async (t) => {
   const map = new SortedMap<number, number>(byNumber);
   for (let k = 0; k < 5000; k++) map.set(k, k);

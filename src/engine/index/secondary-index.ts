@@ -2,6 +2,7 @@
 // Entries are never removed when a row changes, so the index is a superset for every snapshot; readers re-check
 // each candidate against the version they read. That keeps time travel and the index trivially consistent.
 
+import { assert } from '../../assert.js';
 import { canonicalJson, compareCodePoints } from '../json.js';
 import { typeRank } from '../query/json.js';
 import type { IndexLookup } from '../query/source.js';
@@ -13,7 +14,8 @@ export type IndexValue = null | boolean | number | string | { json: string };
 
 type KeySet = string | string[] | Set<string>;
 
-// Small key lists stay arrays (cheap), bigger ones become Sets so that adding stays O(1).
+// Small key lists stay arrays (cheap), bigger ones become Sets so that adding stays O(1). A checkpoint loads
+// long lists as arrays; the first add to one makes it a Set.
 const keyArrayLengthMax = 16;
 
 export function compareIndexValues(a: IndexValue, b: IndexValue): number {
@@ -40,10 +42,68 @@ export function normalizeIndexValue(value: Json): IndexValue {
   return { json: canonicalJson(value) };
 }
 
+/** `keys` with `key` added: the same array or Set grown in place, or a new KeySet when its shape changes. */
+function withKey(keys: KeySet | undefined, key: string): KeySet {
+  if (keys === undefined) return key;
+  if (typeof keys === 'string') return keys === key ? keys : [keys, key];
+  if (Array.isArray(keys)) {
+    if (keys[keys.length - 1] === key || keys.includes(key)) return keys;
+    if (keys.length < keyArrayLengthMax) {
+      keys.push(key);
+      return keys;
+    }
+    return new Set([...keys, key]);
+  }
+  keys.add(key);
+  return keys;
+}
+
+function keysOf(keys: KeySet): Iterable<string> {
+  return typeof keys === 'string' ? [keys] : keys;
+}
+
+/**
+ * Entries gathered while recovery stages the index: hashed by value, since their order is needed only once, when
+ * the sorted map is built. Scalars are their own hash keys; composite values are keyed by their canonical JSON.
+ */
+interface Staged {
+  scalars: Map<null | boolean | number | string, StagedKeys>;
+  composites: Map<string, StagedKeys>;
+}
+
+/** A value's keys in arrival order; `repeats` once a key that may already be there was appended without a check. */
+interface StagedKeys {
+  keys: string[];
+  repeats: boolean;
+}
+
+function stageEntry(staged: Staged, value: IndexValue, key: string, keyIsNew: boolean): void {
+  let entry: StagedKeys | undefined;
+  if (value !== null && typeof value === 'object') {
+    entry = staged.composites.get(value.json);
+    if (entry === undefined) staged.composites.set(value.json, (entry = { keys: [], repeats: false }));
+  } else {
+    entry = staged.scalars.get(value);
+    if (entry === undefined) staged.scalars.set(value, (entry = { keys: [], repeats: false }));
+  }
+  const keys = entry.keys;
+  if (keys.length > 0 && keys[keys.length - 1] === key) return;
+  // A key new to the table cannot be listed yet; any other one is appended too and duplicates go at the end.
+  if (!keyIsNew && keys.length > 0) entry.repeats = true;
+  keys.push(key);
+}
+
+/** The KeySet of staged keys: duplicates dropped; long lists stay arrays until a key is added at run time. */
+function keySetOfStaged(entry: StagedKeys): KeySet {
+  const keys = entry.repeats ? [...new Set(entry.keys)] : entry.keys;
+  return keys.length === 1 ? keys[0]! : keys;
+}
+
 export class SecondaryIndex {
   readonly field: string;
   readonly path: readonly string[];
-  private readonly entries = new SortedMap<IndexValue, KeySet>(compareIndexValues);
+  private entries = new SortedMap<IndexValue, KeySet>(compareIndexValues);
+  private staged: Staged | null = null;
 
   constructor(field: string) {
     this.field = field;
@@ -51,33 +111,80 @@ export class SecondaryIndex {
   }
 
   get distinctValues(): number {
+    assert(this.staged === null, 'a staged index is not readable');
     return this.entries.size;
   }
 
-  /** Records that `key` held `value`; a missing field (undefined) is not indexed. */
-  add(value: Json | undefined, key: string): void {
+  /**
+   * Records that `key` held `value`; a missing field (undefined) is not indexed. `keyIsNew` promises that the
+   * table had no version of `key` before, so that staging may skip the duplicate check.
+   */
+  add(value: Json | undefined, key: string, keyIsNew = false): void {
     if (value === undefined) return;
     const normalized = normalizeIndexValue(value);
-    const existing = this.entries.get(normalized);
-    if (existing === undefined) {
-      this.entries.set(normalized, key);
-    } else if (typeof existing === 'string') {
-      if (existing !== key) this.entries.set(normalized, [existing, key]);
-    } else if (Array.isArray(existing)) {
-      if (existing[existing.length - 1] === key || existing.includes(key)) return;
-      if (existing.length < keyArrayLengthMax) existing.push(key);
-      else this.entries.set(normalized, new Set([...existing, key]));
-    } else {
-      existing.add(key);
+    if (this.staged !== null) {
+      stageEntry(this.staged, normalized, key, keyIsNew);
+      return;
     }
+    const existing = this.entries.get(normalized);
+    const grown = withKey(existing, key);
+    if (grown !== existing) this.entries.set(normalized, grown);
   }
 
-  /** Appends an entry during a checkpoint load; entries arrive in index order. */
-  load(value: IndexValue, keys: string | string[]): void {
-    this.entries.set(value, Array.isArray(keys) && keys.length > keyArrayLengthMax ? new Set(keys) : keys);
+  /** From now until finishStaging, adds go to hash maps; nothing may read the index meanwhile. */
+  beginStaging(): void {
+    this.staged ??= { scalars: new Map(), composites: new Map() };
+  }
+
+  /**
+   * Orders the staged entries and folds them into the index. Few beside many loaded ones (a short log after a
+   * checkpoint) are inserted one by one; otherwise the loaded ones join the staged and the map is built in bulk.
+   */
+  finishStaging(): void {
+    const staged = this.staged;
+    if (staged === null) return;
+    this.staged = null;
+    const stagedCount = staged.scalars.size + staged.composites.size;
+    if (this.entries.size > 4 * stagedCount) {
+      for (const [value, entry] of staged.scalars) this.merge(value, entry.keys);
+      for (const [json, entry] of staged.composites) this.merge({ json }, entry.keys);
+      return;
+    }
+    for (const [value, keys] of this.entries.entries()) {
+      for (const key of keysOf(keys)) stageEntry(staged, value, key, false);
+    }
+    const values: IndexValue[] = [...staged.scalars.keys()];
+    const keySets: KeySet[] = [...staged.scalars.values()].map(keySetOfStaged);
+    for (const [json, entry] of staged.composites) {
+      values.push({ json });
+      keySets.push(keySetOfStaged(entry));
+    }
+    const order = values.map((_, i) => i).sort((a, b) => compareIndexValues(values[a]!, values[b]!));
+    this.entries = SortedMap.fromSorted<IndexValue, KeySet>(
+      compareIndexValues,
+      order.map((i) => values[i]!),
+      order.map((i) => keySets[i]!),
+    );
+  }
+
+  private merge(value: IndexValue, keys: Iterable<string>): void {
+    const existing = this.entries.get(value);
+    let grown = existing;
+    for (const key of keys) grown = withKey(grown, key);
+    if (grown !== existing) this.entries.set(value, grown!);
+  }
+
+  /**
+   * Loads a checkpoint's entries, ascending by value, into an index that holds none yet. Long key lists stay
+   * arrays until a key is added to them (withKey turns them into Sets then), so a load builds no Sets.
+   */
+  loadSorted(values: IndexValue[], keys: Array<string | string[]>): void {
+    assert(this.entries.size === 0, 'a checkpoint loads into an empty index');
+    this.entries = SortedMap.fromSorted<IndexValue, KeySet>(compareIndexValues, values, keys);
   }
 
   *lookup(lookup: IndexLookup): Iterable<string> {
+    assert(this.staged === null, 'a staged index is not readable');
     for (const keys of this.matchingKeySets(lookup)) {
       if (typeof keys === 'string') yield keys;
       else yield* keys;
@@ -85,6 +192,7 @@ export class SecondaryIndex {
   }
 
   estimate(lookup: IndexLookup, cap = 100_000): number {
+    assert(this.staged === null, 'a staged index is not readable');
     let count = 0;
     for (const keys of this.matchingKeySets(lookup)) {
       count += typeof keys === 'string' ? 1 : Array.isArray(keys) ? keys.length : keys.size;
@@ -95,6 +203,7 @@ export class SecondaryIndex {
 
   /** Every entry in index order, for checkpoints. */
   *dump(): Iterable<[IndexValue, string | string[]]> {
+    assert(this.staged === null, 'a staged index is not readable');
     for (const [value, keys] of this.entries.entries()) {
       yield [value, typeof keys === 'string' ? keys : [...keys]];
     }

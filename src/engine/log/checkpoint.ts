@@ -6,14 +6,15 @@ import { assert } from '../../assert.js';
 import { DriftError } from '../../errors.js';
 import { limits, MiB } from '../../limits.js';
 import { ensureDurableDir, nodeFileSystem, writeAll, type FileHandle, type FileSystem } from '../storage/fs.js';
-import { encodeTextFrame, frameHeaderBytes, readFrame, type FrameRead } from './frame.js';
+import { encodeTaggedFrame, encodeTextFrame, frameHeaderBytes, readFrame, type FrameRead } from './frame.js';
 import { silentLogger, type LogLayerLogger } from './logger.js';
 import { CorruptLogError, listSeqFiles } from './segment.js';
 
 /** The first byte of every checkpoint frame's payload says what the frame is. */
 const frameTag = { header: 0x01, chunk: 0x02, trailer: 0x03 } as const;
 const checkpointFormat = 'driftdb-checkpoint';
-const checkpointVersion = 1;
+// Version 2: chunks are binary (checkpoint-codec.ts format 3); a version 1 file is skipped as unknown.
+const checkpointVersion = 2;
 const checkpointNamePattern = /^checkpoint-(\d{16})\.ckpt$/;
 /** Frames are gathered up to this many bytes per write, so a checkpoint costs few syscalls and little memory. */
 const writeBatchBytes = 4 * MiB;
@@ -39,13 +40,14 @@ export async function listCheckpoints(fileSystem: FileSystem, dir: string): Prom
 
 /**
  * Writes the chunks as checkpoint `seq` in `dir` (`<data-dir>/checkpoints`), atomically, then deletes all but the
- * newest limits.checkpointFilesKept files. Each chunk must be at most limits.checkpointChunkBytesMax bytes of UTF-8.
+ * newest limits.checkpointFilesKept files. Each chunk must be at most limits.checkpointChunkBytesMax bytes.
  * One writer per dir at a time. Disk errors are DriftError 'unavailable' (the log is not affected by them).
  */
 export async function writeCheckpoint(options: {
   dir: string;
   seq: number;
-  chunks: Iterable<string>;
+  /** Each a Buffer, or a string written as UTF-8. */
+  chunks: Iterable<Buffer | string>;
   fileSystem?: FileSystem;
 }): Promise<{ file: string; bytes: number }> {
   const fileSystem = options.fileSystem ?? nodeFileSystem;
@@ -70,7 +72,7 @@ function isSystemError(error: unknown): boolean {
   return typeof error === 'object' && error !== null && typeof (error as NodeJS.ErrnoException).code === 'string' && !(error instanceof DriftError);
 }
 
-async function writeFrames(fileSystem: FileSystem, temp: string, seq: number, chunks: Iterable<string>): Promise<number> {
+async function writeFrames(fileSystem: FileSystem, temp: string, seq: number, chunks: Iterable<Buffer | string>): Promise<number> {
   const handle = await fileSystem.open(temp, 'w');
   let position = 0;
   let count = 0;
@@ -78,7 +80,7 @@ async function writeFrames(fileSystem: FileSystem, temp: string, seq: number, ch
     let batch: Buffer[] = [encodeTextFrame(JSON.stringify({ format: checkpointFormat, version: checkpointVersion, seq }), frameTag.header)];
     let batchBytes = batch[0]!.length;
     for (const chunk of chunks) {
-      const frame = encodeTextFrame(chunk, frameTag.chunk);
+      const frame = typeof chunk === 'string' ? encodeTextFrame(chunk, frameTag.chunk) : encodeTaggedFrame(frameTag.chunk, chunk);
       assert(frame.length - frameHeaderBytes <= payloadBytesMax, `checkpoint chunk of ${frame.length} bytes exceeds checkpointChunkBytesMax`);
       batch.push(frame);
       batchBytes += frame.length;
@@ -127,7 +129,8 @@ export async function verifyCheckpointFile(options: { file: string; fileSystem?:
  */
 export async function loadCheckpoint(options: {
   dir: string;
-  onChunk(payload: string): void;
+  /** A chunk's bytes, a view into the block read from the file. */
+  onChunk(payload: Buffer): void;
   fileSystem?: FileSystem;
   logger?: LogLayerLogger;
 }): Promise<{ seq: number; file: string } | null> {
@@ -149,7 +152,7 @@ export async function loadCheckpoint(options: {
 }
 
 /** Reads a checkpoint file frame by frame, checking its structure; hands chunks to `onChunk` when given. */
-async function scanCheckpoint(fileSystem: FileSystem, file: string, onChunk: ((payload: string) => void) | null): Promise<CheckpointVerdict> {
+async function scanCheckpoint(fileSystem: FileSystem, file: string, onChunk: ((payload: Buffer) => void) | null): Promise<CheckpointVerdict> {
   const nameSeq = checkpointNamePattern.exec(path.basename(file))?.[1];
   const handle = await fileSystem.open(file, 'r');
   const state = { seq: -1, chunks: 0, trailer: false };
@@ -178,7 +181,7 @@ function checkFrame(
   state: { seq: number; chunks: number; trailer: boolean },
   payload: Buffer,
   nameSeq: string | undefined,
-  onChunk: ((payload: string) => void) | null,
+  onChunk: ((payload: Buffer) => void) | null,
 ): string | null {
   const tag = payload[0];
   if (state.trailer) return 'data after the trailer';
@@ -193,7 +196,7 @@ function checkFrame(
   }
   if (tag === frameTag.chunk) {
     state.chunks += 1;
-    onChunk?.(payload.toString('utf8', 1));
+    onChunk?.(payload.subarray(1));
     return null;
   }
   if (tag === frameTag.trailer) {

@@ -30,6 +30,14 @@ export function encodeFrame(payload: Buffer): Buffer {
   return sealFrame(frame);
 }
 
+/** Frames a one-byte tag followed by `payload`. */
+export function encodeTaggedFrame(tag: number, payload: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(frameHeaderBytes + 1 + payload.length);
+  frame[frameHeaderBytes] = tag;
+  payload.copy(frame, frameHeaderBytes + 1);
+  return sealFrame(frame);
+}
+
 /** Frames the UTF-8 bytes of `text` (plus an optional one-byte tag before them) without an intermediate copy. */
 export function encodeTextFrame(text: string, tag?: number): Buffer {
   const tagBytes = tag === undefined ? 0 : 1;
@@ -41,7 +49,8 @@ export function encodeTextFrame(text: string, tag?: number): Buffer {
   return sealFrame(frame);
 }
 
-function sealFrame(frame: Buffer): Buffer {
+/** Fills in the length and checksum of a frame whose payload is already in place, and verifies it. */
+export function sealFrame(frame: Buffer): Buffer {
   const payloadBytes = frame.length - frameHeaderBytes;
   assert(payloadBytes > 0, 'a frame payload may not be empty');
   assert(payloadBytes <= 0xffff_ffff, 'frame payload too large for a u32 length');

@@ -3,9 +3,9 @@
 
 import * as path from 'node:path';
 import { assert } from '../../assert.js';
-import type { CommitRecord } from '../types.js';
+import type { Change, CommitRecord, RowOp } from '../types.js';
 import type { FileSystem } from '../storage/fs.js';
-import { findNextValidFrame, readFrame } from './frame.js';
+import { findNextValidFrame, frameHeaderBytes, readFrame, sealFrame } from './frame.js';
 
 const segmentNamePattern = /^(\d{16})\.wal$/;
 const seqDigits = 16;
@@ -37,37 +37,119 @@ export async function listSegments(fileSystem: FileSystem, dir: string): Promise
   return (await listSeqFiles(fileSystem, dir, segmentNamePattern)).map(({ seq, file }) => ({ firstSeq: seq, file }));
 }
 
-/** Parses and shape-checks one record's payload; throws a reason string's Error if it is not a commit record. */
-export function parseRecord(payload: Buffer): CommitRecord {
-  let value: unknown;
-  try {
-    value = JSON.parse(payload.toString('utf8'));
-  } catch {
-    throw new Error('payload is not JSON');
-  }
-  const record = value as CommitRecord;
-  if (typeof value !== 'object' || value === null || !Number.isSafeInteger(record.seq) || record.seq < 1) {
-    throw new Error('payload has no valid seq');
-  }
-  if (typeof record.ts !== 'number' || !Array.isArray(record.changes)) throw new Error('payload is not a commit record');
-  return record;
+/*
+ * A commit record's payload, little-endian:
+ *   u8 recordTag | f64 seq | f64 ts | u32 change count | changes
+ * and each change:
+ *   u8 put(0) / patch(1) / delete(2): u32 table bytes, table UTF-8 | u32 key length, key UTF-16LE |
+ *                                     u32 document bytes, document UTF-8 (not for a delete)
+ *   u8 catalog(3):                    u32 bytes, the change as JSON
+ * Documents stay the JSON text they are, not a string escaped inside JSON, so replay cuts them out without
+ * unescaping them. Keys travel as UTF-16 because a key may hold a lone surrogate, which UTF-8 cannot carry;
+ * documents are JSON.stringify output, always well formed.
+ */
+const recordTag = 0xd1;
+const recordHeaderBytes = 1 + 8 + 8 + 4;
+const rowOps: readonly RowOp[] = ['put', 'patch', 'delete'];
+const catalogCode = 3;
+
+/** Encodes a commit record as a sealed frame, checksum verified. */
+export function encodeRecordFrame(record: CommitRecord): Buffer {
+  const docBytes = record.changes.map((c) => (c.kind === 'row' && c.doc !== null ? Buffer.byteLength(c.doc, 'utf8') : 0));
+  const catalogTexts = record.changes.map((c) => (c.kind === 'row' ? '' : JSON.stringify(c)));
+  let bytes = frameHeaderBytes + recordHeaderBytes;
+  record.changes.forEach((c, i) => {
+    if (c.kind !== 'row') bytes += 5 + Buffer.byteLength(catalogTexts[i]!, 'utf8');
+    else bytes += 9 + Buffer.byteLength(c.table, 'utf8') + 2 * c.key.length + (c.doc === null ? 0 : 4 + docBytes[i]!);
+  });
+  const frame = Buffer.allocUnsafe(bytes);
+  let at = frame.writeUInt8(recordTag, frameHeaderBytes);
+  at = frame.writeDoubleLE(record.seq, at);
+  at = frame.writeDoubleLE(record.ts, at);
+  at = frame.writeUInt32LE(record.changes.length, at);
+  record.changes.forEach((c, i) => {
+    if (c.kind !== 'row') {
+      at = frame.writeUInt8(catalogCode, at);
+      at = writeText(frame, at, catalogTexts[i]!, 'utf8');
+      return;
+    }
+    at = frame.writeUInt8(rowOps.indexOf(c.op), at);
+    at = writeText(frame, at, c.table, 'utf8');
+    at = frame.writeUInt32LE(c.key.length, at);
+    at += frame.write(c.key, at, 'utf16le');
+    if (c.doc !== null) {
+      at = frame.writeUInt32LE(docBytes[i]!, at);
+      at += frame.write(c.doc, at, 'utf8');
+    }
+  });
+  assert(at === frame.length, 'record encoding size');
+  return sealFrame(frame);
 }
 
-const seqPrefix = Buffer.from('{"seq":');
+function writeText(buf: Buffer, at: number, text: string, encoding: 'utf8'): number {
+  const written = buf.write(text, at + 4, encoding);
+  buf.writeUInt32LE(written, at);
+  return at + 4 + written;
+}
 
-/** The seq of a record without parsing all of it, when the payload starts with `{"seq":N,`; else a full parse. */
-export function peekRecordSeq(payload: Buffer): number {
-  if (payload.length > seqPrefix.length && payload.compare(seqPrefix, 0, seqPrefix.length, 0, seqPrefix.length) === 0) {
-    let seq = 0;
-    let offset = seqPrefix.length;
-    for (; offset < payload.length && offset < seqPrefix.length + 16; offset += 1) {
-      const digit = payload[offset]! - 0x30;
-      if (digit < 0 || digit > 9) break;
-      seq = seq * 10 + digit;
-    }
-    if (offset > seqPrefix.length && payload[offset] === 0x2c /* , */ && seq >= 1) return seq;
+/** Parses and shape-checks one record's payload; throws a reason string's Error if it is not a commit record. */
+export function parseRecord(payload: Buffer): CommitRecord {
+  if (payload.length < recordHeaderBytes || payload[0] !== recordTag) throw new Error('payload is not a commit record');
+  const seq = payload.readDoubleLE(1);
+  const ts = payload.readDoubleLE(9);
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new Error('payload has no valid seq');
+  if (!Number.isFinite(ts)) throw new Error('payload has no valid ts');
+  const count = payload.readUInt32LE(17);
+  const reader = { payload, at: recordHeaderBytes };
+  const changes: Change[] = [];
+  for (let i = 0; i < count; i++) changes.push(readChange(reader));
+  if (reader.at !== payload.length) throw new Error('payload has bytes after its last change');
+  return { seq, ts, changes };
+}
+
+interface Reader {
+  payload: Buffer;
+  at: number;
+}
+
+function readChange(reader: Reader): Change {
+  const code = readU32OrByte(reader, 1);
+  if (code === catalogCode) {
+    const change = JSON.parse(readText(reader, 1, 'utf8')) as Change;
+    if (typeof change !== 'object' || change === null || change.kind === 'row') throw new Error('payload holds a bad catalog change');
+    return change;
   }
-  return parseRecord(payload).seq;
+  const op = rowOps[code];
+  if (op === undefined) throw new Error(`payload holds an unknown change code ${code}`);
+  const table = readText(reader, 1, 'utf8');
+  const key = readText(reader, 2, 'utf16le');
+  const doc = op === 'delete' ? null : readText(reader, 1, 'utf8');
+  return { kind: 'row', table, key, op, doc };
+}
+
+/** Reads a u32 (or, with `bytes` 1, a u8) at the reader, checking that it lies inside the payload. */
+function readU32OrByte(reader: Reader, bytes: 1 | 4): number {
+  if (reader.at + bytes > reader.payload.length) throw new Error('payload ends inside a change');
+  const value = bytes === 1 ? reader.payload[reader.at]! : reader.payload.readUInt32LE(reader.at);
+  reader.at += bytes;
+  return value;
+}
+
+/** Reads a u32 length (in units of `unitBytes`) and the text after it. */
+function readText(reader: Reader, unitBytes: 1 | 2, encoding: 'utf8' | 'utf16le'): string {
+  const length = readU32OrByte(reader, 4) * unitBytes;
+  const start = reader.at;
+  if (start + length > reader.payload.length) throw new Error('payload ends inside a change');
+  reader.at += length;
+  return reader.payload.toString(encoding, start, reader.at);
+}
+
+/** The seq of a record without parsing all of it. */
+export function peekRecordSeq(payload: Buffer): number {
+  if (payload.length < recordHeaderBytes || payload[0] !== recordTag) return parseRecord(payload).seq;
+  const seq = payload.readDoubleLE(1);
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new Error('payload has no valid seq');
+  return seq;
 }
 
 /** Recovery met damage it must not repair: the server refuses to start, naming the file and byte offset. */

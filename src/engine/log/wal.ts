@@ -6,10 +6,10 @@ import { assert } from '../../assert.js';
 import { DriftError } from '../../errors.js';
 import { limits } from '../../limits.js';
 import type { CommitRecord } from '../types.js';
-import { ensureDurableDir, nodeFileSystem, writeAll, type FileHandle, type FileSystem } from '../storage/fs.js';
-import { encodeTextFrame, frameHeaderBytes } from './frame.js';
+import { ensureDurableDir, nodeFileSystem, writeAllSync, type FileHandle, type FileSystem } from '../storage/fs.js';
+import { frameHeaderBytes } from './frame.js';
 import { silentLogger, type LogLayerLogger } from './logger.js';
-import { CorruptLogError, segmentName, walkLog, type LogProblem } from './segment.js';
+import { CorruptLogError, encodeRecordFrame, segmentName, walkLog, type LogProblem } from './segment.js';
 
 export { CorruptLogError } from './segment.js';
 
@@ -152,8 +152,8 @@ class SegmentedLog implements WriteAheadLog {
   private readonly queue: Group[] = [];
   /** Groups written or being written, whose syncs may overlap; acknowledged strictly in this (seq) order. */
   private readonly inFlight: Group[] = [];
-  /** Writes land one after another, in seq order, even while earlier syncs are still running. */
-  private writing: Promise<void> = Promise.resolve();
+  /** Set while a group that starts a new segment is written: later groups wait, so writes stay in seq order. */
+  private rolling = false;
   /** The fdatasyncs running now; a segment is closed only after they finish. */
   private readonly syncs = new Set<Promise<void>>();
   private pumpScheduled = false;
@@ -196,7 +196,7 @@ class SegmentedLog implements WriteAheadLog {
     if (this.closing) return Promise.reject(new DriftError('unavailable', 'the log is closed'));
     assert(record.seq === this.lastSeq + 1, `append of seq ${record.seq} after seq ${this.lastSeq}`);
     assert(record.ts >= this.lastTs, `commit ts ${record.ts} is before the previous ts ${this.lastTs}`);
-    const frame = encodeTextFrame(JSON.stringify(record));
+    const frame = encodeRecordFrame(record);
     if (frame.length - frameHeaderBytes > limits.recordBytesMax) {
       return Promise.reject(new DriftError('payload_too_large', `the commit is larger than ${limits.recordBytesMax} bytes`));
     }
@@ -213,7 +213,6 @@ class SegmentedLog implements WriteAheadLog {
   async close(): Promise<void> {
     this.closing = true;
     if (this.queue.length > 0 || this.inFlight.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    await this.writing;
     const current = this.current;
     this.current = null;
     if (current) await current.handle.close();
@@ -245,25 +244,38 @@ class SegmentedLog implements WriteAheadLog {
   /**
    * Starts queued groups while fewer than walSyncsInFlightMax syncs run. Overlapping syncs let the disk serve two
    * cohorts of writers at once instead of making each wait for the other's sync (measured: 1.4-1.8x the syncs/s).
+   * A group is written synchronously (into the page cache, in seq order) and synced in the thread pool; a group
+   * that must start a new segment waits until no sync runs on the old one.
    */
   private pump(): void {
-    while (this.failure === null && this.queue.length > 0 && this.inFlight.length < limits.walSyncsInFlightMax) {
-      const group = this.queue.shift()!;
+    while (this.failure === null && !this.rolling && this.queue.length > 0 && this.inFlight.length < limits.walSyncsInFlightMax) {
+      const group = this.queue[0]!;
+      const segment = this.current;
+      const needsRoll = segment === null || (segment.bytes > 0 && segment.bytes + group.bytes > this.segmentBytesMax);
+      if (needsRoll && this.inFlight.length > 0) break;
+      this.queue.shift();
       this.inFlight.push(group);
-      void this.persist(group);
+      if (needsRoll) {
+        this.rolling = true;
+        void this.persist(group, async () => {
+          try {
+            return await this.writeFrames(group);
+          } finally {
+            this.rolling = false;
+            this.schedulePump();
+          }
+        });
+        break;
+      }
+      void this.persist(group, () => this.writeInto(segment!, group.frames, group.bytes));
     }
     if (this.queue.length === 0 && this.inFlight.length === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
-  /** Writes the group after every earlier group's write, then syncs it; any failure stops the log for good. */
-  private async persist(group: Group): Promise<void> {
+  /** Writes the group (through `write`), then syncs it; any failure stops the log for good. */
+  private async persist(group: Group, write: () => FileHandle | Promise<FileHandle>): Promise<void> {
     try {
-      const written = this.writing.then(() => this.writeFrames(group));
-      this.writing = written.then(
-        () => {},
-        () => {},
-      );
-      const handle = await written;
+      const handle = await write();
       const sync = handle.datasync();
       this.syncs.add(sync);
       try {
@@ -279,6 +291,16 @@ class SegmentedLog implements WriteAheadLog {
     this.acknowledge();
   }
 
+  /** Appends frames to the segment's end, synchronously; answers the handle whose sync covers them. */
+  private writeInto(segment: OpenSegment, frames: readonly Buffer[], bytes: number): FileHandle {
+    segment.unsynced = true;
+    const written = writeAllSync(segment.handle, frames, segment.bytes);
+    assert(written === bytes, 'short group write');
+    segment.bytes += bytes;
+    this.bytes += bytes;
+    return segment.handle;
+  }
+
   /** Resolves synced groups from the oldest on; a group synced early waits for every earlier one. */
   private acknowledge(): void {
     while (this.failure === null && this.inFlight[0]?.synced === true) {
@@ -290,9 +312,8 @@ class SegmentedLog implements WriteAheadLog {
     this.pump();
   }
 
-  /** Writes a group's frames (rolling segments where one fills up); answers the handle its sync must cover. */
+  /** Writes a group's frames, rolling to new segments where one fills up; answers the handle its sync must cover. */
   private async writeFrames(group: Group): Promise<FileHandle> {
-    if (this.failure !== null) throw this.failure;
     let index = 0;
     while (index < group.frames.length) {
       let segment = this.current;
@@ -305,12 +326,7 @@ class SegmentedLog implements WriteAheadLog {
         bytes += group.frames[end]!.length;
         end += 1;
       }
-      segment.unsynced = true;
-      const frames = index === 0 && end === group.frames.length ? group.frames : group.frames.slice(index, end);
-      const written = await writeAll(segment.handle, frames, segment.bytes);
-      assert(written === bytes, 'short group write');
-      segment.bytes += bytes;
-      this.bytes += bytes;
+      this.writeInto(segment, index === 0 && end === group.frames.length ? group.frames : group.frames.slice(index, end), bytes);
       index = end;
     }
     return this.current!.handle;
