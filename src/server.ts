@@ -16,6 +16,7 @@ import { limits } from './limits.js';
 import { lazyChildLogger, requestIdFrom, type Logger } from './observability/logger.js';
 import { securityHeaders } from './security/headers.js';
 import { registerRoutes } from './routes/index.js';
+import { lazySerializerFactory } from './routes/lazy-serializer.js';
 import { loadOpenApiJson } from './routes/openapi.js';
 import { clientErrorProblem, installProblemHandlers, problemFromError, rawProblemResponse, sendProblem } from './routes/problem.js';
 import { Authenticator } from './security/auth.js';
@@ -108,6 +109,7 @@ function serverOptions(headers: Readonly<Record<string, string>>): FastifyServer
     routerOptions: { maxParamLength: routeParamLengthMax },
     // Unknown members are rejected by schemas that say so, never silently dropped; query strings are coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    schemaController: { compilersFactory: { buildSerializer: lazySerializerFactory } },
     // Errors the router meets before any hook runs (a malformed or oversized URL): rendered like all others,
     // with the security and request-id headers every other answer carries.
     frameworkErrors: (error, request, reply) => {

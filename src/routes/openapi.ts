@@ -4,7 +4,6 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { parse } from 'yaml';
 import { DriftError } from '../errors.js';
 
 /** The package root: the nearest directory above this file whose package.json names driftdb (src/ or dist/src/). */
@@ -32,6 +31,8 @@ export async function loadOpenApiJson(): Promise<string | null> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;
   }
+  // The YAML parser is loaded here too, not at start: only this route needs it.
+  const { parse } = await import('yaml');
   return JSON.stringify(parse(text));
 }
 

@@ -5,9 +5,10 @@
 import type { ValidateFunction } from 'ajv';
 import { assert } from '../../assert.js';
 import { compareCodePoints, getSegments } from '../json.js';
+import { extractPath } from '../json-fields.js';
 import { SecondaryIndex } from '../index/secondary-index.js';
 import { SortedMap } from '../storage/sorted-map.js';
-import type { Doc, Json, RowOp, TableDef, Version } from '../types.js';
+import type { Doc, RowOp, TableDef, Version } from '../types.js';
 
 export class TableState {
   readonly def: TableDef;
@@ -62,8 +63,10 @@ export class TableState {
     }
     this.liveRows += (json !== null ? 1 : 0) - (wasLive ? 1 : 0);
     if (json !== null && this.indexes.size > 0) {
-      const parsed = doc ?? (JSON.parse(json) as Doc);
-      for (const index of this.indexes.values()) index.add(getSegments(parsed, index.path), key, isNew);
+      // Replay has only the text: the indexed fields are read out of it rather than parsing every document.
+      for (const index of this.indexes.values()) {
+        index.add(doc === undefined ? extractPath(json, index.path) : getSegments(doc, index.path), key, isNew);
+      }
     }
   }
 
@@ -81,7 +84,7 @@ export class TableState {
       let isNew = true;
       for (const version of chain) {
         if (version.json === null) continue;
-        index.add(getSegments(JSON.parse(version.json) as Json, index.path), key, isNew);
+        index.add(extractPath(version.json, index.path), key, isNew);
         isNew = false;
       }
     }
