@@ -116,10 +116,15 @@ class Engine implements Database, TxHost {
   async recover(): Promise<void> {
     const started = Date.now();
     this.recovering = true;
-    const loader = new CheckpointLoader({ tables: this.tables, makeTable: (def) => this.makeTable(def) });
+    const newLoader = (): CheckpointLoader => new CheckpointLoader({ tables: this.tables, makeTable: (def) => this.makeTable(def) });
+    let loader = newLoader();
     const checkpoint = await loadCheckpoint({
       dir: join(this.options.dataDir, 'checkpoints'),
       onChunk: (payload) => loader.chunk(payload),
+      onDiscard: () => {
+        this.tables.clear();
+        loader = newLoader();
+      },
       ...(this.options.fileSystem ? { fileSystem: this.options.fileSystem } : {}),
       logger: this.logger,
     });

@@ -1,5 +1,5 @@
 // Checkpoint files: round trip, atomic replacement, keep-2 retention, and fallback to an older file when the
-// newest is half-written or damaged, without ever delivering a chunk of the bad one.
+// newest is half-written or damaged: whatever was delivered from the bad one is discarded before the older loads.
 
 import t from 'tap';
 import * as fs from 'node:fs';
@@ -13,11 +13,21 @@ function chunksFor(seq: number, count: number): string[] {
   return Array.from({ length: count }, (_, index) => JSON.stringify({ seq, index, text: `row ${index} ✓ ${'z'.repeat(index % 50)}` }));
 }
 
-async function load(dir: string, fileSystem = nodeFileSystem): Promise<{ seq: number | null; chunks: string[]; warnings: object[] }> {
+async function load(dir: string, fileSystem = nodeFileSystem): Promise<{ seq: number | null; chunks: string[]; warnings: object[]; discards: number }> {
   const chunks: string[] = [];
   const warnings: object[] = [];
-  const loaded = await loadCheckpoint({ dir, onChunk: (c) => chunks.push(c.toString('utf8')), fileSystem, logger: { info() {}, warn: (o) => warnings.push(o), error() {} } });
-  return { seq: loaded?.seq ?? null, chunks, warnings };
+  let discards = 0;
+  const loaded = await loadCheckpoint({
+    dir,
+    onChunk: (c) => chunks.push(c.toString('utf8')),
+    onDiscard: () => {
+      discards++;
+      chunks.length = 0;
+    },
+    fileSystem,
+    logger: { info() {}, warn: (o) => warnings.push(o), error() {} },
+  });
+  return { seq: loaded?.seq ?? null, chunks, warnings, discards };
 }
 
 t.test('a checkpoint round-trips its chunks in order', async (t) => {
@@ -52,7 +62,7 @@ t.test('chunks are taken from a lazy iterable, and large files stream across rea
 t.test('an empty state checkpoints and loads as zero chunks; seq 0 is allowed', async (t) => {
   const dir = t.testdir();
   await writeCheckpoint({ dir, seq: 0, chunks: [] });
-  t.same(await load(dir), { seq: 0, chunks: [], warnings: [] });
+  t.same(await load(dir), { seq: 0, chunks: [], warnings: [], discards: 0 });
 });
 
 t.test('only the newest two checkpoints are kept', async (t) => {
@@ -96,7 +106,10 @@ t.test('a flipped byte in the newest checkpoint falls back; none valid loads nul
   fs.writeFileSync(newest, bytes);
   const verdict = await verifyCheckpointFile({ file: newest });
   t.match(verdict, { valid: false, file: newest, reason: /crc_mismatch/ });
-  t.equal((await load(dir)).seq, 10);
+  const fellBack = await load(dir);
+  t.equal(fellBack.seq, 10);
+  t.equal(fellBack.discards, 1, 'what the damaged file delivered before its bad frame was discarded');
+  t.same(fellBack.chunks, chunksFor(10, 2));
 
   const olderFile = path.join(dir, checkpointName(10));
   fs.truncateSync(olderFile, fs.statSync(olderFile).size - 1);
