@@ -6,7 +6,7 @@ import { isolationLevels, type Database, type Isolation, type QuerySpec, type Tr
 import { DriftError, isDriftError } from '../errors.js';
 import { limits } from '../limits.js';
 import { rolesAllow } from '../security/auth.js';
-import { dataValidatorCompiler, problemResponses } from './schemas.js';
+import { dataValidatorCompiler, problemResponses, sendDocuments } from './schemas.js';
 
 type BatchOp =
   | { op: 'put' | 'patch'; table: string; key: string; doc: unknown; ifSeq?: number }
@@ -61,11 +61,11 @@ export async function batchRoutes(app: FastifyInstance, opts: { db: () => Databa
   app.post<{ Body: BatchBody }>('/v1/batch', {
     config: { permission: 'read' },
     schema: { body: batchBody, response: { 200: batchResponse, ...problemResponses({ extra: [404, 409, 412], withBody: true }) } },
-    handler: async (req) => {
+    handler: async (req, reply) => {
       if (req.body.ops.some((op) => writeOps.has(op.op)) && !rolesAllow(req.principal.roles, 'write')) {
         throw new DriftError('forbidden', 'Writing needs the writer or admin role.');
       }
-      return runBatch(opts.db(), req.body);
+      return sendDocuments(reply, await runBatch(opts.db(), req.body));
     },
   });
 }

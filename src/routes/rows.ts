@@ -8,7 +8,7 @@ import { inTransaction } from './transaction-context.js';
 import type { Doc, HistoryEntry } from '../engine/index.js';
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
-import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, rowParams, tableParams } from './schemas.js';
+import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, rowParams, sendDocuments, tableParams } from './schemas.js';
 
 interface RowParams {
   table: string;
@@ -148,9 +148,9 @@ export async function rowsRoutes(
   app.get<{ Params: RowParams }>('/v1/tables/:table/rows/:key/history', {
     config: { permission: 'read' },
     schema: { params: rowParams, response: { 200: ref('History'), ...problemResponses({ extra: [404] }) } },
-    handler: async (req) => {
+    handler: async (req, reply) => {
       const history = opts.db().history({ table: req.params.table, key: req.params.key });
-      return { key: history.key, versions: history.versions.map(historyView) };
+      return sendDocuments(reply, { key: history.key, versions: history.versions.map(historyView) });
     },
   });
 
@@ -177,9 +177,9 @@ export async function rowsRoutes(
         response: { 200: ref('Page'), ...problemResponses({ extra: [404] }) },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const { limit, cursor, asOf } = req.query;
-      return inTx(req, (tx) => opts.db().scan({ table: req.params.table, limit, cursor, asOf, ...tx }));
+      return sendDocuments(reply, await inTx(req, (tx) => opts.db().scan({ table: req.params.table, limit, cursor, asOf, ...tx })));
     },
   );
 }

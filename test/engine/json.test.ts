@@ -1,4 +1,5 @@
 import t from 'tap';
+import fc from 'fast-check';
 import { checkDocument, compareCodePoints, keyOf, mergePatch, serializeChecked } from '../../src/engine/json.js';
 
 function serializeDocument(value: unknown): string {
@@ -19,6 +20,21 @@ t.test('code point order puts astral characters after every BMP character', asyn
   t.same([...words].sort(compareCodePoints), expected);
   t.ok(compareCodePoints('\u{1F600}', '\uFFFD') > 0, 'U+1F600 sorts after U+FFFD');
   t.ok(compareCodePoints('10', '9') < 0, 'keys compare as strings');
+});
+
+t.test("a probe's comparator gives compareCodePoints' sign against every key", async (t) => {
+  const units = fc.constantFrom('a', 'z', '\u00e9', '\ud7ff', '\ud800', '\udbff', '\udc00', '\udfff', '\ue000', '\uffff', '\u{1F600}', '\u{10FFFF}');
+  const keys = fc.array(units, { maxLength: 6 }).map((parts) => parts.join(''));
+  const sign = (n: number): number => Math.sign(n);
+  fc.assert(
+    fc.property(keys, keys, (probe, key) => {
+      const fast = compareCodePoints.forProbe(probe);
+      return sign(fast(key, probe)) === sign(compareCodePoints(key, probe)) && sign(fast(probe, key)) === sign(compareCodePoints(probe, key));
+    }),
+    { numRuns: 5000 },
+  );
+  t.equal(compareCodePoints.forProbe('row-42'), compareCodePoints.forProbe('k'), 'plain keys share the native comparison');
+  t.equal(compareCodePoints.forProbe('\ue000'), compareCodePoints, 'keys with high units keep the code-point comparison');
 });
 
 t.test('merge patch follows RFC 7396 and keeps __proto__ as a plain key', async (t) => {

@@ -23,7 +23,6 @@ function slowSyncFileSystem(inner: FileSystem, delayMs: number | number[]): File
     ...handle,
     read: (o) => handle.read(o),
     writev: (b, p) => handle.writev(b, p),
-    writevSync: (b, p) => handle.writevSync(b, p),
     truncate: (l) => handle.truncate(l),
     size: () => handle.size(),
     close: () => handle.close(),

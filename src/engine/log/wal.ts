@@ -6,7 +6,7 @@ import { assert } from '../../assert.js';
 import { DriftError } from '../../errors.js';
 import { limits } from '../../limits.js';
 import type { CommitRecord } from '../types.js';
-import { ensureDurableDir, nodeFileSystem, writeAllSync, type FileHandle, type FileSystem } from '../storage/fs.js';
+import { ensureDurableDir, nodeFileSystem, writeAll, type FileHandle, type FileSystem } from '../storage/fs.js';
 import { frameHeaderBytes } from './frame.js';
 import { silentLogger, type LogLayerLogger } from './logger.js';
 import { CorruptLogError, encodeRecordFrame, segmentName, walkLog, type LogProblem } from './segment.js';
@@ -154,6 +154,8 @@ class SegmentedLog implements WriteAheadLog {
   private readonly inFlight: Group[] = [];
   /** Set while a group that starts a new segment is written: later groups wait, so writes stay in seq order. */
   private rolling = false;
+  /** Group writes run one after another, in seq order. */
+  private writing: Promise<void> = Promise.resolve();
   /** The fdatasyncs running now; a segment is closed only after they finish. */
   private readonly syncs = new Set<Promise<void>>();
   private pumpScheduled = false;
@@ -213,6 +215,7 @@ class SegmentedLog implements WriteAheadLog {
   async close(): Promise<void> {
     this.closing = true;
     if (this.queue.length > 0 || this.inFlight.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await this.writing;
     const current = this.current;
     this.current = null;
     if (current) await current.handle.close();
@@ -244,8 +247,8 @@ class SegmentedLog implements WriteAheadLog {
   /**
    * Starts queued groups while fewer than walSyncsInFlightMax syncs run. Overlapping syncs let the disk serve two
    * cohorts of writers at once instead of making each wait for the other's sync (measured: 1.4-1.8x the syncs/s).
-   * A group is written synchronously (into the page cache, in seq order) and synced in the thread pool; a group
-   * that must start a new segment waits until no sync runs on the old one.
+   * Groups are written in seq order and each synced once written; a group that must start a new segment waits
+   * until no write or sync runs on the old one.
    */
   private pump(): void {
     while (this.failure === null && !this.rolling && this.queue.length > 0 && this.inFlight.length < limits.walSyncsInFlightMax) {
@@ -291,14 +294,26 @@ class SegmentedLog implements WriteAheadLog {
     this.acknowledge();
   }
 
-  /** Appends frames to the segment's end, synchronously; answers the handle whose sync covers them. */
-  private writeInto(segment: OpenSegment, frames: readonly Buffer[], bytes: number): FileHandle {
+  /**
+   * Reserves the segment's next bytes for the frames at once, and writes them (in the thread pool) after every
+   * earlier write, so a sync always covers every group before its own; answers the handle whose sync covers them.
+   */
+  private writeInto(segment: OpenSegment, frames: readonly Buffer[], bytes: number): Promise<FileHandle> {
     segment.unsynced = true;
-    const written = writeAllSync(segment.handle, frames, segment.bytes);
-    assert(written === bytes, 'short group write');
+    const position = segment.bytes;
     segment.bytes += bytes;
     this.bytes += bytes;
-    return segment.handle;
+    const written = this.writing.then(async () => {
+      if (this.failure !== null) throw this.failure;
+      const count = await writeAll(segment.handle, frames, position);
+      assert(count === bytes, 'short group write');
+      return segment.handle;
+    });
+    this.writing = written.then(
+      () => {},
+      () => {},
+    );
+    return written;
   }
 
   /** Resolves synced groups from the oldest on; a group synced early waits for every earlier one. */
@@ -326,7 +341,7 @@ class SegmentedLog implements WriteAheadLog {
         bytes += group.frames[end]!.length;
         end += 1;
       }
-      this.writeInto(segment, index === 0 && end === group.frames.length ? group.frames : group.frames.slice(index, end), bytes);
+      await this.writeInto(segment, index === 0 && end === group.frames.length ? group.frames : group.frames.slice(index, end), bytes);
       index = end;
     }
     return this.current!.handle;
@@ -336,7 +351,8 @@ class SegmentedLog implements WriteAheadLog {
   private async rollTo(firstSeq: number): Promise<OpenSegment> {
     const previous = this.current;
     if (previous) {
-      // Earlier groups' syncs may still run on this file: the handle is closed only once they are done.
+      // Earlier groups' writes and syncs may still run on this file: the handle is closed only once they are done.
+      await this.writing;
       await Promise.allSettled([...this.syncs]);
       if (previous.unsynced) await previous.handle.datasync();
       this.current = null;

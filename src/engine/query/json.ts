@@ -71,6 +71,20 @@ export function compareCodePoints(a: string, b: string): number {
   return (a.codePointAt(i) as number) - (b.codePointAt(i) as number);
 }
 
+/** UTF-16 code-unit order: the engine's native string comparison. */
+function compareCodeUnits(a: string, b: string): number {
+  return a === b ? 0 : a < b ? -1 : 1;
+}
+
+const highUnit = /[\ud800-\uffff]/;
+
+/**
+ * Code-unit order equals code-point order whenever one side has no unit of U+D800 or above: at the first
+ * difference that side's unit is then below every surrogate and every U+E000..U+FFFF unit under both orders. So a
+ * search for a key made of such units (most keys) may use the engine's native comparison.
+ */
+compareCodePoints.forProbe = (probe: string) => (highUnit.test(probe) ? compareCodePoints : compareCodeUnits);
+
 /**
  * The rank of a value's JSON type in the total order: missing < null < booleans < numbers < strings < arrays
  * < objects. Missing (undefined) sorts like "less than null" so `orderBy` places rows without the field first

@@ -1,7 +1,6 @@
 // The FileSystem port: the few file operations the log and checkpoints need, so the disk can be swapped for
 // an in-memory one (storage/memory.ts) or wrapped to inject faults (faultyFileSystem) in tests.
 
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
@@ -13,11 +12,6 @@ export interface FileHandle {
   read(options: { buffer: Buffer; offset: number; length: number; position: number }): Promise<number>;
   /** Writes the buffers in order at `position`; answers the count written, which may be short. */
   writev(buffers: readonly Buffer[], position: number): Promise<number>;
-  /**
-   * The same, synchronously: for the log's small group writes into the page cache, where a round trip through
-   * libuv's thread pool costs more than the write itself.
-   */
-  writevSync(buffers: readonly Buffer[], position: number): number;
   /** fdatasync: the data (and the size needed to read it) is on stable storage when this resolves. */
   datasync(): Promise<void>;
   /** fsync: data and all metadata. */
@@ -68,10 +62,6 @@ class NodeFileHandle implements FileHandle {
   async writev(buffers: readonly Buffer[], position: number): Promise<number> {
     const result = await this.handle.writev(buffers, position);
     return result.bytesWritten;
-  }
-
-  writevSync(buffers: readonly Buffer[], position: number): number {
-    return fs.writevSync(this.handle.fd, buffers as Buffer[], position);
   }
 
   datasync(): Promise<void> {
@@ -150,19 +140,6 @@ export async function writeAll(handle: FileHandle, buffers: readonly Buffer[], p
   return total;
 }
 
-/** writeAll, synchronously. */
-export function writeAllSync(handle: FileHandle, buffers: readonly Buffer[], position: number): number {
-  let remaining = buffers.filter((buffer) => buffer.length > 0);
-  let total = 0;
-  while (remaining.length > 0) {
-    const written = handle.writevSync(remaining, position + total);
-    if (written <= 0) throw fileSystemError('EIO', 'write', '(short write of 0 bytes)');
-    total += written;
-    remaining = dropPrefix(remaining, written);
-  }
-  return total;
-}
-
 function dropPrefix(buffers: readonly Buffer[], count: number): Buffer[] {
   const rest: Buffer[] = [];
   let skip = count;
@@ -214,11 +191,7 @@ export function faultyFileSystem(inner: FileSystem, options: FaultOptions = {}):
       if (fails(faults.failWriteAfter, counts.writes)) throw fileSystemError('EIO', 'write', file);
       return handle.writev(buffers, position);
     },
-    writevSync(buffers, position) {
-      counts.writes += 1;
-      if (fails(faults.failWriteAfter, counts.writes)) throw fileSystemError('EIO', 'write', file);
-      return handle.writevSync(buffers, position);
-    },
+
     async datasync() {
       counts.datasyncs += 1;
       if (fails(faults.failSyncAfter, syncCount())) throw fileSystemError('EIO', 'fdatasync', file);

@@ -236,15 +236,6 @@ function memoryHandle(inode: Inode, readOnly: boolean, file: string): FileHandle
     if (closed) throw fileSystemError('EBADF', syscall, file);
     if (writing && readOnly) throw fileSystemError('EBADF', syscall, file);
   };
-  const writevSync = (buffers: readonly Buffer[], position: number): number => {
-    check('write', true);
-    let at = position;
-    for (const buffer of buffers) {
-      inode.write(buffer, at);
-      at += buffer.length;
-    }
-    return at - position;
-  };
   return {
     async read({ buffer, offset, length, position }) {
       check('read');
@@ -253,9 +244,14 @@ function memoryHandle(inode: Inode, readOnly: boolean, file: string): FileHandle
       return bytes.copy(buffer, offset, position, Math.min(bytes.length, position + length));
     },
     async writev(buffers, position) {
-      return writevSync(buffers, position);
+      check('write', true);
+      let at = position;
+      for (const buffer of buffers) {
+        inode.write(buffer, at);
+        at += buffer.length;
+      }
+      return at - position;
     },
-    writevSync,
     async datasync() {
       check('fdatasync');
       inode.persist();

@@ -30,6 +30,12 @@ const branchChildrenMin = branchChildrenMax / 4;
 
 export type Compare<K> = (a: K, b: K) => number;
 
+/**
+ * A comparator that may name, for a given probe key, a cheaper comparator giving the same sign for every
+ * comparison with that probe; a map uses it for the searches of that probe.
+ */
+export type ProbeComparator<K> = Compare<K> & { forProbe?: (probe: K) => Compare<K> };
+
 export interface RangeOptions<K> {
   /** Start after this key (exclusive). Exclusive with `from`. */
   after?: K;
@@ -72,8 +78,15 @@ export class SortedMap<K, V> {
   /** Separator produced by the last split, handed from a child's insert to its parent. */
   private splitKey: K | undefined = undefined;
 
+  /** A cheaper comparator that is exact for one probe key, when the comparator offers one (see ProbeComparator). */
+  private readonly forProbe: ((probe: K) => Compare<K>) | null;
+  private lastProbe: K | undefined = undefined;
+  private lastProbeCompare: Compare<K>;
+
   constructor(compare: Compare<K>) {
     this.compare = compare;
+    this.forProbe = (compare as ProbeComparator<K>).forProbe ?? null;
+    this.lastProbeCompare = compare;
     this.head = new Leaf<K, V>([], []);
     this.tail = this.head;
     this.root = this.head;
@@ -274,7 +287,7 @@ export class SortedMap<K, V> {
   private search(keys: K[], key: K): number {
     let lo = 0;
     let hi = keys.length - 1;
-    const compare = this.compare;
+    const compare = this.compareFor(key);
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
       const c = compare(keys[mid], key);
@@ -283,6 +296,16 @@ export class SortedMap<K, V> {
       else return mid;
     }
     return ~lo;
+  }
+
+  /** The comparator for searches of `key`; one descent asks several times for the same probe, so it is cached. */
+  private compareFor(key: K): Compare<K> {
+    if (this.forProbe === null) return this.compare;
+    if (key !== this.lastProbe) {
+      this.lastProbe = key;
+      this.lastProbeCompare = this.forProbe(key);
+    }
+    return this.lastProbeCompare;
   }
 
   /** Child of a branch whose subtree may hold `key`: the number of separators <= key. */
