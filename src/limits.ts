@@ -40,6 +40,8 @@ export const limits = {
   groupCommitBytesMax: 16 * MiB,
   /** Group fdatasyncs that may run at once (each group is acknowledged only after every earlier one). */
   walSyncsInFlightMax: 2,
+  /** A group starts while another group's sync runs only once it holds this many records. */
+  walOverlapGroupRecordsMin: 8,
   /** Schema JSON size. */
   schemaBytesMax: 256 * KiB,
   /** Where-clause nodes. */

@@ -158,9 +158,11 @@ for (const fault of ['failWriteAfter', 'failSyncAfter'] as const) {
 t.test('fail-stop rejects the groups in flight and those queued behind them', async (t) => {
   const faulty = faultyFileSystem(memoryFileSystem(), { failSyncAfter: 0 });
   const log = await openLog({ dir: '/wal', afterSeq: 0, onRecord() {}, fileSystem: slowSyncFileSystem(faulty, 20) });
-  const appends = [];
-  for (let seq = 1; seq <= limits.walSyncsInFlightMax + 1; seq++) {
-    appends.push(log.append(record(seq)));
+  const appends: Promise<void>[] = [];
+  // Groups large enough to start while another group's sync runs.
+  const groupRecords = limits.walOverlapGroupRecordsMin;
+  for (let group = 0; group <= limits.walSyncsInFlightMax; group++) {
+    for (let i = 0; i < groupRecords; i++) appends.push(log.append(record(group * groupRecords + i + 1)));
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
   t.equal(log.failed, false, 'the first sync is still in flight');
@@ -178,9 +180,11 @@ t.test('a group whose sync ends first is acknowledged only after every earlier g
   const settled: number[] = [];
   const first = log.append(record(1)).then(() => settled.push(1));
   await new Promise((resolve) => setTimeout(resolve, 5));
-  const second = log.append(record(2)).then(() => {
+  const secondGroup = Array.from({ length: limits.walOverlapGroupRecordsMin }, (_, i) => log.append(record(i + 2)));
+  const last = 1 + limits.walOverlapGroupRecordsMin;
+  const second = Promise.all(secondGroup).then(() => {
     settled.push(2);
-    t.equal(log.durableSeq, 2);
+    t.equal(log.durableSeq, last);
   });
   await new Promise((resolve) => setTimeout(resolve, 20));
   t.same(settled, [], 'the second sync is done, but the first is not: nothing is acknowledged');
@@ -188,5 +192,22 @@ t.test('a group whose sync ends first is acknowledged only after every earlier g
   await Promise.all([first, second]);
   t.same(settled, [1, 2]);
   await log.close();
-  t.same(await collect(dir, nodeFileSystem), [1, 2]);
+  t.same(await collect(dir, nodeFileSystem), Array.from({ length: last }, (_, i) => i + 1));
+});
+
+t.test('a small group waits for the sync in flight; a large one starts beside it', async (t) => {
+  const dir = path.join(t.testdir(), 'wal');
+  const slow = slowSyncFileSystem(nodeFileSystem, 20);
+  const log = await openLog({ dir, afterSeq: 0, onRecord() {}, fileSystem: slow });
+  const first = log.append(record(1));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const small = log.append(record(2));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  t.equal(slow.syncsInFlight, 1, 'one record does not start a second sync');
+  const large = Array.from({ length: limits.walOverlapGroupRecordsMin }, (_, i) => log.append(record(i + 3)));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  t.equal(slow.syncsInFlight, 2, 'the grown group overlaps the sync in flight');
+  await Promise.all([first, small, ...large]);
+  t.equal(log.durableSeq, 2 + limits.walOverlapGroupRecordsMin);
+  await log.close();
 });

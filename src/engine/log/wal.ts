@@ -253,6 +253,9 @@ class SegmentedLog implements WriteAheadLog {
   private pump(): void {
     while (this.failure === null && !this.rolling && this.queue.length > 0 && this.inFlight.length < limits.walSyncsInFlightMax) {
       const group = this.queue[0]!;
+      // A second sync pays for itself only when the disk is what writers wait for: a group that grew large while
+      // a sync ran says so. A small one waits and grows, since every group costs the main thread two round trips.
+      if (this.inFlight.length > 0 && group.frames.length < limits.walOverlapGroupRecordsMin) break;
       const segment = this.current;
       const needsRoll = segment === null || (segment.bytes > 0 && segment.bytes + group.bytes > this.segmentBytesMax);
       if (needsRoll && this.inFlight.length > 0) break;
