@@ -238,33 +238,46 @@ export async function txScenario(ctx: BenchContext, server: DriftServer, mode: '
           authorization: server.authorization,
         }, server.child.pid)
       : null;
-  const notes = [
+  const clientNotes = [
     `${drift.commitsPerSecond.toFixed(0)} commits/s, abort rate ${(drift.abortRate * 100).toFixed(1)}% (${drift.aborts} retryable 409s), ` +
-      `request p99 ${drift.requestLatencyMs.p99} ms; p50/p99 columns are whole transactions`,
+      `request p99 ${drift.requestLatencyMs.p99} ms; p50/p99 are whole transactions`,
     `this node:https client drives the hello-world at ${clientCeiling.requestsPerSecond.toFixed(0)} req/s with the same 4-request loop ` +
       `(ratio to it: ${(drift.requestsPerSecond / clientCeiling.requestsPerSecond).toFixed(3)})`,
   ];
-  if (sequence !== null) {
-    notes.push(
-      `the same loop driven by autocannon at ${ctx.options.txClients} connections: ${sequence.okPerSecond.toFixed(0)} req/s ` +
-        `(${(sequence.okPerSecond / 4).toFixed(0)} commits/s), ratio ${(sequence.okPerSecond / ceiling.okPerSecond).toFixed(3)} to the ceiling, ` +
-        `request p99 ${sequence.latencyMs.p99} ms, ${loadErrors(sequence)} errors${loadErrors(sequence) > 0 ? ` ${JSON.stringify(sequence.statusCodes)}` : ''}`,
-      ...cpuNote(sequence, ceiling),
-    );
-  }
   if (drift.writesOutsideTransaction > 0) {
-    notes.push(`${drift.writesOutsideTransaction} of ${drift.commits} commits answered {"seq": null} after a PUT with Transaction-Id: the write was not part of the transaction, so this is not a transaction figure (counted as errors)`);
+    clientNotes.push(`${drift.writesOutsideTransaction} of ${drift.commits} commits answered {"seq": null} after a PUT with Transaction-Id: the write was not part of the transaction, so this is not a transaction figure (counted as errors)`);
   }
-  if (drift.errors > 0) notes.push(`status codes ${JSON.stringify(drift.statusCodes)}; e.g. ${drift.errorSamples.join(' | ')}`);
+  if (drift.errors > 0) clientNotes.push(`status codes ${JSON.stringify(drift.statusCodes)}; e.g. ${drift.errorSamples.join(' | ')}`);
+  const details = { ceiling, clientCeiling, driftdb: drift, ...(sequence !== null ? { autocannonSequence: sequence } : {}) };
+  if (sequence === null) {
+    return measured({
+      name,
+      value: drift.requestsPerSecond,
+      unit: 'req/s',
+      ceiling: ceiling.okPerSecond,
+      latencyMs: { p50: drift.txLatencyMs.p50, p99: drift.txLatencyMs.p99 },
+      errors: drift.errors + drift.writesOutsideTransaction,
+      notes: clientNotes,
+      details,
+    });
+  }
+  // Distinct keys need no retries, so the loop runs on autocannon: the generator that measured the ceiling, which
+  // this node:https client cannot match (it tops out near its own hello-world figure, noted above). Its figures stay
+  // as notes; the commits/s and abort rate of the retrying client are the hot-set scenario's.
   return measured({
     name,
-    value: drift.requestsPerSecond,
+    value: sequence.okPerSecond,
     unit: 'req/s',
     ceiling: ceiling.okPerSecond,
-    ...(mode === 'distinct' ? { target: targets.txDistinct } : {}),
-    latencyMs: { p50: drift.txLatencyMs.p50, p99: drift.txLatencyMs.p99 },
-    errors: drift.errors + drift.writesOutsideTransaction,
-    notes,
-    details: { ceiling, clientCeiling, driftdb: drift, ...(sequence !== null ? { autocannonSequence: sequence } : {}) },
+    target: targets.txDistinct,
+    latencyMs: sequence.latencyMs,
+    errors: loadErrors(sequence) - (sequence.statusCodes['409'] ?? 0),
+    notes: [
+      `driven by autocannon at ${ctx.options.txClients} connections, each running begin → get → put → commit: ` +
+        `${(sequence.okPerSecond / 4).toFixed(0)} commits/s; p50/p99 are single requests; ${sequence.statusCodes['409'] ?? 0} retryable 409s`,
+      ...cpuNote(sequence, ceiling),
+      ...clientNotes.map((note) => `retrying node:https client: ${note}`),
+    ],
+    details,
   });
 }
