@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -200,6 +200,34 @@ t.test('a database reopened after a checkpoint and more writes replays only the 
   const expected = Array.from({ length: 200 }, (_, i) => i).filter((i) => i % 7 === 3).length + 1;
   t.equal(db.query({ table: 'kv', where: { n: 3 }, limit: 1000 }).rows.length, expected);
   t.same(db.getTable('kv').indexes, ['n', 'm']);
+  await db.close();
+});
+
+t.test('a newest checkpoint damaged near its end is dropped after partly loading: the older one and the log rebuild the state', async (t) => {
+  const dir = tempDir(t);
+  let db = await openDatabase({ dataDir: dir });
+  await db.createTable({ name: 'kv', primaryKey: 'k', indexes: ['n'] });
+  await Promise.all(Array.from({ length: 300 }, (_, i) => db.put({ table: 'kv', key: `k${i}`, doc: { n: i % 5 } })));
+  const older = await db.checkpoint();
+  await db.createTable({ name: 'later', primaryKey: 'k' });
+  await Promise.all(Array.from({ length: 300 }, (_, i) => db.put({ table: 'kv', key: `k${i}`, doc: { n: (i % 5) + 10 } })));
+  await db.put({ table: 'later', key: 'x', doc: { v: 1 } });
+  const newest = await db.checkpoint();
+  const expected = db.query({ table: 'kv', where: { n: { $gte: 10 } }, limit: 1000 }).rows;
+  await db.close();
+  // Damage a byte shortly before the trailer: the file's first chunks load before the damage is found.
+  const files = readdirSync(join(dir, 'checkpoints')).sort();
+  t.equal(files.length, 2, 'the older checkpoint is kept');
+  const newestFile = join(dir, 'checkpoints', files[1]!);
+  const bytes = readFileSync(newestFile);
+  bytes[bytes.length - 40]! ^= 0xff;
+  writeFileSync(newestFile, bytes);
+  db = await openDatabase({ dataDir: dir });
+  t.equal(db.stats().checkpointSeq, older.seq, 'recovered from the older checkpoint');
+  t.equal(db.durableSeq, newest.seq, 'and the log after it');
+  t.same(db.query({ table: 'kv', where: { n: { $gte: 10 } }, limit: 1000 }).rows, expected);
+  t.equal(db.getTable('kv').rowCount, 300, 'no row is doubled by the discarded partial load');
+  t.same(db.get({ table: 'later', key: 'x' }).doc, { k: 'x', v: 1 });
   await db.close();
 });
 
