@@ -3,8 +3,9 @@
 // private methods do.
 
 import { join } from 'node:path';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import { createRequire } from 'node:module';
 import type { ValidateFunction } from 'ajv';
+import type { Ajv2020 } from 'ajv/dist/2020.js';
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
 import type {
@@ -68,7 +69,8 @@ class Engine implements Database, TxHost {
   private readonly options: OpenDatabaseOptions;
   private readonly logger: EngineLogger;
   private readonly tables = new Map<string, TableState>();
-  private readonly ajv = new Ajv2020({ allErrors: true, strict: true });
+  /** Table schemas' compiler, made when the first table with a schema needs it (Ajv costs ~30 ms to load). */
+  private schemaAjv: Ajv2020 | null = null;
   private readonly locks: LockManager;
   private wal: WriteAheadLog | null = null;
   private lastSeq = 0;
@@ -217,7 +219,8 @@ class Engine implements Database, TxHost {
 
   private compileSchema(schema: Doc): ValidateFunction {
     try {
-      return this.ajv.compile(schema);
+      this.schemaAjv ??= new (loadAjv2020())({ allErrors: true, strict: true });
+      return this.schemaAjv.compile(schema);
     } catch (error) {
       throw new DriftError('validation_failed', `The schema is not a valid JSON Schema: ${(error as Error).message}`);
     }
@@ -628,6 +631,13 @@ class Engine implements Database, TxHost {
     await this.checkpointRunning?.catch(() => {});
     await this.wal?.close();
   }
+}
+
+const requireHere = createRequire(import.meta.url);
+
+/** Ajv's JSON Schema 2020-12 build, loaded on first use: most starts never compile a table schema. */
+function loadAjv2020(): typeof Ajv2020 {
+  return (requireHere('ajv/dist/2020.js') as { Ajv2020: typeof Ajv2020 }).Ajv2020;
 }
 
 function rowRead(key: string, seq: number | null, json: string): RowRead {

@@ -1,8 +1,8 @@
 // The JSON Schemas the data routes share, declared once with `$id` and referenced by `$ref` from every route;
 // openapi.yaml carries the same definitions under components.schemas, and test/http/openapi.test.ts keeps them equal.
 
+import { createRequire } from 'node:module';
 import { Ajv, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance, FastifyReply, FastifySchemaCompiler } from 'fastify';
 import { errorCodes } from '../errors.js';
 import { limits } from '../limits.js';
@@ -261,8 +261,9 @@ export const sharedSchemas: ReadonlyArray<{ $id: string } & Record<string, unkno
   explainSchema,
 ];
 
-// ajv-formats is CommonJS whose default export NodeNext types as the module namespace.
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+// ajv-formats (CommonJS) is required when the first validator is compiled, not at start: it costs ~30 ms to load.
+const requireHere = createRequire(import.meta.url);
+const addFormats = (ajv: Ajv): Ajv => (requireHere('ajv-formats') as (target: Ajv) => Ajv)(ajv);
 
 function validatorAjv(coerceTypes: false | 'array'): Ajv {
   const ajv = new Ajv({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: false, allowUnionTypes: true });
