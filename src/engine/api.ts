@@ -90,6 +90,8 @@ export interface Page {
   nextCursor: string | null;
   /** The snapshot the page was read at. */
   seq: number;
+  /** When rows are whole stored documents (no `select`): each as its JSON text, for answering without re-serializing. */
+  rowsJson?: string[];
 }
 
 export interface HistoryResult {

@@ -535,7 +535,9 @@ class Engine implements Database, TxHost {
     const compiled = compileQuery(spec, table.def);
     const source = this.sourceFor(table, spec, options.tx, compiled.predicate);
     const page = executeQuery(compiled, source);
-    return { rows: page.rows, nextCursor: page.nextCursor, seq: source.seq };
+    const answer: Page = { rows: page.rows, nextCursor: page.nextCursor, seq: source.seq };
+    if (page.rowsJson !== undefined) answer.rowsJson = page.rowsJson;
+    return answer;
   }
 
   explain(spec: QuerySpec): { plan: ReturnType<typeof planQuery> } {

@@ -6,7 +6,7 @@ import { isolationLevels, type Database, type Isolation, type QuerySpec, type Tr
 import { DriftError, isDriftError } from '../errors.js';
 import { limits } from '../limits.js';
 import { rolesAllow } from '../security/auth.js';
-import { dataValidatorCompiler, problemResponses, sendDocuments } from './schemas.js';
+import { dataValidatorCompiler, pageBody, problemResponses, sendDocuments } from './schemas.js';
 
 type BatchOp =
   | { op: 'put' | 'patch'; table: string; key: string; doc: unknown; ifSeq?: number }
@@ -112,7 +112,7 @@ async function runOp(db: Database, tx: Transaction, op: BatchOp): Promise<unknow
     }
     case 'query': {
       const { op: _op, ...spec } = op;
-      return { op: 'query', ...db.query(spec, { tx }) };
+      return { op: 'query', ...pageBody(db.query(spec, { tx })) };
     }
   }
 }

@@ -6,7 +6,7 @@ import type { Database } from '../engine/index.js';
 import type { QuerySpec } from '../engine/index.js';
 import type { TransactionService } from '../service/transactions.js';
 import { inTransaction } from './transaction-context.js';
-import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, sendDocuments } from './schemas.js';
+import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, sendPage } from './schemas.js';
 
 export async function queryRoutes(
   app: FastifyInstance,
@@ -18,7 +18,7 @@ export async function queryRoutes(
   app.post<{ Body: QuerySpec }>('/v1/query', {
     config: { permission: 'read' },
     schema: { body: ref('Query'), response: { 200: ref('Page'), ...problemResponses({ extra: [404], withBody: true }) } },
-    handler: async (req, reply) => sendDocuments(reply, await inTransaction(opts.transactions, req, (ref) => opts.db().query(req.body, ref))),
+    handler: async (req, reply) => sendPage(reply, await inTransaction(opts.transactions, req, (ref) => opts.db().query(req.body, ref))),
   });
 
   app.post<{ Body: QuerySpec }>('/v1/query/explain', {

@@ -8,7 +8,7 @@ import { inTransaction } from './transaction-context.js';
 import type { Doc, HistoryEntry } from '../engine/index.js';
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
-import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, rowParams, sendDocuments, tableParams } from './schemas.js';
+import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, rowParams, sendDocuments, sendPage, tableParams } from './schemas.js';
 
 interface RowParams {
   table: string;
@@ -179,7 +179,7 @@ export async function rowsRoutes(
     },
     async (req, reply) => {
       const { limit, cursor, asOf } = req.query;
-      return sendDocuments(reply, await inTx(req, (tx) => opts.db().scan({ table: req.params.table, limit, cursor, asOf, ...tx })));
+      return sendPage(reply, await inTx(req, (tx) => opts.db().scan({ table: req.params.table, limit, cursor, asOf, ...tx })));
     },
   );
 }

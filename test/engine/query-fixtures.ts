@@ -75,6 +75,11 @@ export class MemorySource implements RowSource {
     return this.live.get(key) ?? null;
   }
 
+  readRow(key: string): { key: string; doc: Doc; json: string } | null {
+    const doc = this.read(key);
+    return doc === null ? null : { key, doc, json: JSON.stringify(doc) };
+  }
+
   rowCountEstimate(): number {
     return this.live.size;
   }

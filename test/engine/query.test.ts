@@ -118,7 +118,10 @@ t.test(
     const exact = run(source, { limit: 4, where: { status: 'paid' } });
     t.equal(exact.rows.length, 4);
     t.equal(exact.nextCursor, null, 'no cursor to an empty page');
-    t.same(run(source, { where: { status: 'lost' } }), { rows: [], nextCursor: null });
+    t.same(run(source, { where: { status: 'lost' } }), { rows: [], nextCursor: null, rowsJson: [] });
+    const paid = run(source, { where: { status: 'paid' }, limit: 2 });
+    t.same(paid.rowsJson, paid.rows.map((row) => JSON.stringify(row)), 'whole documents come with their stored text');
+    t.equal(run(source, { select: ['id'] }).rowsJson, undefined, 'projected rows have no stored text');
     const many = sourceOf(Array.from({ length: 250 }, (_, i) => ({ id: `k${String(i).padStart(3, '0')}` })));
     t.equal(run(many, {}).rows.length, 100, 'the default limit is 100');
     t.equal(run(many, { limit: 1000 }).rows.length, 250);

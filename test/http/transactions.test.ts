@@ -320,6 +320,7 @@ t.test('a batch is all or nothing and names the failing operation', async (t) =>
   t.type(ok.json.seq, 'number');
   t.same(ok.json.results[2].doc, { id: 'a', v: 1 }, 'a get sees the batch\'s own write');
   t.equal(ok.json.results[3].rows.length, 2);
+  t.same(Object.keys(ok.json.results[3]).sort(), ['nextCursor', 'op', 'rows', 'seq'], 'a query result shows the page and nothing else');
   const failed = await c.call('POST', '/v1/batch', {
     ops: [
       { op: 'put', table: 'acc', key: 'c', doc: { v: 3 } },

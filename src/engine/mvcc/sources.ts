@@ -44,6 +44,11 @@ export class SnapshotSource implements RowSource {
     return this.state.versionAt(key, this.seq)?.json ?? null;
   }
 
+  readRow(key: string): { key: string; doc: Doc; json: string } | null {
+    const json = this.readJson(key);
+    return json === null ? null : { key, doc: JSON.parse(json) as Doc, json };
+  }
+
   rowCountEstimate(): number {
     return this.state.liveRows;
   }
@@ -99,9 +104,13 @@ export class OverlaySource implements RowSource {
   }
 
   read(key: string): Doc | null {
-    if (!this.overlay.has(key)) return this.base.read(key);
+    return this.readRow(key)?.doc ?? null;
+  }
+
+  readRow(key: string): { key: string; doc: Doc; json: string } | null {
+    if (!this.overlay.has(key)) return this.base.readRow(key);
     const json = this.overlay.get(key)!;
-    return json === null ? null : (JSON.parse(json) as Doc);
+    return json === null ? null : { key, doc: JSON.parse(json) as Doc, json };
   }
 
   rowCountEstimate(): number {

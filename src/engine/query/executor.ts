@@ -45,6 +45,8 @@ export class Budget {
 export interface MatchedRow {
   key: string;
   doc: Doc;
+  /** The document's stored JSON text, which a page without `select` can answer as it is. */
+  json: string;
 }
 
 /** Answers one page of `q` at `source`'s snapshot, which must be the snapshot of q's cursor when it has one. */
@@ -78,8 +80,8 @@ export function* matchingRows(
 ): Generator<MatchedRow> {
   for (const key of keys) {
     budget.spend();
-    const doc = source.read(key);
-    if (doc !== null && q.predicate(doc)) yield { key, doc };
+    const row = source.readRow(key);
+    if (row !== null && q.predicate(row.doc)) yield row;
   }
 }
 
@@ -99,14 +101,14 @@ interface OrderedRow extends MatchedRow {
 }
 
 function orderedPage(q: CompiledQuery, source: RowSource, access: Access, budget: Budget): QueryPage {
-  const compare = (a: OrderedRow | Omit<OrderedRow, 'doc'>, b: OrderedRow) => compareOrdered(q.orderBy, a, b);
+  const compare = (a: OrderedRow | Omit<OrderedRow, 'doc' | 'json'>, b: OrderedRow) => compareOrdered(q.orderBy, a, b);
   const position = q.cursor?.position;
   const after = position?.kind === 'ordered' ? position : null;
   const keep = q.limit + 1;
   // Sort and trim whenever the buffer doubles: O(n log limit) time, O(limit) memory, whatever the table size.
   let buffer: OrderedRow[] = [];
-  for (const { key, doc } of matchingRows(q, source, access.keys(), budget)) {
-    const row = { key, doc, values: q.orderBy.map((order) => getSegments(doc, order.segments)) };
+  for (const { key, doc, json } of matchingRows(q, source, access.keys(), budget)) {
+    const row = { key, doc, json, values: q.orderBy.map((order) => getSegments(doc, order.segments)) };
     if (after !== null && compare(after, row) >= 0) continue;
     buffer.push(row);
     if (buffer.length >= 2 * keep + 64) buffer = buffer.sort(compare).slice(0, keep);
@@ -144,7 +146,8 @@ function finishPage<T extends MatchedRow>(
   const last = page[page.length - 1];
   const nextCursor =
     more && last !== undefined ? encodeCursor({ seq, fingerprint: q.fingerprint, position: positionOf(last) }) : null;
-  return { rows: page.map((row) => project(row.doc)), nextCursor };
+  const docs = page.map((row) => project(row.doc));
+  return q.select === null ? { rows: docs, nextCursor, rowsJson: page.map((row) => row.json) } : { rows: docs, nextCursor };
 }
 
 /**

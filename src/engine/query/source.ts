@@ -34,6 +34,8 @@ export interface RowSource {
   indexEstimate(field: string, lookup: IndexLookup): number;
   /** The document under `key` at this snapshot, or null when absent or deleted. */
   read(key: string): Doc | null;
+  /** The same, with the stored JSON text it was parsed from (a page without `select` answers that text as is). */
+  readRow(key: string): { key: string; doc: Doc; json: string } | null;
   /** Live rows at the newest state (an estimate for plans). */
   rowCountEstimate(): number;
   /**

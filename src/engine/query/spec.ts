@@ -39,4 +39,6 @@ export interface Plan {
 export interface QueryPage {
   rows: Doc[];
   nextCursor: string | null;
+  /** When rows are whole documents (no `select`): each as its stored JSON text, to answer without re-serializing. */
+  rowsJson?: string[];
 }
