@@ -6,7 +6,8 @@ import { isolationLevels, type Database, type Isolation, type QuerySpec, type Tr
 import { DriftError, isDriftError } from '../errors.js';
 import { limits } from '../limits.js';
 import { rolesAllow } from '../security/auth.js';
-import { dataValidatorCompiler, pageBody, problemResponses, sendDocuments } from './schemas.js';
+import { pageBody, sendDocuments } from './answers.js';
+import { dataValidatorCompiler, problemResponses } from './schemas.js';
 
 type BatchOp =
   | { op: 'put' | 'patch'; table: string; key: string; doc: unknown; ifSeq?: number }

@@ -6,7 +6,8 @@ import type { Database } from '../engine/index.js';
 import type { QuerySpec } from '../engine/index.js';
 import type { TransactionService } from '../service/transactions.js';
 import { inTransaction } from './transaction-context.js';
-import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, sendPage } from './schemas.js';
+import { sendPage } from './answers.js';
+import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref } from './schemas.js';
 
 export async function queryRoutes(
   app: FastifyInstance,

@@ -8,7 +8,8 @@ import { inTransaction } from './transaction-context.js';
 import type { Doc, HistoryEntry } from '../engine/index.js';
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
-import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, rowParams, sendDocuments, sendPage, tableParams } from './schemas.js';
+import { sendDocuments, sendPage } from './answers.js';
+import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, rowParams, tableParams } from './schemas.js';
 
 interface RowParams {
   table: string;

@@ -3,8 +3,7 @@
 
 import { createRequire } from 'node:module';
 import { Ajv, type ValidateFunction } from 'ajv';
-import type { Page } from '../engine/index.js';
-import type { FastifyInstance, FastifyReply, FastifySchemaCompiler } from 'fastify';
+import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
 import { errorCodes } from '../errors.js';
 import { limits } from '../limits.js';
 
@@ -343,24 +342,3 @@ export const rowParams = {
   required: ['table', 'key'],
   properties: { table: ref('TableName'), key: ref('RowKey') },
 };
-
-/**
- * Sends an answer that carries user documents as JSON.stringify writes it. Their schema (an open object) gives
- * fast-json-stringify nothing to specialise on, and it cost a query page several times what JSON.stringify does;
- * the route's response schema still documents the shape.
- */
-export function sendDocuments(reply: FastifyReply, body: object): FastifyReply {
-  return reply.type('application/json; charset=utf-8').send(JSON.stringify(body));
-}
-
-/** Sends a page (http-api.md §5); whole stored documents go out as the JSON text they are stored as. */
-export function sendPage(reply: FastifyReply, page: Page): FastifyReply {
-  if (page.rowsJson === undefined) return sendDocuments(reply, pageBody(page));
-  const body = `{"rows":[${page.rowsJson.join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)},"seq":${page.seq}}`;
-  return reply.type('application/json; charset=utf-8').send(body);
-}
-
-/** A page as the API shows it: without the engine's text copies of its rows. */
-export function pageBody(page: Page): { rows: Page['rows']; nextCursor: string | null; seq: number } {
-  return { rows: page.rows, nextCursor: page.nextCursor, seq: page.seq };
-}
