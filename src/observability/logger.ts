@@ -71,7 +71,8 @@ class LazyRequestLogger {
   silent(): void {}
 
   isLevelEnabled(level: string): boolean {
-    return this.real().isLevelEnabled(level);
+    const inherits = this.made === null && this.options.level === undefined;
+    return inherits ? this.parent.isLevelEnabled(level) : this.real().isLevelEnabled(level);
   }
 
   child(bindings: Bindings, options?: ChildLoggerOptions): Logger {
