@@ -498,12 +498,12 @@ class Engine implements Database, TxHost {
     // Time travel inside a transaction reads the committed past and ignores the transaction's own writes.
     if (input.tx !== undefined && input.asOf === undefined) {
       const row = asImpl(input.tx).readRow(table, input.key);
-      return row === null ? notFound() : rowRead(input.key, row.seq, row.json);
+      return row === null ? notFound() : new LazyRowRead(input.key, row.seq, row.json);
     }
     const seq = this.resolveSeq(input.asOf, input.tx);
     const version = table.versionAt(input.key, seq);
     if (version === undefined || version.json === null) return notFound();
-    return rowRead(input.key, version.seq, version.json);
+    return new LazyRowRead(input.key, version.seq, version.json);
   }
 
   history(input: { table: string; key: string }): HistoryResult {
@@ -640,10 +640,6 @@ const requireHere = createRequire(import.meta.url);
 /** Ajv's JSON Schema 2020-12 build, loaded on first use: most starts never compile a table schema. */
 function loadAjv2020(): typeof Ajv2020 {
   return (requireHere('ajv/dist/2020.js') as { Ajv2020: typeof Ajv2020 }).Ajv2020;
-}
-
-function rowRead(key: string, seq: number | null, json: string): RowRead {
-  return new LazyRowRead(key, seq, json);
 }
 
 /** A read row whose document is parsed only if someone asks for it (a GET sends the stored text as it is). */

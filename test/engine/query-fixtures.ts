@@ -1,7 +1,7 @@
 // Test fixtures for the query layer: an in-memory RowSource built from a list of row events, and a naive
 // reference implementation of the query language written independently of src/engine/query, for model tests.
 
-import type { IndexLookup, RowSource } from '../../src/engine/query/index.js';
+import type { IndexLookup, RowSource, StoredRow } from '../../src/engine/query/index.js';
 import type { Doc, HistoryEntry, Json, RowOp, TableDef } from '../../src/engine/types.js';
 
 export interface RowEvent {
@@ -75,7 +75,7 @@ export class MemorySource implements RowSource {
     return this.live.get(key) ?? null;
   }
 
-  readRow(key: string): { key: string; doc: Doc; json: string } | null {
+  readRow(key: string): StoredRow | null {
     const doc = this.read(key);
     return doc === null ? null : { key, doc, json: JSON.stringify(doc) };
   }

@@ -2,7 +2,7 @@
 // uncommitted writes (a transaction's own writes, plus other transactions' for read_uncommitted).
 
 import { compareCodePoints } from '../json.js';
-import type { IndexLookup, RowSource } from '../query/source.js';
+import { storedRow, type IndexLookup, type RowSource, type StoredRow } from '../query/source.js';
 import type { Doc, HistoryEntry, TableDef } from '../types.js';
 import type { TableState } from './table-state.js';
 
@@ -44,9 +44,8 @@ export class SnapshotSource implements RowSource {
     return this.state.versionAt(key, this.seq)?.json ?? null;
   }
 
-  readRow(key: string): { key: string; doc: Doc; json: string } | null {
-    const json = this.readJson(key);
-    return json === null ? null : { key, doc: JSON.parse(json) as Doc, json };
+  readRow(key: string): StoredRow | null {
+    return storedRow(key, this.readJson(key));
   }
 
   rowCountEstimate(): number {
@@ -107,10 +106,8 @@ export class OverlaySource implements RowSource {
     return this.readRow(key)?.doc ?? null;
   }
 
-  readRow(key: string): { key: string; doc: Doc; json: string } | null {
-    if (!this.overlay.has(key)) return this.base.readRow(key);
-    const json = this.overlay.get(key)!;
-    return json === null ? null : { key, doc: JSON.parse(json) as Doc, json };
+  readRow(key: string): StoredRow | null {
+    return this.overlay.has(key) ? storedRow(key, this.overlay.get(key)!) : this.base.readRow(key);
   }
 
   rowCountEstimate(): number {

@@ -20,7 +20,7 @@ import { compareCodePoints, compareJson, getSegments } from './json.js';
 import { chooseAccess, tooManyRows } from './planner.js';
 import type { Access } from './planner.js';
 import { compileProjection } from './project.js';
-import type { RowSource } from './source.js';
+import type { RowSource, StoredRow } from './source.js';
 import type { QueryPage } from './spec.js';
 
 export interface ExecuteOptions {
@@ -42,12 +42,8 @@ export class Budget {
   }
 }
 
-export interface MatchedRow {
-  key: string;
-  doc: Doc;
-  /** The document's stored JSON text, which a page without `select` can answer as it is. */
-  json: string;
-}
+/** A row that exists at the snapshot and satisfies the whole predicate. */
+export type MatchedRow = StoredRow;
 
 /** Answers one page of `q` at `source`'s snapshot, which must be the snapshot of q's cursor when it has one. */
 export function executeQuery(q: CompiledQuery, source: RowSource, options: ExecuteOptions = {}): QueryPage {

@@ -15,6 +15,19 @@ export type IndexLookup =
   /** Keys whose field is of the bounds' type and lies between them; at least one bound is given. */
   | { kind: 'range'; lower?: IndexBound; upper?: IndexBound };
 
+/** A document read from storage, beside the stored JSON text it was parsed from. */
+export interface StoredRow {
+  key: string;
+  doc: Doc;
+  /** The stored text: a page without `select` answers it as it is. */
+  json: string;
+}
+
+/** The StoredRow of a stored text (null for a deletion). */
+export function storedRow(key: string, json: string | null): StoredRow | null {
+  return json === null ? null : { key, doc: JSON.parse(json) as Doc, json };
+}
+
 export interface RowSource {
   readonly table: TableDef;
   /** The snapshot every read of this source sees. */
@@ -35,7 +48,7 @@ export interface RowSource {
   /** The document under `key` at this snapshot, or null when absent or deleted. */
   read(key: string): Doc | null;
   /** The same, with the stored JSON text it was parsed from (a page without `select` answers that text as is). */
-  readRow(key: string): { key: string; doc: Doc; json: string } | null;
+  readRow(key: string): StoredRow | null;
   /** Live rows at the newest state (an estimate for plans). */
   rowCountEstimate(): number;
   /**
