@@ -278,7 +278,7 @@ class Engine implements Database, TxHost {
   private rememberCommit(record: CommitRecord): void {
     const rows = [];
     for (const change of record.changes) {
-      if (change.kind === 'row') rows.push({ table: change.table, key: change.key, json: change.doc });
+      if (change.kind === 'row') rows.push({ table: change.table, key: change.key, id: rowId(change.table, change.key), json: change.doc });
     }
     this.recentCommits.push({ seq: record.seq, rows });
     this.recentCommitRows += rows.length;

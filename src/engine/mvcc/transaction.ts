@@ -26,6 +26,8 @@ export interface PendingWrite {
 export interface CommittedRowChange {
   table: string;
   key: string;
+  /** rowId(table, key), made once per commit: every serializable commit after it looks it up. */
+  id: string;
   json: string | null;
 }
 
@@ -305,7 +307,7 @@ export function findConflict(
 ): string | null {
   for (const commit of commits) {
     for (const change of commit.rows) {
-      if (reads.has(rowId(change.table, change.key))) return `row '${change.key}' of '${change.table}' at seq ${commit.seq}`;
+      if (reads.has(change.id)) return `row '${change.key}' of '${change.table}' at seq ${commit.seq}`;
       for (const { table, predicate } of predicates) {
         if (table !== change.table) continue;
         const after = change.json === null ? null : (JSON.parse(change.json) as Doc);
