@@ -508,7 +508,7 @@ class Engine implements Database, TxHost {
 
   history(input: { table: string; key: string }): HistoryResult {
     const table = this.readableTable(input.table);
-    const chain = table.rows.get(input.key) ?? [];
+    const chain = table.chain(input.key) ?? [];
     const versions = chain
       .filter((v) => v.seq <= this.visibleSeq)
       .map((v) => ({
