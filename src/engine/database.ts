@@ -36,7 +36,7 @@ import { computeRowWrite, type RowWriteRequest } from './mvcc/row-write.js';
 import { SnapshotSource } from './mvcc/sources.js';
 import { TableState } from './mvcc/table-state.js';
 import { rowId, TransactionImpl, type PendingWrite, type RecentCommit, type TxHost } from './mvcc/transaction.js';
-import { compileQuery, cursorSeq, executeQuery, planQuery, type QuerySpec } from './query/index.js';
+import { compileQuery, cursorSeq, executeQuery, planQuery, type Predicate, type QuerySpec } from './query/index.js';
 import type { RowSource } from './query/source.js';
 import type { FileSystem } from './storage/fs.js';
 import type { Change, CommitRecord, Doc, TableDef } from './types.js';
@@ -534,10 +534,8 @@ class Engine implements Database, TxHost {
     const table = this.readableTable(spec.table);
     const compiled = compileQuery(spec, table.def);
     const source = this.sourceFor(table, spec, options.tx, compiled.predicate);
-    const page = executeQuery(compiled, source);
-    const answer: Page = { rows: page.rows, nextCursor: page.nextCursor, seq: source.seq };
-    if (page.rowsJson !== undefined) answer.rowsJson = page.rowsJson;
-    return answer;
+    // The page itself, its seq added: a page of stored documents parses its rows only if someone reads them.
+    return Object.assign(executeQuery(compiled, source), { seq: source.seq });
   }
 
   explain(spec: QuerySpec): { plan: ReturnType<typeof planQuery> } {
@@ -547,7 +545,7 @@ class Engine implements Database, TxHost {
   }
 
   // A cursor pins the snapshot of the first page; otherwise asOf, the transaction, or the newest state.
-  private sourceFor(table: TableState, spec: QuerySpec, tx: Transaction | undefined, predicate: (d: Doc) => boolean): RowSource {
+  private sourceFor(table: TableState, spec: QuerySpec, tx: Transaction | undefined, predicate: Predicate): RowSource {
     let seq: number;
     if (typeof spec.cursor === 'string') {
       seq = cursorSeq(spec.cursor);

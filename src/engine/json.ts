@@ -6,7 +6,7 @@ import { isPlainObject, setOwn } from './query/json.js';
 import type { Doc, Json } from './types.js';
 
 // The comparison and path helpers live with the query layer; the rest of the engine shares them from here.
-export { canonicalJson, compareCodePoints, getSegments, isPlainObject, setOwn } from './query/json.js';
+export { canonicalJson, compareCodePoints, getSegments, isPlainObject, setOwn, sortByCodePoints } from './query/json.js';
 
 /**
  * Checks that a value is a JSON document DriftDB can store: an object of JSON values only, nested at most

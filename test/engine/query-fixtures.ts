@@ -1,7 +1,7 @@
 // Test fixtures for the query layer: an in-memory RowSource built from a list of row events, and a naive
 // reference implementation of the query language written independently of src/engine/query, for model tests.
 
-import type { IndexLookup, RowSource, StoredRow } from '../../src/engine/query/index.js';
+import { StoredRow, type IndexLookup, type RowSource } from '../../src/engine/query/index.js';
 import type { Doc, HistoryEntry, Json, RowOp, TableDef } from '../../src/engine/types.js';
 
 export interface RowEvent {
@@ -77,7 +77,8 @@ export class MemorySource implements RowSource {
 
   readRow(key: string): StoredRow | null {
     const doc = this.read(key);
-    return doc === null ? null : { key, doc, json: JSON.stringify(doc) };
+    // The model's own object, so answers compare to it exactly (fast-check's documents have null prototypes).
+    return doc === null ? null : new StoredRow(key, JSON.stringify(doc), doc);
   }
 
   rowCountEstimate(): number {

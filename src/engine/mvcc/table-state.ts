@@ -4,7 +4,7 @@
 
 import type { ValidateFunction } from 'ajv';
 import { assert } from '../../assert.js';
-import { compareCodePoints, getSegments } from '../json.js';
+import { compareCodePoints, getSegments, sortByCodePoints } from '../json.js';
 import { extractPath } from '../json-fields.js';
 import { SecondaryIndex } from '../index/secondary-index.js';
 import { SortedMap } from '../storage/sorted-map.js';
@@ -163,18 +163,6 @@ export class TableState {
     yield* this.rowMap.entries();
     if (this.staged !== null) yield* this.staged;
   }
-}
-
-/**
- * Sorts strings by code point, in place. The native sort compares UTF-16 code units, which agrees with code points
- * except around surrogate pairs: sort natively, check, and only keys that really differ pay for the comparator.
- */
-function sortByCodePoints(keys: string[]): string[] {
-  keys.sort();
-  for (let i = 1; i < keys.length; i++) {
-    if (compareCodePoints(keys[i - 1]!, keys[i]!) >= 0) return keys.sort(compareCodePoints);
-  }
-  return keys;
 }
 
 /** The newest version with seq ≤ `seq`; chains are short and usually read at their end, so scan backwards. */

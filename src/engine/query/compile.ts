@@ -4,14 +4,14 @@
 import { assert } from '../../assert.js';
 import { DriftError } from '../../errors.js';
 import { limits } from '../../limits.js';
-import type { Doc, Json, TableDef } from '../types.js';
+import type { Json, TableDef } from '../types.js';
 import { decodeCursor, fingerprintOf } from './cursor.js';
 import type { Cursor } from './cursor.js';
 import { isPlainObject } from './json.js';
 import type { PathSegments } from './json.js';
 import { pointer, Problems } from './problems.js';
 import type { QuerySpec } from './spec.js';
-import { checkPath, compileWhereInto } from './where.js';
+import { checkPath, compileWhereInto, type Predicate } from './where.js';
 
 export interface OrderKey {
   /** The path as written; for aggregate queries, a groupBy path or an aggregate alias (a key of the answer row). */
@@ -39,7 +39,8 @@ export interface CompiledQuery {
   readonly table: TableDef;
   /** rows: documents; history: versions over all time; aggregate: groupBy and/or aggregates. */
   readonly kind: 'rows' | 'history' | 'aggregate';
-  predicate(doc: Doc): boolean;
+  /** The where, over a parsed document or a stored row (which reads the fields it needs out of its text). */
+  readonly predicate: Predicate;
   readonly limit: number;
   /** Projected paths, or null for whole documents. */
   readonly select: PathSegments[] | null;

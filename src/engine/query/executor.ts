@@ -16,7 +16,7 @@ import { aggregatePage } from './aggregate.js';
 import type { CompiledQuery, OrderKey } from './compile.js';
 import { encodeCursor } from './cursor.js';
 import type { CursorPosition } from './cursor.js';
-import { compareCodePoints, compareJson, getSegments } from './json.js';
+import { compareCodePoints, compareJson } from './json.js';
 import { chooseAccess, tooManyRows } from './planner.js';
 import type { Access } from './planner.js';
 import { compileProjection } from './project.js';
@@ -77,7 +77,7 @@ export function* matchingRows(
   for (const key of keys) {
     budget.spend();
     const row = source.readRow(key);
-    if (row !== null && q.predicate(row.doc)) yield row;
+    if (row !== null && q.predicate(row)) yield row;
   }
 }
 
@@ -92,29 +92,34 @@ function keyOrderPage(q: CompiledQuery, source: RowSource, access: Access, budge
   return finishPage(q, source.seq, rows, (last) => ({ kind: 'key', key: last.key }));
 }
 
-interface OrderedRow extends MatchedRow {
+interface OrderedRow {
+  row: MatchedRow;
+  key: string;
   values: (Json | undefined)[];
 }
 
 function orderedPage(q: CompiledQuery, source: RowSource, access: Access, budget: Budget): QueryPage {
-  const compare = (a: OrderedRow | Omit<OrderedRow, 'doc' | 'json'>, b: OrderedRow) => compareOrdered(q.orderBy, a, b);
+  const compare = (a: Omit<OrderedRow, 'row'>, b: OrderedRow) => compareOrdered(q.orderBy, a, b);
   const position = q.cursor?.position;
   const after = position?.kind === 'ordered' ? position : null;
   const keep = q.limit + 1;
   // Sort and trim whenever the buffer doubles: O(n log limit) time, O(limit) memory, whatever the table size.
   let buffer: OrderedRow[] = [];
-  for (const { key, doc, json } of matchingRows(q, source, access.keys(), budget)) {
-    const row = { key, doc, json, values: q.orderBy.map((order) => getSegments(doc, order.segments)) };
-    if (after !== null && compare(after, row) >= 0) continue;
-    buffer.push(row);
+  for (const row of matchingRows(q, source, access.keys(), budget)) {
+    const ordered = { row, key: row.key, values: q.orderBy.map((order) => row.field(order.segments)) };
+    if (after !== null && compare(after, ordered) >= 0) continue;
+    buffer.push(ordered);
     if (buffer.length >= 2 * keep + 64) buffer = buffer.sort(compare).slice(0, keep);
   }
   buffer.sort(compare);
-  return finishPage(q, source.seq, buffer.slice(0, keep), (last) => ({
-    kind: 'ordered',
-    values: (last as OrderedRow).values,
-    key: last.key,
-  }));
+  const ordered = buffer.slice(0, keep);
+  const last = ordered[Math.min(ordered.length, q.limit) - 1];
+  return finishPage(
+    q,
+    source.seq,
+    ordered.map((entry) => entry.row),
+    () => ({ kind: 'ordered', values: last!.values, key: last!.key }),
+  );
 }
 
 function compareOrdered(
@@ -130,20 +135,38 @@ function compareOrdered(
 }
 
 /** Cuts `rows` (up to limit + 1 of them) to a page, projecting each and making a cursor only if a row is left over. */
-function finishPage<T extends MatchedRow>(
+function finishPage(
   q: CompiledQuery,
   seq: number,
-  rows: T[],
-  positionOf: (last: T) => CursorPosition,
-): QueryPage {
-  const project = compileProjection(q.select);
+  rows: MatchedRow[],
+  positionOf: (last: MatchedRow) => CursorPosition): QueryPage {
   const more = rows.length > q.limit;
   const page = more ? rows.slice(0, q.limit) : rows;
   const last = page[page.length - 1];
   const nextCursor =
     more && last !== undefined ? encodeCursor({ seq, fingerprint: q.fingerprint, position: positionOf(last) }) : null;
-  const docs = page.map((row) => project(row.doc));
-  return q.select === null ? { rows: docs, nextCursor, rowsJson: page.map((row) => row.json) } : { rows: docs, nextCursor };
+  if (q.select === null) return new StoredDocumentsPage(page, nextCursor);
+  const project = compileProjection(q.select);
+  return { rows: page.map((row) => project(row.doc)), nextCursor };
+}
+
+/** A page of whole documents: answered as their stored text, and parsed only if something reads `rows`. */
+class StoredDocumentsPage implements QueryPage {
+  readonly rowsJson: string[];
+  readonly nextCursor: string | null;
+  // Private fields, so that a page compares and prints as its rows and cursor only.
+  readonly #stored: MatchedRow[];
+  #parsed: Doc[] | undefined = undefined;
+
+  constructor(stored: MatchedRow[], nextCursor: string | null) {
+    this.#stored = stored;
+    this.rowsJson = stored.map((row) => row.json);
+    this.nextCursor = nextCursor;
+  }
+
+  get rows(): Doc[] {
+    return (this.#parsed ??= this.#stored.map((row) => row.doc));
+  }
 }
 
 /**

@@ -25,6 +25,21 @@ export function getSegments(value: Json | undefined, segments: PathSegments): Js
   return current;
 }
 
+/**
+ * A document that can answer the value at a path without being parsed whole: a stored row reads a field or two
+ * straight out of its JSON text. Predicates take either a parsed document or one of these; a class, so that no
+ * user document (a plain object, whatever its members) is ever mistaken for one.
+ */
+export abstract class FieldReader {
+  /** The same value as getSegments(the parsed document, segments). */
+  abstract field(segments: PathSegments): Json | undefined;
+}
+
+/** The value at a path of a parsed document or of a FieldReader. */
+export function fieldOf(subject: Doc | FieldReader, segments: PathSegments): Json | undefined {
+  return subject instanceof FieldReader ? subject.field(segments) : getSegments(subject, segments);
+}
+
 /** Defines an own enumerable property, so a key named `__proto__` stays data instead of changing the prototype. */
 export function setOwn(target: { [key: string]: Json }, key: string, value: Json): void {
   Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
@@ -69,6 +84,18 @@ export function compareCodePoints(a: string, b: string): number {
   if (pointA !== pointB) return pointA - pointB;
   // Both strings hold the same lone high surrogate at `start`: the difference is the next code point.
   return (a.codePointAt(i) as number) - (b.codePointAt(i) as number);
+}
+
+/**
+ * Sorts strings by code point, in place. The native sort compares UTF-16 code units, which agrees with code points
+ * except around surrogate pairs: sort natively, check, and only keys that really differ pay for the comparator.
+ */
+export function sortByCodePoints(keys: string[]): string[] {
+  keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    if (compareCodePoints(keys[i - 1]!, keys[i]!) >= 0) return keys.sort(compareCodePoints);
+  }
+  return keys;
 }
 
 /** UTF-16 code-unit order: the engine's native string comparison. */

@@ -18,7 +18,8 @@ import type { Doc, Json } from '../types.js';
 import {
   compareCodePoints,
   endsWithHighSurrogate,
-  getSegments,
+  fieldOf,
+  type FieldReader,
   isLowSurrogate,
   isPlainObject,
   jsonEquals,
@@ -27,7 +28,8 @@ import {
 import type { PathSegments } from './json.js';
 import { pointer, Problems } from './problems.js';
 
-export type Predicate = (doc: Doc) => boolean;
+/** A compiled where: over a parsed document, or a stored row that reads the fields out of its text. */
+export type Predicate = (doc: Doc | FieldReader) => boolean;
 type Test = (value: Json | undefined) => boolean;
 
 const rangeOperators = new Set(['$gt', '$gte', '$lt', '$lte']);
@@ -125,7 +127,7 @@ class WhereCompiler {
     const segments = checkPath(path, this.problems, at);
     const test = this.condition(condition, at, depth + 1);
     if (segments === null) return () => false;
-    return (doc) => test(getSegments(doc, segments));
+    return (doc) => test(fieldOf(doc, segments));
   }
 
   /** A field's condition: an operator object, or a literal meaning equality. */
