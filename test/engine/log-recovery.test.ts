@@ -5,7 +5,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openLog, CorruptLogError, type WriteAheadLog } from '../../src/engine/log/wal.js';
-import { decodeFrames, encodeTextFrame } from '../../src/engine/log/frame.js';
+import { decodeFrames, encodeFrame, encodeTextFrame } from '../../src/engine/log/frame.js';
 import { encodeRecordFrame, segmentName } from '../../src/engine/log/segment.js';
 import { limits } from '../../src/limits.js';
 import type { CommitRecord } from '../../src/engine/types.js';
@@ -120,6 +120,79 @@ t.test('a flipped byte anywhere in a middle record stops recovery naming file an
   }
 });
 
+/** Appends `batches` of records through the real log, each batch concurrently, each awaited before the next. */
+async function writeBatches(dir: string, batches: number[][], padBytes: number): Promise<Buffer> {
+  const { log } = await replay(dir);
+  for (const batch of batches) await Promise.all(batch.map((seq) => log.append(record(seq, padBytes))));
+  await log.close();
+  return fs.readFileSync(path.join(dir, segmentName(1)));
+}
+
+/** Zeroes the bytes of record `index` (0-based), as a page that never reached the disk reads back. */
+function zeroRecord(buf: Buffer, index: number): Buffer {
+  const offsets = frameOffsets(buf);
+  const damaged = Buffer.from(buf);
+  damaged.fill(0, offsets[index]!, offsets[index + 1] ?? buf.length);
+  return damaged;
+}
+
+t.test('a power loss that kept a later group in flight but not an earlier one is a torn tail, cut at the damage', async (t) => {
+  const base = t.testdir();
+  // Records 1-3 are acknowledged before 4-6 are written, so 5 and 6 say they were written before 4 was answered.
+  const whole = await writeBatches(path.join(base, 'source'), [[1, 2, 3], [4, 5, 6]], 1500);
+  const dir = path.join(base, 'lost-page');
+  fs.mkdirSync(dir);
+  const file = path.join(dir, segmentName(1));
+  fs.writeFileSync(file, zeroRecord(whole, 3));
+  const warnings: Array<{ reason?: string }> = [];
+  const records: CommitRecord[] = [];
+  const log = await openLog({ dir, afterSeq: 0, onRecord: (r) => records.push(r), logger: { info() {}, warn: (o) => warnings.push(o), error() {} } });
+  t.same(seqs(records), [1, 2, 3], 'the acknowledged records replay');
+  t.equal(fs.statSync(file).size, frameOffsets(whole)[3], 'cut where record 4 starts');
+  t.match(warnings, [{ reason: /written before seq 4 was acknowledged/ }]);
+  await log.append(record(4));
+  await log.close();
+  t.same(await replaySeqs(dir), [1, 2, 3, 4], 'the log goes on');
+});
+
+t.test('zeroed damage followed by a record written after it was acknowledged is corruption', async (t) => {
+  const base = t.testdir();
+  const whole = await writeBatches(path.join(base, 'source'), [[1, 2, 3], [4, 5, 6]], 1500);
+  const dir = path.join(base, 'acknowledged');
+  fs.mkdirSync(dir);
+  const file = path.join(dir, segmentName(1));
+  // Record 2 was acknowledged before records 4-6 were written: damage to it is not a torn write.
+  const damaged = zeroRecord(whole, 1);
+  fs.writeFileSync(file, damaged);
+  await t.rejects(replay(dir), { name: 'CorruptLogError', file, offset: frameOffsets(whole)[1] });
+  t.same(fs.readFileSync(file), damaged, 'nothing cut');
+});
+
+t.test('damage without a zeroed sector is corruption, even among records written before it was acknowledged', async (t) => {
+  const base = t.testdir();
+  const whole = await writeBatches(path.join(base, 'source'), [[1, 2, 3], [4, 5, 6]], 1500);
+  const dir = path.join(base, 'flipped');
+  fs.mkdirSync(dir);
+  const file = path.join(dir, segmentName(1));
+  const damaged = Buffer.from(whole);
+  damaged[frameOffsets(whole)[3]! + 40]! ^= 0x01;
+  fs.writeFileSync(file, damaged);
+  await t.rejects(replay(dir), { name: 'CorruptLogError', file, offset: frameOffsets(whole)[3] });
+});
+
+t.test('records of the first binary format, without an acknowledged seq, still replay', async (t) => {
+  const dir = t.testdir();
+  // The first format: the same record without the 8-byte acknowledged seq after ts, tag 0xd1.
+  const legacy = (r: CommitRecord): Buffer => {
+    const payload = encodeRecordFrame(r, r.seq - 1).subarray(8);
+    return encodeFrame(Buffer.concat([Buffer.from([0xd1]), payload.subarray(1, 17), payload.subarray(25)]));
+  };
+  fs.writeFileSync(path.join(dir, segmentName(1)), Buffer.concat([legacy(record(1)), legacy(record(2)), encodeRecordFrame(record(3), 2)]));
+  const { log, records } = await replay(dir);
+  t.same(records, [record(1), record(2), record(3)]);
+  await log.close();
+});
+
 t.test('damage at the end of a segment that is not the last is corruption', async (t) => {
   const dir = path.join(t.testdir(), 'wal');
   await writeLog(dir, 30, 1024);
@@ -162,7 +235,7 @@ t.test('an empty last segment after a full one continues the log', async (t) => 
 });
 
 function writeFrames(file: string, records: CommitRecord[]): number[] {
-  const frames = records.map((r) => encodeRecordFrame(r));
+  const frames = records.map((r) => encodeRecordFrame(r, r.seq - 1));
   fs.writeFileSync(file, Buffer.concat(frames));
   return frameOffsets(Buffer.concat(frames));
 }
@@ -201,7 +274,7 @@ t.test('a segment whose name disagrees with its first record is corruption', asy
 t.test('a checksummed frame that is not a commit record is corruption', async (t) => {
   const dir = t.testdir();
   const file = path.join(dir, segmentName(1));
-  const frames = [encodeRecordFrame(record(1)), encodeTextFrame('not json'), encodeRecordFrame(record(3))];
+  const frames = [encodeRecordFrame(record(1), 0), encodeTextFrame('not json'), encodeRecordFrame(record(3), 2)];
   fs.writeFileSync(file, Buffer.concat(frames));
   await t.rejects(replay(dir), { name: 'CorruptLogError', file, offset: frames[0]!.length, reason: /not a commit record/ });
 });

@@ -39,7 +39,11 @@ export async function listSegments(fileSystem: FileSystem, dir: string): Promise
 
 /*
  * A commit record's payload, little-endian:
- *   u8 recordTag | f64 seq | f64 ts | u32 change count | changes
+ *   u8 recordTag | f64 seq | f64 ts | f64 ackedSeq | u32 change count | changes
+ * ackedSeq is the log's acknowledged (durable) seq when the record was encoded: every record up to it had been
+ * answered as durable before this one was written. Recovery uses it to tell a power loss that tore the groups in
+ * flight from damage to an acknowledged record (see the decision table below). Records of the first binary
+ * format (tag legacyRecordTag) have no ackedSeq and count as written after everything before them was acknowledged.
  * and each change:
  *   u8 put(0) / patch(1) / delete(2): u32 table bytes, table UTF-8 | u32 key length, key UTF-16LE |
  *                                     u32 document bytes, document UTF-8 (not for a delete)
@@ -48,13 +52,16 @@ export async function listSegments(fileSystem: FileSystem, dir: string): Promise
  * unescaping them. Keys travel as UTF-16 because a key may hold a lone surrogate, which UTF-8 cannot carry;
  * documents are JSON.stringify output, always well formed.
  */
-const recordTag = 0xd1;
-const recordHeaderBytes = 1 + 8 + 8 + 4;
+const recordTag = 0xd2;
+const recordHeaderBytes = 1 + 8 + 8 + 8 + 4;
+const legacyRecordTag = 0xd1;
+const legacyRecordHeaderBytes = 1 + 8 + 8 + 4;
 const rowOps: readonly RowOp[] = ['put', 'patch', 'delete'];
 const catalogCode = 3;
 
-/** Encodes a commit record as a sealed frame, checksum verified. */
-export function encodeRecordFrame(record: CommitRecord): Buffer {
+/** Encodes a commit record as a sealed frame, checksum verified; `ackedSeq` is the log's acknowledged seq now. */
+export function encodeRecordFrame(record: CommitRecord, ackedSeq: number): Buffer {
+  assert(Number.isSafeInteger(ackedSeq) && ackedSeq >= 0 && ackedSeq < record.seq, 'ackedSeq is below the record');
   const docBytes = record.changes.map((c) => (c.kind === 'row' && c.doc !== null ? Buffer.byteLength(c.doc, 'utf8') : 0));
   const catalogTexts = record.changes.map((c) => (c.kind === 'row' ? '' : JSON.stringify(c)));
   let bytes = frameHeaderBytes + recordHeaderBytes;
@@ -66,6 +73,7 @@ export function encodeRecordFrame(record: CommitRecord): Buffer {
   let at = frame.writeUInt8(recordTag, frameHeaderBytes);
   at = frame.writeDoubleLE(record.seq, at);
   at = frame.writeDoubleLE(record.ts, at);
+  at = frame.writeDoubleLE(ackedSeq, at);
   at = frame.writeUInt32LE(record.changes.length, at);
   record.changes.forEach((c, i) => {
     if (c.kind !== 'row') {
@@ -92,15 +100,33 @@ function writeText(buf: Buffer, at: number, text: string, encoding: 'utf8'): num
   return at + 4 + written;
 }
 
-/** Parses and shape-checks one record's payload; throws a reason string's Error if it is not a commit record. */
-export function parseRecord(payload: Buffer): CommitRecord {
-  if (payload.length < recordHeaderBytes || payload[0] !== recordTag) throw new Error('payload is not a commit record');
+interface RecordHeader {
+  seq: number;
+  ts: number;
+  ackedSeq: number;
+  changeCount: number;
+  /** Where the changes start. */
+  bytes: number;
+}
+
+/** Reads and checks a record's header, of either binary format; throws a reason string's Error otherwise. */
+function readRecordHeader(payload: Buffer): RecordHeader {
+  const legacy = payload[0] === legacyRecordTag;
+  const bytes = legacy ? legacyRecordHeaderBytes : recordHeaderBytes;
+  if (payload.length < bytes || (payload[0] !== recordTag && !legacy)) throw new Error('payload is not a commit record');
   const seq = payload.readDoubleLE(1);
   const ts = payload.readDoubleLE(9);
+  const ackedSeq = legacy ? seq - 1 : payload.readDoubleLE(17);
   if (!Number.isSafeInteger(seq) || seq < 1) throw new Error('payload has no valid seq');
   if (!Number.isFinite(ts)) throw new Error('payload has no valid ts');
-  const count = payload.readUInt32LE(17);
-  const reader = { payload, at: recordHeaderBytes };
+  if (!Number.isSafeInteger(ackedSeq) || ackedSeq < 0 || ackedSeq >= seq) throw new Error('payload has no valid ackedSeq');
+  return { seq, ts, ackedSeq, changeCount: payload.readUInt32LE(bytes - 4), bytes };
+}
+
+/** Parses and shape-checks one record's payload; throws a reason string's Error if it is not a commit record. */
+export function parseRecord(payload: Buffer): CommitRecord {
+  const { seq, ts, changeCount: count, bytes } = readRecordHeader(payload);
+  const reader = { payload, at: bytes };
   const changes: Change[] = [];
   for (let i = 0; i < count; i++) changes.push(readChange(reader));
   if (reader.at !== payload.length) throw new Error('payload has bytes after its last change');
@@ -146,10 +172,7 @@ function readText(reader: Reader, unitBytes: 1 | 2, encoding: 'utf8' | 'utf16le'
 
 /** The seq of a record without parsing all of it. */
 export function peekRecordSeq(payload: Buffer): number {
-  if (payload.length < recordHeaderBytes || payload[0] !== recordTag) return parseRecord(payload).seq;
-  const seq = payload.readDoubleLE(1);
-  if (!Number.isSafeInteger(seq) || seq < 1) throw new Error('payload has no valid seq');
-  return seq;
+  return readRecordHeader(payload).seq;
 }
 
 /** Recovery met damage it must not repair: the server refuses to start, naming the file and byte offset. */
@@ -190,8 +213,8 @@ export interface LogWalkResult {
   lastSeq: number;
   /** Records visited. */
   records: number;
-  /** Where a torn tail starts, if the last segment has one. */
-  tail: { file: string; offset: number } | null;
+  /** Where a torn tail starts, if the last segment has one, and what it looked like. */
+  tail: { file: string; offset: number; reason: string } | null;
   stopped: boolean;
 }
 
@@ -209,15 +232,21 @@ export interface LogWalkResult {
  *   first segment named above afterSeq + 1                     | corrupt: records between are missing
  *   segment named other than the seq the log expects next      | corrupt: a missing (or stray) segment
  *   bad or incomplete frame in a segment that is not the last  | corrupt: a full segment was synced before the next
- *   bad or incomplete frame in the last segment, and a valid   | corrupt: damage before the tail; cutting there
- *     frame starts somewhere after it in the same file         |   would silently drop acknowledged records
  *   bad or incomplete frame in the last segment, nothing valid | torn tail: an unacknowledged write a crash cut;
  *     after it                                                 |   truncate there, fsync, warn, start
+ *   bad or incomplete frame in the last segment where seq E    | torn tail as well: a power loss kept a later page
+ *     belongs, the damage up to the next valid frame holds a   |   of the groups in flight but not an earlier one
+ *     zeroed aligned sector (a page that never reached the     |   (new pages of an append-only file read back as
+ *     disk), and every valid record after it has a seq ≥ E and |   zeros). Acknowledgement goes in seq order, so
+ *     was written before E was acknowledged (ackedSeq < E)     |   nothing from E on was answered: cut at the damage
+ *   the same, with no zeroed sector in the damage, or a later  | corrupt: damage to an acknowledged record, or not
+ *     record written after E was acknowledged (ackedSeq ≥ E)   |   a torn write; cutting there could drop
+ *     or one that is not a record of seq ≥ E                   |   acknowledged records
  *   log (non-empty) ends below afterSeq                        | corrupt: the log lost records the checkpoint has
  *
- * Known limit: if a crash tears the last group write so that a later page of it reached the disk but an earlier
- * one did not, a valid frame follows the damage and we answer "corrupt" although nothing acknowledged was lost.
- * We accept that: it fails loud (doctor shows where), never silent.
+ * What the second torn-tail rule cannot tell apart: a record acknowledged after a later one was written, whose
+ * sector the disk later returns as zeros. It is cut like a torn write, and the cut is logged with file, offset and
+ * bytes, as every cut is.
  */
 export async function walkLog(options: {
   fileSystem: FileSystem;
@@ -257,7 +286,7 @@ export async function walkLog(options: {
     expected = walked.expected;
     result.records += walked.records;
     result.lastSeq = expected - 1;
-    if (walked.tailOffset !== null) result.tail = { file: segment.file, offset: walked.tailOffset };
+    if (walked.tailOffset !== null) result.tail = { file: segment.file, offset: walked.tailOffset, reason: walked.tailReason! };
     result.segments.push({ ...segment, bytes: buf.length, validBytes: walked.validBytes });
   }
   if (!result.stopped && result.segments.length > 0 && result.lastSeq < options.afterSeq) {
@@ -277,6 +306,7 @@ interface SegmentWalk {
   /** End of the last valid frame before any damage. */
   validBytes: number;
   tailOffset: number | null;
+  tailReason: string | null;
 }
 
 function walkSegment(options: {
@@ -291,7 +321,7 @@ function walkSegment(options: {
   report(problem: LogProblem): boolean;
 }): SegmentWalk {
   const { buf, segment, visitor, report } = options;
-  const walk: SegmentWalk = { expected: options.expected, records: 0, validBytes: 0, tailOffset: null };
+  const walk: SegmentWalk = { expected: options.expected, records: 0, validBytes: 0, tailOffset: null, tailReason: null };
   let offset = 0;
   let damaged = false;
   for (;;) {
@@ -299,9 +329,11 @@ function walkSegment(options: {
     if (read.kind === 'end') return walk;
     if (read.kind === 'bad') {
       const next = findNextValidFrame(buf, offset, options.recordBytesMax);
-      if (next === null && options.isLast && !damaged) {
+      if (options.isLast && !damaged && (next === null || tornInFlight(buf, offset, next, walk.expected, options.recordBytesMax))) {
+        const after = next === null ? '' : `, followed by records written before seq ${walk.expected} was acknowledged`;
         walk.tailOffset = offset;
-        report({ file: segment.file, offset, reason: `torn tail (${read.fault}: ${read.detail}); recovery cuts it`, severity: 'tail' });
+        walk.tailReason = `torn tail (${read.fault}: ${read.detail}${after}); recovery cuts it`;
+        report({ file: segment.file, offset, reason: walk.tailReason, severity: 'tail' });
         return walk;
       }
       const where = next === null ? (options.isLast ? 'after earlier damage' : 'in a segment that is not the last') : `followed by a valid frame at offset ${next}`;
@@ -338,6 +370,46 @@ function walkSegment(options: {
     visitor.onRecord(record, seq);
     return true;
   }
+}
+
+/** Disks write whole sectors; a page that never reached the disk reads back as zeroed sectors. */
+const sectorBytes = 512;
+
+/**
+ * Whether damage at `badOffset` (where seq `damagedSeq` belongs) followed by a valid frame at `next` is a power loss
+ * tearing the groups in flight: the damage holds a zeroed aligned sector, and every valid frame after it holds a
+ * record of seq ≥ `damagedSeq` written before `damagedSeq` was acknowledged.
+ */
+function tornInFlight(buf: Buffer, badOffset: number, next: number, damagedSeq: number, recordBytesMax: number): boolean {
+  return holdsZeroedSector(buf, badOffset, next) && writtenBeforeAcknowledged(buf, next, damagedSeq, recordBytesMax);
+}
+
+function holdsZeroedSector(buf: Buffer, from: number, to: number): boolean {
+  for (let start = Math.ceil(from / sectorBytes) * sectorBytes; start + sectorBytes <= to; start += sectorBytes) {
+    if (buf.subarray(start, start + sectorBytes).every((byte) => byte === 0)) return true;
+  }
+  return false;
+}
+
+function writtenBeforeAcknowledged(buf: Buffer, offset: number, damagedSeq: number, recordBytesMax: number): boolean {
+  let at: number | null = offset;
+  while (at !== null) {
+    const read = readFrame(buf, at, recordBytesMax);
+    if (read.kind === 'end') return true;
+    if (read.kind === 'bad') {
+      at = findNextValidFrame(buf, at, recordBytesMax);
+      continue;
+    }
+    let header: RecordHeader;
+    try {
+      header = readRecordHeader(read.payload);
+    } catch {
+      return false;
+    }
+    if (header.seq < damagedSeq || header.ackedSeq >= damagedSeq) return false;
+    at = read.end;
+  }
+  return true;
 }
 
 function safeParse(payload: Buffer): CommitRecord | null {

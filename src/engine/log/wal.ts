@@ -102,7 +102,11 @@ export async function openLog(options: OpenLogOptions): Promise<WriteAheadLog> {
 }
 
 /** Truncates the last segment where its torn tail starts; fsync, so a second crash cannot bring the tail back. */
-async function cutTornTail(handle: FileHandle, tail: { file: string; offset: number; cutBytes: number }, logger: LogLayerLogger): Promise<void> {
+async function cutTornTail(
+  handle: FileHandle,
+  tail: { file: string; offset: number; reason: string; cutBytes: number },
+  logger: LogLayerLogger,
+): Promise<void> {
   await handle.truncate(tail.offset);
   await handle.sync();
   logger.warn({ module: 'log', ...tail }, 'torn log tail cut off');
@@ -198,7 +202,8 @@ class SegmentedLog implements WriteAheadLog {
     if (this.closing) return Promise.reject(new DriftError('unavailable', 'the log is closed'));
     assert(record.seq === this.lastSeq + 1, `append of seq ${record.seq} after seq ${this.lastSeq}`);
     assert(record.ts >= this.lastTs, `commit ts ${record.ts} is before the previous ts ${this.lastTs}`);
-    const frame = encodeRecordFrame(record);
+    // The acknowledged seq goes into the record: recovery tells a torn group in flight from damage by it.
+    const frame = encodeRecordFrame(record, this.durableSeq);
     if (frame.length - frameHeaderBytes > limits.recordBytesMax) {
       return Promise.reject(new DriftError('payload_too_large', `the commit is larger than ${limits.recordBytesMax} bytes`));
     }
