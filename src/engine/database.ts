@@ -282,6 +282,11 @@ class Engine implements Database, TxHost {
     }
     this.recentCommits.push({ seq: record.seq, rows });
     this.recentCommitRows += rows.length;
+    this.pruneRecentCommits();
+  }
+
+  /** Drops the recent commits no open serializable transaction can need (and the oldest, past the bound). */
+  private pruneRecentCommits(): void {
     let keepAfter = this.visibleSeq;
     for (const tx of this.openTransactions) {
       if (tx.isolation === 'serializable' && tx.snapshotSeq < keepAfter) keepAfter = tx.snapshotSeq;
@@ -348,6 +353,9 @@ class Engine implements Database, TxHost {
 
   transactionEnded(tx: TransactionImpl): void {
     this.openTransactions.delete(tx);
+    // The commits kept for its validation go now, not at the next commit: after a bulk load of serializable
+    // batches, the rows they wrote would otherwise stay referenced from here until some later write.
+    if (tx.isolation === 'serializable') this.pruneRecentCommits();
   }
 
   countConflict(code: string): void {
