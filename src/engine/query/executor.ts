@@ -113,13 +113,11 @@ function orderedPage(q: CompiledQuery, source: RowSource, access: Access, budget
   }
   buffer.sort(compare);
   const ordered = buffer.slice(0, keep);
-  const last = ordered[Math.min(ordered.length, q.limit) - 1];
-  return finishPage(
-    q,
-    source.seq,
-    ordered.map((entry) => entry.row),
-    () => ({ kind: 'ordered', values: last!.values, key: last!.key }),
-  );
+  // A cursor is made only when a row is left over, and the page then ends at index limit - 1.
+  return finishPage(q, source.seq, ordered.map((entry) => entry.row), () => {
+    const last = ordered[q.limit - 1]!;
+    return { kind: 'ordered', values: last.values, key: last.key };
+  });
 }
 
 function compareOrdered(
@@ -139,7 +137,8 @@ function finishPage(
   q: CompiledQuery,
   seq: number,
   rows: MatchedRow[],
-  positionOf: (last: MatchedRow) => CursorPosition): QueryPage {
+  positionOf: (last: MatchedRow) => CursorPosition,
+): QueryPage {
   const more = rows.length > q.limit;
   const page = more ? rows.slice(0, q.limit) : rows;
   const last = page[page.length - 1];
