@@ -305,7 +305,16 @@ class Engine implements Database, TxHost {
 
   commitsAfter(seq: number): RecentCommit[] | null {
     if (seq < this.recentHorizonSeq) return null;
-    return this.recentCommits.filter((c) => c.seq > seq);
+    // Recent commits ascend by seq: find the first after `seq` by bisection. An old snapshot held open elsewhere
+    // (an abandoned transaction, until its idle timeout) keeps thousands of commits here; a scan paid for them all.
+    let lo = 0;
+    let hi = this.recentCommits.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.recentCommits[mid]!.seq <= seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.recentCommits.slice(lo);
   }
 
   async commitRows(writes: PendingWrite[]): Promise<number> {
