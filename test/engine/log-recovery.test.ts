@@ -1,7 +1,7 @@
 // Log recovery: torn tails are cut, damage before the tail stops recovery naming file and offset, seq
 // continuity holds across segments, and afterSeq skips what a checkpoint already holds.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openLog, CorruptLogError, type WriteAheadLog } from '../../src/engine/log/wal.js';
@@ -136,19 +136,29 @@ function zeroRecord(buf: Buffer, index: number): Buffer {
   return damaged;
 }
 
-t.test('a power loss that kept a later group in flight but not an earlier one is a torn tail, cut at the damage', async (t) => {
+/**
+ * A log of records 1-6 written through the real log, 1-3 acknowledged before 4-6 were written (so 4-6 say they
+ * were written after 3 was answered, and 5-6 before 4 was), copied into a new dir with `damage` applied.
+ */
+async function damagedLog(t: Test, damage: (whole: Buffer, offsets: number[]) => Buffer) {
   const base = t.testdir();
-  // Records 1-3 are acknowledged before 4-6 are written, so 5 and 6 say they were written before 4 was answered.
   const whole = await writeBatches(path.join(base, 'source'), [[1, 2, 3], [4, 5, 6]], 1500);
-  const dir = path.join(base, 'lost-page');
+  const offsets = frameOffsets(whole);
+  const dir = path.join(base, 'damaged');
   fs.mkdirSync(dir);
   const file = path.join(dir, segmentName(1));
-  fs.writeFileSync(file, zeroRecord(whole, 3));
+  const damaged = damage(whole, offsets);
+  fs.writeFileSync(file, damaged);
+  return { dir, file, offsets, damaged };
+}
+
+t.test('a power loss that kept a later group in flight but not an earlier one is a torn tail, cut at the damage', async (t) => {
+  const { dir, file, offsets } = await damagedLog(t, (whole) => zeroRecord(whole, 3));
   const warnings: Array<{ reason?: string }> = [];
   const records: CommitRecord[] = [];
   const log = await openLog({ dir, afterSeq: 0, onRecord: (r) => records.push(r), logger: { info() {}, warn: (o) => warnings.push(o), error() {} } });
   t.same(seqs(records), [1, 2, 3], 'the acknowledged records replay');
-  t.equal(fs.statSync(file).size, frameOffsets(whole)[3], 'cut where record 4 starts');
+  t.equal(fs.statSync(file).size, offsets[3], 'cut where record 4 starts');
   t.match(warnings, [{ reason: /written before seq 4 was acknowledged/ }]);
   await log.append(record(4));
   await log.close();
@@ -156,28 +166,19 @@ t.test('a power loss that kept a later group in flight but not an earlier one is
 });
 
 t.test('zeroed damage followed by a record written after it was acknowledged is corruption', async (t) => {
-  const base = t.testdir();
-  const whole = await writeBatches(path.join(base, 'source'), [[1, 2, 3], [4, 5, 6]], 1500);
-  const dir = path.join(base, 'acknowledged');
-  fs.mkdirSync(dir);
-  const file = path.join(dir, segmentName(1));
   // Record 2 was acknowledged before records 4-6 were written: damage to it is not a torn write.
-  const damaged = zeroRecord(whole, 1);
-  fs.writeFileSync(file, damaged);
-  await t.rejects(replay(dir), { name: 'CorruptLogError', file, offset: frameOffsets(whole)[1] });
+  const { dir, file, offsets, damaged } = await damagedLog(t, (whole) => zeroRecord(whole, 1));
+  await t.rejects(replay(dir), { name: 'CorruptLogError', file, offset: offsets[1] });
   t.same(fs.readFileSync(file), damaged, 'nothing cut');
 });
 
 t.test('damage without a zeroed sector is corruption, even among records written before it was acknowledged', async (t) => {
-  const base = t.testdir();
-  const whole = await writeBatches(path.join(base, 'source'), [[1, 2, 3], [4, 5, 6]], 1500);
-  const dir = path.join(base, 'flipped');
-  fs.mkdirSync(dir);
-  const file = path.join(dir, segmentName(1));
-  const damaged = Buffer.from(whole);
-  damaged[frameOffsets(whole)[3]! + 40]! ^= 0x01;
-  fs.writeFileSync(file, damaged);
-  await t.rejects(replay(dir), { name: 'CorruptLogError', file, offset: frameOffsets(whole)[3] });
+  const { dir, file, offsets } = await damagedLog(t, (whole, at) => {
+    const flipped = Buffer.from(whole);
+    flipped[at[3]! + 40]! ^= 0x01;
+    return flipped;
+  });
+  await t.rejects(replay(dir), { name: 'CorruptLogError', file, offset: offsets[3] });
 });
 
 t.test('records of the first binary format, without an acknowledged seq, still replay', async (t) => {
