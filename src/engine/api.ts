@@ -1,6 +1,6 @@
 // The engine's public surface as the rest of DriftDB sees it: the Database façade and its value types.
 
-import type { Plan, QuerySpec } from './query/spec.js';
+import type { Plan, QueryPage, QuerySpec } from './query/spec.js';
 import type { Doc, HistoryEntry, TableDef } from './types.js';
 
 export type Isolation = 'read_uncommitted' | 'read_committed' | 'repeatable_read' | 'snapshot' | 'serializable';
@@ -85,13 +85,10 @@ export interface ScanInput extends TxRef {
   asOf?: AsOf;
 }
 
-export interface Page {
-  rows: Doc[];
-  nextCursor: string | null;
+/** A page of rows (http-api.md §4, §5): the executor's page and the snapshot it was read at. */
+export interface Page extends QueryPage {
   /** The snapshot the page was read at. */
   seq: number;
-  /** When rows are whole stored documents (no `select`): each as its JSON text, for answering without re-serializing. */
-  rowsJson?: string[];
 }
 
 export interface HistoryResult {
