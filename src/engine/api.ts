@@ -108,11 +108,13 @@ export interface Transaction {
   readonly snapshotSeq: number;
   /** 'active' until commit/rollback; 'aborted' after a retryable failure. */
   readonly state: 'active' | 'committed' | 'rolled_back' | 'aborted';
+  /** True while commit() runs: the outcome is not known yet, so rollback and expiry wait for it. */
+  readonly committing: boolean;
   /** Rows written so far (pending until commit). */
   readonly writeCount: number;
   commit(): Promise<{ seq: number | null }>;
   rollback(): void;
-  /** Ends an abandoned transaction (idle expiry, shutdown): rolls it back and cancels a lock wait with `reason`. */
+  /** Ends an abandoned transaction (idle expiry, shutdown): rolls it back and cancels a lock wait with `reason`; no-op while committing. */
   expire(reason: Error): void;
   savepoint(name: string): void;
   rollbackToSavepoint(name: string): void;
@@ -145,7 +147,8 @@ export interface Database {
   patch(input: PatchInput): Promise<WriteResult>;
   delete(input: DeleteInput): Promise<WriteResult>;
   get(input: GetInput): RowRead;
-  history(input: { table: string; key: string }): HistoryResult;
+  /** Every committed version of a key, oldest first; inside a transaction, those its snapshot sees (its own pending writes are not events yet). */
+  history(input: { table: string; key: string } & TxRef): HistoryResult;
   scan(input: ScanInput): Page;
   query(spec: QuerySpec, options?: TxRef): Page;
   explain(spec: QuerySpec): { plan: Plan };

@@ -440,6 +440,9 @@ class Engine implements Database, TxHost {
   async dropTable(name: string): Promise<void> {
     this.readableTable(name);
     await this.commitChanges([{ kind: 'dropTable', name }]);
+    // Pending writes to the dropped table can never commit: their transactions abort now and free their row
+    // locks, which would otherwise hold rows of a table re-created under the same name.
+    for (const tx of [...this.openTransactions]) tx.tableDropped(name);
   }
 
   async createIndex(tableName: string, field: string): Promise<TableInfo> {
@@ -523,11 +526,13 @@ class Engine implements Database, TxHost {
     return new LazyRowRead(input.key, version.seq, version.json);
   }
 
-  history(input: { table: string; key: string }): HistoryResult {
+  history(input: { table: string; key: string } & TxRef): HistoryResult {
     const table = this.readableTable(input.table);
+    // Inside a transaction: the versions its reads see (its snapshot, or the newest for read_committed).
+    const seq = input.tx === undefined ? this.visibleSeq : asImpl(input.tx).readHistory(table, input.key);
     const chain = table.chain(input.key) ?? [];
     const versions = chain
-      .filter((v) => v.seq <= this.visibleSeq)
+      .filter((v) => v.seq <= seq)
       .map((v) => ({
         key: input.key,
         seq: v.seq,
@@ -570,7 +575,11 @@ class Engine implements Database, TxHost {
     } else {
       seq = this.resolveSeq(spec.asOf, tx);
     }
-    if (tx !== undefined && spec.asOf === undefined && !spec.history) return asImpl(tx).source(table, seq, predicate);
+    if (tx !== undefined && spec.asOf === undefined) {
+      // A history query reads committed versions only; serializable still validates what it matched.
+      if (!spec.history) return asImpl(tx).source(table, seq, predicate);
+      asImpl(tx).readPredicate(table, seq, predicate);
+    }
     return new SnapshotSource(table, seq, (s) => this.tsOf(s));
   }
 
@@ -644,7 +653,8 @@ class Engine implements Database, TxHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const tx of [...this.openTransactions]) tx.rollback();
+    // A commit in flight finishes (or fails) with the log's last flush; every other open transaction rolls back.
+    for (const tx of [...this.openTransactions]) if (!tx.committing) tx.rollback();
     await this.checkpointRunning?.catch(() => {});
     await this.wal?.close();
   }

@@ -150,7 +150,7 @@ export async function rowsRoutes(
     config: { permission: 'read' },
     schema: { params: rowParams, response: { 200: ref('History'), ...problemResponses({ extra: [404] }) } },
     handler: async (req, reply) => {
-      const history = opts.db().history({ table: req.params.table, key: req.params.key });
+      const history = await inTx(req, (tx) => opts.db().history({ table: req.params.table, key: req.params.key, ...tx }));
       return sendDocuments(reply, { key: history.key, versions: history.versions.map(historyView) });
     },
   });

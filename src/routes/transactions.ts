@@ -80,7 +80,7 @@ export async function transactionRoutes(app: FastifyInstance, opts: { transactio
     config: { permission: 'read' },
     schema: { params: txParams, response: { 200: emptyObject, ...problemResponses({ extra: [404, 410] }) } },
     handler: async (req) => {
-      transactions.rollback(user(req), req.params.id);
+      await transactions.rollback(user(req), req.params.id);
       return {};
     },
   });

@@ -124,12 +124,27 @@ export class TransactionService {
     return result;
   }
 
-  rollback(user: string, id: string): void {
+  /**
+   * Rolls back at once, cancelling a lock wait of the transaction's request in flight; but a commit in flight
+   * decides the outcome, so the rollback waits for it and then answers as the transaction ended.
+   */
+  async rollback(user: string, id: string): Promise<void> {
     if (this.ended.get(id)?.user === user && this.ended.get(id)?.how === 'aborted') {
       this.ended.delete(id);
       return;
     }
+    const open = this.entries.get(id);
+    if (open?.user === user && open.tx.state === 'aborted') {
+      // Aborted outside a request (its table was dropped): rolling back just forgets it.
+      open.tx.rollback();
+      this.forget(id);
+      return;
+    }
     const entry = this.entry(user, id);
+    if (entry.tx.committing) {
+      await entry.turn;
+      return this.rollback(user, id);
+    }
     entry.tx.rollback();
     this.forget(id);
   }
@@ -174,6 +189,11 @@ export class TransactionService {
   private expire(id: string, why: 'idle' | 'lifetime' | 'shutdown'): void {
     const entry = this.entries.get(id);
     if (entry === undefined) return;
+    if (entry.tx.committing) {
+      // The commit in flight decides; if it leaves the transaction open (a failed commit), expire it then.
+      void entry.turn.then(() => this.expire(id, why));
+      return;
+    }
     entry.tx.expire(new DriftError('transaction_expired', `The transaction expired (${why}) and was rolled back.`));
     this.end(id, 'expired');
   }

@@ -73,7 +73,7 @@ export class TransactionImpl implements Transaction {
   private readonly reads = new Map<string, { table: string; key: string; seq: number }>();
   private readonly predicates: Array<{ table: string; predicate: Predicate }> = [];
   private savepoints: Savepoint[] = [];
-  private committing = false;
+  private commitInFlight = false;
 
   constructor(host: TxHost, options: { isolation: Isolation; readOnly: boolean }) {
     this.host = host;
@@ -85,6 +85,11 @@ export class TransactionImpl implements Transaction {
 
   get usesOneSnapshot(): boolean {
     return this.isolation === 'repeatable_read' || this.isolation === 'snapshot' || this.isolation === 'serializable';
+  }
+
+  /** True while commit validates and waits for its record to be durable: its outcome is not known yet. */
+  get committing(): boolean {
+    return this.commitInFlight;
   }
 
   get writeCount(): number {
@@ -100,7 +105,7 @@ export class TransactionImpl implements Transaction {
     if (this.state === 'aborted') {
       throw new DriftError('transaction_aborted', 'The transaction was aborted; roll it back and retry.');
     }
-    if (this.state !== 'active' || this.committing) {
+    if (this.state !== 'active' || this.commitInFlight) {
       throw new DriftError('transaction_not_found', 'The transaction has ended.');
     }
   }
@@ -124,12 +129,19 @@ export class TransactionImpl implements Transaction {
     return version === undefined || version.json === null ? null : { json: version.json, seq: version.seq };
   }
 
+  /** The seq a read of `key`'s history sees; serializable records it as a read of the row. */
+  readHistory(table: TableState, key: string): number {
+    this.checkActive();
+    const seq = this.readSeq();
+    if (this.isolation === 'serializable') {
+      this.reads.set(rowId(table.def.name, key), { table: table.def.name, key, seq: table.versionAt(key, seq)?.seq ?? 0 });
+    }
+    return seq;
+  }
+
   /** A RowSource for queries and scans inside this transaction at `seq`, recording the predicate read. */
   source(table: TableState, seq: number, predicate: Predicate): OverlaySource {
-    this.checkActive();
-    if (this.isolation === 'serializable' && seq === this.snapshotSeq) {
-      this.predicates.push({ table: table.def.name, predicate });
-    }
+    this.readPredicate(table, seq, predicate);
     const overlay = new Map<string, string | null>();
     if (this.isolation === 'read_uncommitted') {
       for (const [key, json] of this.host.dirtyWrites(table.def.name)) overlay.set(key, json);
@@ -138,6 +150,14 @@ export class TransactionImpl implements Transaction {
       if (write.table === table.def.name) overlay.set(write.key, write.json);
     }
     return new OverlaySource(new SnapshotSource(table, seq, (s) => this.host.tsOf(s)), overlay);
+  }
+
+  /** Records a query's predicate read at `seq`, for serializable validation at commit. */
+  readPredicate(table: TableState, seq: number, predicate: Predicate): void {
+    this.checkActive();
+    if (this.isolation === 'serializable' && seq === this.snapshotSeq) {
+      this.predicates.push({ table: table.def.name, predicate });
+    }
   }
 
   /** Buffers one row write after taking its lock; answers whether it created the row. */
@@ -194,7 +214,7 @@ export class TransactionImpl implements Transaction {
 
   async commit(): Promise<{ seq: number | null }> {
     this.checkActive();
-    this.committing = true;
+    this.commitInFlight = true;
     try {
       if (this.isolation === 'serializable') this.validateReads();
       const writes = [...this.writes.values()];
@@ -202,7 +222,7 @@ export class TransactionImpl implements Transaction {
       this.end('committed');
       return { seq };
     } catch (error) {
-      this.committing = false;
+      this.commitInFlight = false;
       if (isDriftError(error) && retryableCodes.has(error.code)) this.failWith(error);
       if (isDriftError(error) && error.code === 'unavailable') this.end('aborted');
       throw error;
@@ -210,6 +230,8 @@ export class TransactionImpl implements Transaction {
   }
 
   rollback(): void {
+    // The commit in flight decides how this transaction ends; its caller waits for that (TransactionService).
+    assert(!this.commitInFlight, 'no rollback while a commit is in flight');
     if (this.state === 'active' || this.state === 'aborted') this.end('rolled_back');
   }
 
@@ -247,11 +269,17 @@ export class TransactionImpl implements Transaction {
 
   /** Ends an abandoned transaction (idle expiry, shutdown) and wakes its lock wait, if any. */
   expire(reason: Error): void {
-    if (this.state !== 'active') return;
+    if (this.state !== 'active' || this.commitInFlight) return;
     this.state = 'aborted';
     for (const write of this.writes.values()) this.host.setDirty(write.table, write.key, undefined);
     this.host.releaseLocks(this.id, reason);
     this.host.transactionEnded(this);
+  }
+
+  /** Aborts the transaction when it has pending writes to the dropped table `name`: they can never commit. */
+  tableDropped(name: string): void {
+    if (![...this.writes.values()].some((write) => write.table === name)) return;
+    this.expire(new DriftError('transaction_aborted', `Table '${name}' was dropped; this transaction's writes to it cannot commit.`));
   }
 
   private findSavepoint(name: string): Savepoint {
@@ -265,11 +293,32 @@ export class TransactionImpl implements Transaction {
   private validateReads(): void {
     if (this.reads.size === 0 && this.predicates.length === 0) return;
     const commits = this.host.commitsAfter(this.snapshotSeq);
-    const conflict = commits === null ? 'history' : findConflict(commits, this.reads, this.predicates, (t, k) => this.seenAtSnapshot(t, k));
+    const conflict =
+      this.tableReplaced() ??
+      (commits === null ? 'history' : findConflict(commits, this.reads, this.predicates, (t, k) => this.seenAtSnapshot(t, k)));
     if (conflict !== null) {
       throw new DriftError('serialization_failure', `A row or query this transaction read was changed concurrently (${conflict}).`, {
         retryable: true,
       });
+    }
+  }
+
+  /** A table read was dropped (or dropped and re-created) after the snapshot: every read of it changed. */
+  private tableReplaced(): string | null {
+    const tables = new Set([...this.reads.values()].map((read) => read.table));
+    for (const { table } of this.predicates) tables.add(table);
+    for (const name of tables) {
+      const createdSeq = this.tableCreatedSeq(name);
+      if (createdSeq === null || createdSeq > this.snapshotSeq) return `table '${name}' was dropped`;
+    }
+    return null;
+  }
+
+  private tableCreatedSeq(name: string): number | null {
+    try {
+      return this.host.table(name).def.createdSeq;
+    } catch {
+      return null;
     }
   }
 
