@@ -119,3 +119,21 @@ t.test('a serializable transaction that read from a table dropped after its snap
   t.equal(commit.json.code, 'serialization_failure');
   t.match(commit.json.detail, /table 'a' was dropped/);
 });
+
+t.test('a serializable transaction that only read commits even when what it read changed since; one that wrote does not', async (t) => {
+  const c = await setup(t);
+  await c.call('PUT', '/v1/tables/a/rows/r', { v: 1 });
+  const reader = await c.begin('serializable');
+  const writer = await c.begin('serializable');
+  for (const tx of [reader, writer]) {
+    t.equal((await c.call('GET', '/v1/tables/a/rows/r', undefined, tx)).json.v, 1);
+    await c.call('POST', '/v1/query', { table: 'a', where: { v: 2 } }, tx);
+  }
+  await c.call('PATCH', '/v1/tables/a/rows/r', { v: 2 });
+  await c.call('PUT', '/v1/tables/b/rows/w', { v: 1 }, writer);
+  const readOnly = await c.call('POST', `/v1/transactions/${reader}/commit`);
+  t.same([readOnly.status, readOnly.json], [200, { seq: null }], 'its snapshot is a state of the serial history');
+  const wrote = await c.call('POST', `/v1/transactions/${writer}/commit`);
+  t.equal(wrote.status, 409, 'the writer read a row changed after its snapshot');
+  t.equal(wrote.json.code, 'serialization_failure');
+});
