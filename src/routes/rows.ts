@@ -34,8 +34,9 @@ const conditionalHeaders = {
 // Query strings are closed like bodies: a misspelt `asof=12` must fail, not silently read the newest state.
 const asOfParam = { type: 'string', description: 'A commit seq (e.g. 1234) or an RFC 3339 instant.' };
 
-// A strong ETag as DriftDB sends it: a decimal seq in double quotes.
-const etagPattern = /^"(\d{1,16})"$/;
+// A strong ETag as DriftDB sends it: a decimal seq in double quotes, without leading zeros (strong ETags compare
+// byte for byte, so "066" is not "66").
+const etagPattern = /^"(0|[1-9]\d{0,15})"$/;
 
 function etag(seq: number): string {
   return `"${seq}"`;

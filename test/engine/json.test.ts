@@ -90,4 +90,9 @@ t.test('asOf resolves seqs and instants against commit times', async (t) => {
   t.equal(resolveAsOf(new Date(4999).toISOString(), 4, tsOf), 3);
   t.equal(resolveAsOf('2100-01-01T00:00:00Z', 4, tsOf), 4, 'after the newest: the newest state');
   t.equal(resolveAsOf('1970-01-01T01:00:02+01:00', 4, tsOf), 3, 'offsets are honoured');
+  for (const day of ['2026-11-31', '2026-02-29', '2025-13-01', '2026-00-10', '2026-04-00', '1900-02-29']) {
+    t.throws(() => resolveAsOf(`${day}T00:00:00Z`, 4, tsOf), { code: 'validation_failed' }, `${day} does not exist`);
+  }
+  t.equal(resolveAsOf('2024-02-29T00:00:00Z', 4, tsOf), 4, 'a leap day exists');
+  t.equal(resolveAsOf('0004-02-29T00:00:00Z', 4, tsOf), 0, 'so does one before year 100');
 });

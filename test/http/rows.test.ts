@@ -198,7 +198,7 @@ t.test('If-None-Match * writes only a row that does not exist', async (t) => {
 t.test('a malformed If-Match or an If-None-Match other than * on a write is 400 bad_request', async (t) => {
   const { call } = await withTable(t);
   await call('PUT', '/v1/tables/users/rows/ada', { body: {} });
-  for (const value of ['1', 'W/"1"', '"abc"', '"1", "2"', '""', '"-1"', '"99999999999999999"']) {
+  for (const value of ['1', 'W/"1"', '"abc"', '"1", "2"', '""', '"-1"', '"99999999999999999"', '"01"', '"00"']) {
     expectProblem(t, await call('PUT', '/v1/tables/users/rows/ada', { body: {}, headers: { 'if-match': value } }), 400, 'bad_request');
     expectProblem(t, await call('DELETE', '/v1/tables/users/rows/ada', { headers: { 'if-match': value } }), 400, 'bad_request');
   }
