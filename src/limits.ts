@@ -20,6 +20,19 @@ export const limits = {
   /** Rows per page / query answer. */
   pageLimitMax: 1000,
   pageLimitDefault: 100,
+  /**
+   * JSON text of the rows of one page or query answer (whole documents count their stored text, projected rows
+   * the stored text they came from, history rows their own text). A page ends early, with a nextCursor, rather
+   * than pass it; it always holds at least one row, so it may reach this plus one documentBytesMax.
+   */
+  pageBytesMax: 16 * MiB,
+  /** JSON text of all results of one batch (a get its document, a query its page's rows); past it, a 400. */
+  batchAnswerBytesMax: 32 * MiB,
+  /**
+   * A key's whole history as GET …/history answers it (the stored text of every version, plus the seq, ts and op
+   * around it). That route has no pages: past this, a 400 that points to history queries, which do.
+   */
+  historyBytesMax: 32 * MiB,
   /** Rows one query may examine before it is refused (protects the event loop). */
   queryRowsExaminedMax: 5_000_000,
   /** Groups one aggregate query may build. */

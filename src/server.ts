@@ -18,7 +18,14 @@ import { securityHeaders } from './security/headers.js';
 import { registerRoutes } from './routes/index.js';
 import { lazySerializerFactory } from './routes/lazy-serializer.js';
 import { loadOpenApiJson } from './routes/openapi.js';
-import { clientErrorProblem, installProblemHandlers, problemFromError, rawProblemResponse, sendProblem } from './routes/problem.js';
+import {
+  clientErrorProblem,
+  installProblemHandlers,
+  problemFromError,
+  problemOf,
+  rawProblemResponse,
+  sendProblem,
+} from './routes/problem.js';
 import { Authenticator } from './security/auth.js';
 import { parseJsonBody } from './security/json-body.js';
 import { loadTlsMaterial } from './security/tls.js';
@@ -42,6 +49,9 @@ const keepAliveTimeoutMs = 72_000;
 /** A percent-encoded key may take up to 9 characters per UTF-16 unit (3 UTF-8 bytes × "%XX"). */
 const routeParamLengthMax = limits.keyLengthMax * 9;
 
+/** The answer to a request that arrives after shutdown began; the in-flight ones still finish. */
+const shuttingDownProblem = problemOf('unavailable', 'the server is shutting down; retry on a new connection');
+
 export async function buildServer(config: Config, deps: ServerDeps): Promise<FastifyInstance> {
   await fs.mkdir(config.dataDir, { recursive: true });
   const tls = await loadTlsMaterial(config, deps.logger);
@@ -60,8 +70,20 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
       ? fastify(options)
       : fastify({ ...options, https: { key: tls.key, cert: tls.cert } } as FastifyHttpsOptions<https.Server>)
   ) as unknown as FastifyInstance;
+  // Set once close() begins, before the listener stops: a request that still arrives (pipelined, or on a kept-alive
+  // connection between sweeps) is refused as a problem, where Fastify's own return503OnClosing answer is bare JSON.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
   app.addHook('onRequest', (request, reply, done) => {
     reply.headers(headers).header('x-request-id', request.id);
+    if (closing) {
+      // Connection: close (Fastify sets it for matched routes, not for the not-found handler): retry elsewhere.
+      sendProblem(reply.header('connection', 'close'), shuttingDownProblem);
+      return;
+    }
     done();
   });
   // One access line per request at debug (Fastify's own request logging writes two at info, which cost a
@@ -105,7 +127,8 @@ function serverOptions(headers: Readonly<Record<string, string>>): FastifyServer
     requestTimeout: requestTimeoutMs,
     connectionTimeout: connectionIdleTimeoutMs,
     keepAliveTimeout: keepAliveTimeoutMs,
-    return503OnClosing: true,
+    // Requests during shutdown get a 503 unavailable problem from buildServer's first onRequest hook instead.
+    return503OnClosing: false,
     routerOptions: { maxParamLength: routeParamLengthMax },
     // Unknown members are rejected by schemas that say so, never silently dropped; query strings are coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },

@@ -3,11 +3,8 @@
 // private methods do.
 
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
-import type { ValidateFunction } from 'ajv';
-import type { Ajv2020 } from 'ajv/dist/2020.js';
 import { DriftError } from '../errors.js';
-import { limits } from '../limits.js';
+import { limits, MiB } from '../limits.js';
 import type {
   BeginInput,
   CreateTableInput,
@@ -28,6 +25,7 @@ import type {
 } from './api.js';
 import { isolationLevels } from './api.js';
 import { CheckpointLoader, dumpCheckpoint } from './checkpoint-codec.js';
+import { extractPath } from './json-fields.js';
 import { LockManager } from './locks/lock-manager.js';
 import { loadCheckpoint, writeCheckpoint } from './log/checkpoint.js';
 import { openLog, type WriteAheadLog } from './log/wal.js';
@@ -39,6 +37,7 @@ import { rowId, TransactionImpl, type PendingWrite, type RecentCommit, type TxHo
 import { compileQuery, cursorSeq, executeQuery, planQuery, type Predicate, type QuerySpec } from './query/index.js';
 import type { RowSource } from './query/source.js';
 import type { FileSystem } from './storage/fs.js';
+import { checkSchemaPatterns, compileTableSchema } from './table-schema.js';
 import type { Change, CommitRecord, Doc, TableDef } from './types.js';
 
 export interface EngineLogger {
@@ -70,7 +69,6 @@ class Engine implements Database, TxHost {
   private readonly logger: EngineLogger;
   private readonly tables = new Map<string, TableState>();
   /** Table schemas' compiler, made when the first table with a schema needs it (Ajv costs ~30 ms to load). */
-  private schemaAjv: Ajv2020 | null = null;
   private readonly locks: LockManager;
   private wal: WriteAheadLog | null = null;
   private lastSeq = 0;
@@ -212,18 +210,9 @@ class Engine implements Database, TxHost {
   }
 
   private makeTable(def: TableDef): TableState {
-    const table = new TableState(def, def.schema === undefined ? null : this.compileSchema(def.schema));
+    const table = new TableState(def, def.schema === undefined ? null : compileTableSchema(def.schema));
     if (this.recovering) table.beginStaging();
     return table;
-  }
-
-  private compileSchema(schema: Doc): ValidateFunction {
-    try {
-      this.schemaAjv ??= new (loadAjv2020())({ allErrors: true, strict: true });
-      return this.schemaAjv.compile(schema);
-    } catch (error) {
-      throw new DriftError('validation_failed', `The schema is not a valid JSON Schema: ${(error as Error).message}`);
-    }
   }
 
   private requireTable(name: string): TableState {
@@ -400,6 +389,8 @@ class Engine implements Database, TxHost {
     if (typeof input.primaryKey !== 'string' || input.primaryKey.length === 0 || input.primaryKey.length > limits.fieldPathLengthMax) {
       throw new DriftError('validation_failed', 'primaryKey must be a non-empty field name.');
     }
+    // The key lives in a top-level member; a dot would make the same name a nested path in queries.
+    if (input.primaryKey.includes('.')) throw new DriftError('validation_failed', 'primaryKey must be a top-level field name, without dots.');
     const indexes = [...new Set(input.indexes ?? [])];
     indexes.forEach(checkFieldPath);
     if (indexes.length > limits.indexesPerTableMax) {
@@ -409,7 +400,8 @@ class Engine implements Database, TxHost {
       if (JSON.stringify(input.schema).length > limits.schemaBytesMax) {
         throw new DriftError('payload_too_large', `A schema may be at most ${limits.schemaBytesMax} bytes.`);
       }
-      this.compileSchema(input.schema);
+      checkSchemaPatterns(input.schema);
+      compileTableSchema(input.schema);
     }
     if (this.tables.has(input.name)) throw new DriftError('table_exists', `Table '${input.name}' already exists.`);
     if (this.tables.size >= limits.tablesMax) {
@@ -530,16 +522,15 @@ class Engine implements Database, TxHost {
     const table = this.readableTable(input.table);
     // Inside a transaction: the versions its reads see (its snapshot, or the newest for read_committed).
     const seq = input.tx === undefined ? this.visibleSeq : asImpl(input.tx).readHistory(table, input.key);
-    const chain = table.chain(input.key) ?? [];
-    const versions = chain
-      .filter((v) => v.seq <= seq)
-      .map((v) => ({
-        key: input.key,
-        seq: v.seq,
-        ts: this.tsOf(v.seq),
-        op: v.op,
-        doc: v.json === null ? null : (JSON.parse(v.json) as Doc),
-      }));
+    const visible = (table.chain(input.key) ?? []).filter((v) => v.seq <= seq);
+    checkHistoryBytes(table.def, input.key, visible);
+    const versions = visible.map((v) => ({
+      key: input.key,
+      seq: v.seq,
+      ts: this.tsOf(v.seq),
+      op: v.op,
+      doc: v.json === null ? null : (JSON.parse(v.json) as Doc),
+    }));
     if (versions.length === 0) throw new DriftError('row_not_found', `Row '${input.key}' was never written.`);
     return { key: input.key, versions };
   }
@@ -660,13 +651,6 @@ class Engine implements Database, TxHost {
   }
 }
 
-const requireHere = createRequire(import.meta.url);
-
-/** Ajv's JSON Schema 2020-12 build, loaded on first use: most starts never compile a table schema. */
-function loadAjv2020(): typeof Ajv2020 {
-  return (requireHere('ajv/dist/2020.js') as { Ajv2020: typeof Ajv2020 }).Ajv2020;
-}
-
 /** A read row whose document is parsed only if someone asks for it (a GET sends the stored text as it is). */
 class LazyRowRead implements RowRead {
   private parsed: Doc | undefined;
@@ -688,6 +672,28 @@ function conditions(input: { ifMatch?: number | '*'; ifNoneMatch?: boolean }): P
   if (input.ifMatch !== undefined) result.ifMatch = input.ifMatch;
   if (input.ifNoneMatch !== undefined) result.ifNoneMatch = input.ifNoneMatch;
   return result;
+}
+
+/** The text around one version's document in a history answer: its seq, ts, op, member names and punctuation. */
+const historyVersionFrameBytes = 80;
+
+/**
+ * Refuses, before parsing any of it, a key's history whose answer would pass historyBytesMax. The route has no
+ * pages, so the detail names the history query that pages through the same versions.
+ */
+function checkHistoryBytes(table: TableDef, key: string, versions: ReadonlyArray<{ json: string | null }>): void {
+  let bytes = 0;
+  for (const version of versions) bytes += historyVersionFrameBytes + (version.json?.length ?? 0);
+  if (bytes <= limits.historyBytesMax) return;
+  // The key's value as documents hold it (7, not "7"), read from its newest document, so the query matches.
+  const newest = versions.findLast((version) => version.json !== null)?.json ?? null;
+  const value = (newest === null ? undefined : extractPath(newest, [table.primaryKey])) ?? key;
+  const query = JSON.stringify({ table: table.name, history: true, where: { [table.primaryKey]: value } });
+  throw new DriftError(
+    'bad_request',
+    `The history of '${key}' is larger than historyBytesMax (${limits.historyBytesMax / MiB} MiB), too large for ` +
+      `one answer; page through it with POST /v1/query and ${query}.`,
+  );
 }
 
 function asImpl(tx: Transaction): TransactionImpl {

@@ -9,17 +9,21 @@ const jsonType = 'application/json; charset=utf-8';
 
 /** Sends `body` serialized by JSON.stringify (fast-json-stringify cost a query page several times more). */
 export function sendDocuments(reply: FastifyReply, body: object): FastifyReply {
-  return reply.type(jsonType).send(JSON.stringify(body));
+  return sendJsonText(reply, JSON.stringify(body));
+}
+
+/** Sends an answer already written as JSON text. */
+export function sendJsonText(reply: FastifyReply, text: string): FastifyReply {
+  return reply.type(jsonType).send(text);
 }
 
 /** Sends a page (http-api.md §5); whole stored documents go out as their stored JSON text, not re-serialized. */
 export function sendPage(reply: FastifyReply, page: Page): FastifyReply {
-  if (page.rowsJson === undefined) return sendDocuments(reply, pageBody(page));
-  const body = `{"rows":[${page.rowsJson.join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)},"seq":${page.seq}}`;
-  return reply.type(jsonType).send(body);
+  return sendJsonText(reply, `{${pageMembers(page)}}`);
 }
 
-/** A page as the API shows it: without the engine's text copies of its rows. */
-export function pageBody(page: Page): { rows: Page['rows']; nextCursor: string | null; seq: number } {
-  return { rows: page.rows, nextCursor: page.nextCursor, seq: page.seq };
+/** A page's members as JSON text, `"rows":[…],"nextCursor":…,"seq":…`, for an answer that embeds the page. */
+export function pageMembers(page: Page): string {
+  const rows = page.rowsJson === undefined ? JSON.stringify(page.rows) : `[${page.rowsJson.join(',')}]`;
+  return `"rows":${rows},"nextCursor":${JSON.stringify(page.nextCursor)},"seq":${page.seq}`;
 }

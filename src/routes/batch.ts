@@ -4,13 +4,13 @@
 import type { FastifyInstance } from 'fastify';
 import { isolationLevels, type Database, type Isolation, type QuerySpec, type Transaction } from '../engine/index.js';
 import { DriftError, isDriftError } from '../errors.js';
-import { limits } from '../limits.js';
+import { limits, MiB } from '../limits.js';
 import { rolesAllow } from '../security/auth.js';
-import { pageBody, sendDocuments } from './answers.js';
-import { dataValidatorCompiler, problemResponses } from './schemas.js';
+import { pageMembers, sendJsonText } from './answers.js';
+import { closedObject, dataValidatorCompiler, problemResponses, queryProperties } from './schemas.js';
 
 type BatchOp =
-  | { op: 'put' | 'patch'; table: string; key: string; doc: unknown; ifSeq?: number }
+  | { op: 'put' | 'patch'; table: string; key: string; doc: object; ifSeq?: number }
   | { op: 'delete'; table: string; key: string; ifSeq?: number }
   | { op: 'get'; table: string; key: string }
   | ({ op: 'query' } & QuerySpec);
@@ -20,29 +20,44 @@ interface BatchBody {
   ops: BatchOp[];
 }
 
+const table = { type: 'string' };
+const key = { type: 'string', minLength: 1, maxLength: limits.keyLengthMax };
+const ifSeq = { type: 'integer', minimum: 0, description: "Apply only if the row's current version is this seq." };
+
+// One closed schema per kind of op, chosen by `op`: a member the op does not take is refused, never ignored (a
+// `doc` on a delete, a misspelt `ifseq`), and the error names that one member rather than every kind of op.
+const batchOp = {
+  type: 'object',
+  required: ['op'],
+  discriminator: { propertyName: 'op' },
+  oneOf: [
+    closedObject(
+      {
+        op: { type: 'string', enum: ['put', 'patch'] },
+        table,
+        key,
+        doc: {
+          type: 'object',
+          additionalProperties: true,
+          description: 'put: the whole document; patch: a JSON Merge Patch (RFC 7396).',
+        },
+        ifSeq,
+      },
+      ['op', 'table', 'key', 'doc'],
+    ),
+    closedObject({ op: { type: 'string', const: 'delete' }, table, key, ifSeq }, ['op', 'table', 'key']),
+    closedObject({ op: { type: 'string', const: 'get' }, table, key }, ['op', 'table', 'key']),
+    closedObject({ op: { type: 'string', const: 'query' }, ...queryProperties }, ['op', 'table']),
+  ],
+};
+
 const batchBody = {
   type: 'object',
   required: ['ops'],
   additionalProperties: false,
   properties: {
     isolation: { type: 'string', enum: [...isolationLevels], default: 'serializable' },
-    ops: {
-      type: 'array',
-      minItems: 1,
-      maxItems: limits.batchOpsMax,
-      items: {
-        type: 'object',
-        required: ['op', 'table'],
-        properties: {
-          op: { type: 'string', enum: ['put', 'patch', 'delete', 'get', 'query'] },
-          table: { type: 'string' },
-          key: { type: 'string', minLength: 1, maxLength: limits.keyLengthMax },
-          doc: { type: 'object', additionalProperties: true },
-          ifSeq: { type: 'integer', minimum: 0, description: "Apply only if the row's current version is this seq." },
-        },
-        additionalProperties: true,
-      },
-    },
+    ops: { type: 'array', minItems: 1, maxItems: limits.batchOpsMax, items: batchOp },
   },
 };
 
@@ -63,64 +78,79 @@ export async function batchRoutes(app: FastifyInstance, opts: { db: () => Databa
     config: { permission: 'read' },
     schema: { body: batchBody, response: { 200: batchResponse, ...problemResponses({ extra: [404, 409, 412], withBody: true }) } },
     handler: async (req, reply) => {
+      // Joining it to another transaction would be a second commit inside that one; silently running it on its
+      // own would commit what the client meant to keep inside the transaction.
+      if (req.headers['transaction-id'] !== undefined) {
+        throw new DriftError(
+          'bad_request',
+          'A batch is its own transaction: send its ops inside the transaction instead, ' +
+            'or drop the Transaction-Id header.',
+        );
+      }
       if (req.body.ops.some((op) => writeOps.has(op.op)) && !rolesAllow(req.principal.roles, 'write')) {
         throw new DriftError('forbidden', 'Writing needs the writer or admin role.');
       }
-      return sendDocuments(reply, await runBatch(opts.db(), req.body));
+      return sendJsonText(reply, await runBatch(opts.db(), req.body));
     },
   });
 }
 
-async function runBatch(db: Database, body: BatchBody): Promise<{ seq: number | null; results: unknown[] }> {
+/** Runs the ops in one transaction; answers `{"seq","results"}` as JSON text, each result written as its op runs. */
+async function runBatch(db: Database, body: BatchBody): Promise<string> {
   const tx = db.begin(body.isolation === undefined ? {} : { isolation: body.isolation });
-  const results: unknown[] = [];
+  const results: string[] = [];
+  let resultsBytes = 0;
   try {
     for (const [opIndex, op] of body.ops.entries()) {
       try {
-        results.push(await runOp(db, tx, op));
+        const result = await runOp(db, tx, op);
+        // Counted as the ops run, so a thousand reads of one large row stop at the bound, not at the heap's end.
+        resultsBytes += result.length;
+        if (resultsBytes > limits.batchAnswerBytesMax) throw answerTooLarge();
+        results.push(result);
       } catch (error) {
         throw withOpIndex(error, opIndex);
       }
     }
     const { seq } = await tx.commit();
-    return { seq, results };
+    return `{"seq":${JSON.stringify(seq)},"results":[${results.join(',')}]}`;
   } finally {
     if (tx.state === 'active' || tx.state === 'aborted') tx.rollback();
   }
 }
 
-async function runOp(db: Database, tx: Transaction, op: BatchOp): Promise<unknown> {
+/** One op's result as JSON text; a get and a page of whole documents embed their stored text as it is. */
+async function runOp(db: Database, tx: Transaction, op: BatchOp): Promise<string> {
   switch (op.op) {
     case 'put':
     case 'patch':
     case 'delete': {
-      const conditions = op.ifSeq === undefined ? {} : { ifMatch: op.ifSeq };
-      if (op.op !== 'delete' && op.doc === undefined) {
-        throw new DriftError('validation_failed', `A ${op.op} operation needs a doc.`);
-      }
-      const input = { table: op.table, key: requireKey(op.key), tx, ...conditions };
+      const input = { table: op.table, key: op.key, tx, ...(op.ifSeq === undefined ? {} : { ifMatch: op.ifSeq }) };
       const result =
         op.op === 'put'
           ? await db.put({ ...input, doc: op.doc })
           : op.op === 'patch'
             ? await db.patch({ ...input, patch: op.doc })
             : await db.delete(input);
-      return { op: op.op, key: result.key, created: result.created };
+      return JSON.stringify({ op: op.op, key: result.key, created: result.created });
     }
     case 'get': {
-      const row = db.get({ table: op.table, key: requireKey(op.key), tx });
-      return { op: 'get', key: row.key, seq: row.seq, doc: row.doc };
+      const row = db.get({ table: op.table, key: op.key, tx });
+      return `{"op":"get","key":${JSON.stringify(row.key)},"seq":${JSON.stringify(row.seq)},"doc":${row.json}}`;
     }
     case 'query': {
       const { op: _op, ...spec } = op;
-      return { op: 'query', ...pageBody(db.query(spec, { tx })) };
+      return `{"op":"query",${pageMembers(db.query(spec, { tx }))}}`;
     }
   }
 }
 
-function requireKey(key: string | undefined): string {
-  if (key === undefined) throw new DriftError('validation_failed', 'This operation needs a key.');
-  return key;
+function answerTooLarge(): DriftError {
+  return new DriftError(
+    'bad_request',
+    `The batch's results would exceed batchAnswerBytesMax (${limits.batchAnswerBytesMax / MiB} MiB of JSON); ` +
+      'split it into smaller batches, or read large rows and pages on their own.',
+  );
 }
 
 function withOpIndex(error: unknown, opIndex: number): unknown {

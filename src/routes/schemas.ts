@@ -10,7 +10,7 @@ import { limits } from '../limits.js';
 // A request body's unknown members are refused (400), never ignored: a misspelt `where` must not answer every row.
 // dataValidatorCompiler below runs Ajv with removeAdditional: false, so `additionalProperties: false` refuses
 // rather than strips; test/http/query.test.ts guards it.
-function closedObject(properties: Record<string, unknown>, required: string[] = []): Record<string, unknown> {
+export function closedObject(properties: Record<string, unknown>, required: string[] = []): Record<string, unknown> {
   return { type: 'object', ...(required.length > 0 ? { required } : {}), properties, additionalProperties: false };
 }
 
@@ -141,7 +141,12 @@ const pageSchema = {
   required: ['rows', 'nextCursor', 'seq'],
   properties: {
     rows: { type: 'array', items: { $ref: 'Document#' } },
-    nextCursor: { type: ['string', 'null'], description: 'Pass it back as `cursor` for the next page; null at the end.' },
+    nextCursor: {
+      type: ['string', 'null'],
+      description:
+        'Pass it back as `cursor` for the next page; null at the end. A page may hold fewer rows than `limit` and ' +
+        'still have one (it ends before 16 MiB of JSON).',
+    },
     seq: { type: 'integer', description: 'The snapshot every page of this listing reads.' },
   },
 };
@@ -191,35 +196,35 @@ const aggregateSchema = {
   ],
 };
 
+/** The members of a query body; a batch's query op takes exactly these, beside its `op`. */
+export const queryProperties = {
+  table: { $ref: 'TableName#' },
+  where: {
+    type: 'object',
+    description:
+      'Field paths to a value (equality) or to operators $eq $ne $gt $gte $lt $lte $in $nin $exists $prefix ' +
+      '$contains; $and/$or take arrays of where-objects, $not a where-object.',
+    additionalProperties: true,
+  },
+  select: { type: 'array', items: { $ref: 'FieldPath#' } },
+  orderBy: {
+    type: 'array',
+    items: closedObject(
+      { field: { $ref: 'FieldPath#' }, dir: { type: 'string', enum: ['asc', 'desc'], default: 'asc' } },
+      ['field'],
+    ),
+  },
+  limit: { type: 'integer', minimum: 1, maximum: limits.pageLimitMax, default: limits.pageLimitDefault },
+  cursor: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'A nextCursor of an earlier page.' },
+  asOf: { $ref: 'AsOf#' },
+  groupBy: { type: 'array', items: { $ref: 'FieldPath#' } },
+  aggregates: { type: 'object', additionalProperties: { $ref: 'Aggregate#' } },
+  history: { type: 'boolean', description: 'Every version, over all time, whose document matches `where`.' },
+};
+
 const querySchema = {
   $id: 'Query',
-  ...closedObject(
-    {
-      table: { $ref: 'TableName#' },
-      where: {
-        type: 'object',
-        description:
-          'Field paths to a value (equality) or to operators $eq $ne $gt $gte $lt $lte $in $nin $exists $prefix ' +
-          '$contains; $and/$or take arrays of where-objects, $not a where-object.',
-        additionalProperties: true,
-      },
-      select: { type: 'array', items: { $ref: 'FieldPath#' } },
-      orderBy: {
-        type: 'array',
-        items: closedObject(
-          { field: { $ref: 'FieldPath#' }, dir: { type: 'string', enum: ['asc', 'desc'], default: 'asc' } },
-          ['field'],
-        ),
-      },
-      limit: { type: 'integer', minimum: 1, maximum: limits.pageLimitMax, default: limits.pageLimitDefault },
-      cursor: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'A nextCursor of an earlier page.' },
-      asOf: { $ref: 'AsOf#' },
-      groupBy: { type: 'array', items: { $ref: 'FieldPath#' } },
-      aggregates: { type: 'object', additionalProperties: { $ref: 'Aggregate#' } },
-      history: { type: 'boolean', description: 'Every version, over all time, whose document matches `where`.' },
-    },
-    ['table'],
-  ),
+  ...closedObject(queryProperties, ['table']),
 };
 
 const explainSchema = {
@@ -266,7 +271,16 @@ const requireHere = createRequire(import.meta.url);
 const addFormats = (ajv: Ajv): Ajv => (requireHere('ajv-formats') as (target: Ajv) => Ajv)(ajv);
 
 function validatorAjv(coerceTypes: false | 'array'): Ajv {
-  const ajv = new Ajv({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: false, allowUnionTypes: true });
+  // `discriminator` (OpenAPI's) lets a oneOf of closed objects name the one branch a value is checked against, so
+  // a batch op with a stray member gets one precise error, not one per kind of op.
+  const ajv = new Ajv({
+    coerceTypes,
+    useDefaults: true,
+    removeAdditional: false,
+    allErrors: false,
+    allowUnionTypes: true,
+    discriminator: true,
+  });
   addFormats(ajv);
   for (const schema of sharedSchemas) ajv.addSchema(schema);
   return ajv;

@@ -1,8 +1,9 @@
 // The table routes of http-api.md §3: create, list, describe and drop tables, and add or drop their indexes.
 // Thin: each handler validates by schema, calls the Database, and shapes the reply; errors are DriftErrors.
 
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { CreateTableInput, Database, TableInfo } from '../engine/index.js';
+import { DriftError } from '../errors.js';
 import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, tableParams } from './schemas.js';
 
 interface TableParams {
@@ -18,6 +19,20 @@ function isUserTable(table: TableInfo): boolean {
   return !table.name.startsWith('_');
 }
 
+/**
+ * Table and index changes commit at once, outside any transaction: a Transaction-Id on their routes is refused, or
+ * a client would believe a rollback undoes them. Runs after authentication and the permission check (route-level
+ * hooks follow the scope's), and before the body is read.
+ */
+async function refuseTransaction(request: FastifyRequest): Promise<void> {
+  if (request.headers['transaction-id'] !== undefined) {
+    throw new DriftError(
+      'bad_request',
+      'table and index changes are not transactional: they commit at once, so they take no Transaction-Id header',
+    );
+  }
+}
+
 export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Database }): Promise<void> {
   addSharedSchemas(app);
   app.setValidatorCompiler(dataValidatorCompiler);
@@ -29,6 +44,7 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
 
   app.post<{ Body: CreateTableInput }>('/v1/tables', {
     config: { permission: 'write' },
+    onRequest: refuseTransaction,
     schema: {
       body: ref('CreateTable'),
       response: { 201: ref('Table'), ...problemResponses({ extra: [409], withBody: true }) },
@@ -40,6 +56,8 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
     },
   });
 
+  // The catalog reads accept a Transaction-Id and ignore it: the catalog is not versioned, so there is nothing for
+  // a transaction's snapshot to change (rowCount is the newest committed state, as documented).
   app.get('/v1/tables', {
     config: { permission: 'read' },
     schema: { response: { 200: ref('TableList'), ...problemResponses() } },
@@ -54,6 +72,7 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
 
   app.delete<{ Params: TableParams }>('/v1/tables/:table', {
     config: { permission: 'admin' },
+    onRequest: refuseTransaction,
     schema: {
       params: tableParams,
       response: { 204: { type: 'null', description: 'Dropped.' }, ...problemResponses({ extra: [404] }) },
@@ -66,6 +85,7 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
 
   app.post<{ Params: TableParams; Body: { field: string } }>('/v1/tables/:table/indexes', {
     config: { permission: 'write' },
+    onRequest: refuseTransaction,
     schema: {
       params: tableParams,
       body: ref('CreateIndex'),
@@ -79,6 +99,7 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
 
   app.delete<{ Params: IndexParams }>('/v1/tables/:table/indexes/:field', {
     config: { permission: 'write' },
+    onRequest: refuseTransaction,
     schema: {
       params: indexParams,
       response: { 204: { type: 'null', description: 'Dropped.' }, ...problemResponses({ extra: [404] }) },

@@ -52,9 +52,13 @@ export async function transactionRoutes(app: FastifyInstance, opts: { transactio
   const { transactions } = opts;
   const user = (req: { principal: { username: string } }): string => req.principal.username;
 
-  app.post<{ Body: { isolation?: Isolation; readOnly?: boolean; timeoutMs?: number } }>('/v1/transactions', {
+  app.post<{ Body: { isolation?: Isolation; readOnly?: boolean; timeoutMs?: number } | null | undefined }>('/v1/transactions', {
     config: { permission: 'read' },
     schema: { body: beginBody, response: { 201: txInfo, ...problemResponses({ withBody: true }) } },
+    // The body is optional: none, an empty one and a literal null all mean {}, so the schema's defaults apply.
+    preValidation: async (req) => {
+      req.body ??= {};
+    },
     handler: async (req, reply) => reply.code(201).send(transactions.begin(user(req), req.body ?? {})),
   });
 

@@ -1,8 +1,10 @@
 // The executor: reads one snapshot through a RowSource along the chosen access path and answers one page.
 //
-// Paging rule for every query kind: collect one row more than the limit; only when that extra row exists is
-// there a next page, and the cursor then points just after the last row returned. Positions are values, not
-// offsets (except for aggregate groups), so resuming never re-reads the rows before the position:
+// Paging rule for every query kind: a page ends after `limit` rows, or earlier, before the row whose JSON text would
+// take the page past pageBytesMax (it always holds its first row). Only when a row is left over is there a next
+// page, and the cursor then points just after the last row returned, so a page cut by size resumes exactly like
+// one cut by `limit`. Positions are values, not offsets (except for aggregate groups), so resuming never
+// re-reads the rows before the position:
 //   key order     position = last key; resume with keys strictly after it.
 //   orderBy       position = (orderBy values, key) of the last row; ties break by key ascending, whatever
 //                 each key's dir, so (values, key) is a total order and every row comes exactly once.
@@ -28,6 +30,8 @@ export interface ExecuteOptions {
   rowsExaminedMax?: number;
   /** Groups one aggregate query may build; defaults to limits.queryGroupsMax. */
   groupsMax?: number;
+  /** JSON text of the rows of one page; defaults to limits.pageBytesMax. */
+  pageBytesMax?: number;
 }
 
 /** Counts rows read and refuses the query past its bound, so one query cannot hold the event loop for long. */
@@ -39,6 +43,28 @@ export class Budget {
   spend(): void {
     this.examined++;
     if (this.examined > this.max) throw tooManyRows(this.max);
+  }
+}
+
+/**
+ * Where a page ends: after `limit` rows, or before the row that would take its JSON text past `bytesMax`. The first
+ * row always fits, so a document larger than the bound still comes back, alone, and paging always advances.
+ */
+class PageCut {
+  rows = 0;
+  bytes = 0;
+
+  constructor(
+    readonly limit: number,
+    readonly bytesMax: number,
+  ) {}
+
+  /** True when a row of `bytes` belongs on the page, counting it; false when the page ends before it. */
+  admit(bytes: number): boolean {
+    if (this.rows >= this.limit || (this.rows > 0 && this.bytes + bytes > this.bytesMax)) return false;
+    this.rows++;
+    this.bytes += bytes;
+    return true;
   }
 }
 
@@ -54,16 +80,19 @@ export function executeQuery(q: CompiledQuery, source: RowSource, options: Execu
   }
   const budget = new Budget(options.rowsExaminedMax ?? limits.queryRowsExaminedMax);
   const access = chooseAccess(q, source, budget.max);
+  const cut = new PageCut(q.limit, options.pageBytesMax ?? limits.pageBytesMax);
   switch (q.kind) {
     case 'history':
-      return historyPage(q, source, budget);
+      return historyPage(q, source, budget, cut);
     case 'aggregate':
       return aggregatePage(q, matchingRows(q, source, access.keys(), budget), {
         seq: source.seq,
         groupsMax: options.groupsMax ?? limits.queryGroupsMax,
       });
     default:
-      return q.orderBy.length > 0 ? orderedPage(q, source, access, budget) : keyOrderPage(q, source, access, budget);
+      return q.orderBy.length > 0
+        ? orderedPage(q, source, access, budget, cut)
+        : keyOrderPage(q, source, access, budget, cut);
   }
 }
 
@@ -81,15 +110,19 @@ export function* matchingRows(
   }
 }
 
-function keyOrderPage(q: CompiledQuery, source: RowSource, access: Access, budget: Budget): QueryPage {
+function keyOrderPage(q: CompiledQuery, source: RowSource, access: Access, budget: Budget, cut: PageCut): QueryPage {
   const position = q.cursor?.position;
   const afterKey = position?.kind === 'key' ? position.key : undefined;
-  const rows: MatchedRow[] = [];
+  const page: MatchedRow[] = [];
+  let more = false;
   for (const row of matchingRows(q, source, access.keys(afterKey), budget)) {
-    rows.push(row);
-    if (rows.length > q.limit) break;
+    if (!cut.admit(row.json.length)) {
+      more = true;
+      break;
+    }
+    page.push(row);
   }
-  return finishPage(q, source.seq, rows, (last) => ({ kind: 'key', key: last.key }));
+  return finishPage(q, source.seq, page, more, (last) => ({ kind: 'key', key: last.key }));
 }
 
 interface OrderedRow {
@@ -98,7 +131,7 @@ interface OrderedRow {
   values: (Json | undefined)[];
 }
 
-function orderedPage(q: CompiledQuery, source: RowSource, access: Access, budget: Budget): QueryPage {
+function orderedPage(q: CompiledQuery, source: RowSource, access: Access, budget: Budget, cut: PageCut): QueryPage {
   const compare = (a: Omit<OrderedRow, 'row'>, b: OrderedRow) => compareOrdered(q.orderBy, a, b);
   const position = q.cursor?.position;
   const after = position?.kind === 'ordered' ? position : null;
@@ -113,9 +146,12 @@ function orderedPage(q: CompiledQuery, source: RowSource, access: Access, budget
   }
   buffer.sort(compare);
   const ordered = buffer.slice(0, keep);
-  // A cursor is made only when a row is left over, and the page then ends at index limit - 1.
-  return finishPage(q, source.seq, ordered.map((entry) => entry.row), () => {
-    const last = ordered[q.limit - 1]!;
+  let taken = 0;
+  while (taken < ordered.length && cut.admit(ordered[taken]!.row.json.length)) taken++;
+  const page = ordered.slice(0, taken);
+  // A cursor is made only when a row is left over; it points after the page's last row.
+  return finishPage(q, source.seq, page.map((entry) => entry.row), taken < ordered.length, () => {
+    const last = page[page.length - 1]!;
     return { kind: 'ordered', values: last.values, key: last.key };
   });
 }
@@ -132,15 +168,14 @@ function compareOrdered(
   return compareCodePoints(a.key, b.key);
 }
 
-/** Cuts `rows` (up to limit + 1 of them) to a page, projecting each and making a cursor only if a row is left over. */
+/** Answers a page's rows, projecting each, with a cursor after the last one when `more` rows are left over. */
 function finishPage(
   q: CompiledQuery,
   seq: number,
-  rows: MatchedRow[],
+  page: MatchedRow[],
+  more: boolean,
   positionOf: (last: MatchedRow) => CursorPosition,
 ): QueryPage {
-  const more = rows.length > q.limit;
-  const page = more ? rows.slice(0, q.limit) : rows;
   const last = page[page.length - 1];
   const nextCursor =
     more && last !== undefined ? encodeCursor({ seq, fingerprint: q.fingerprint, position: positionOf(last) }) : null;
@@ -172,10 +207,11 @@ class StoredDocumentsPage implements QueryPage {
  * Every version whose document matches, ordered by key then seq; deletes (doc null) never match. A row is
  * {key, seq, ts (RFC 3339 with milliseconds), op, doc}, and `select` projects `doc`.
  */
-function historyPage(q: CompiledQuery, source: RowSource, budget: Budget): QueryPage {
+function historyPage(q: CompiledQuery, source: RowSource, budget: Budget, cut: PageCut): QueryPage {
   const project = compileProjection(q.select);
   const position = q.cursor?.position.kind === 'version' ? q.cursor.position : null;
   const found: { row: Doc; afterKey: string | null; key: string; seq: number }[] = [];
+  let more = false;
   let previousKey = position?.afterKey ?? null;
   let currentKey: string | null = null;
   for (const version of source.versions(previousKey ?? undefined)) {
@@ -193,12 +229,14 @@ function historyPage(q: CompiledQuery, source: RowSource, budget: Budget): Query
       op: version.op,
       doc: project(version.doc),
     };
+    // A version source holds parsed documents, not their text: measure the row as the answer will write it.
+    if (!cut.admit(JSON.stringify(row).length)) {
+      more = true;
+      break;
+    }
     found.push({ row, afterKey: previousKey, key: version.key, seq: version.seq });
-    if (found.length > q.limit) break;
   }
-  const more = found.length > q.limit;
-  const page = found.slice(0, q.limit);
-  const last = page[page.length - 1];
+  const last = found[found.length - 1];
   const nextCursor =
     more && last !== undefined
       ? encodeCursor({
@@ -207,5 +245,5 @@ function historyPage(q: CompiledQuery, source: RowSource, budget: Budget): Query
           position: { kind: 'version', afterKey: last.afterKey, key: last.key, seq: last.seq },
         })
       : null;
-  return { rows: page.map((entry) => entry.row), nextCursor };
+  return { rows: found.map((entry) => entry.row), nextCursor };
 }
