@@ -12,6 +12,7 @@ import fastify, {
 } from 'fastify';
 import type { Config } from './config/index.js';
 import type { Database } from './engine/index.js';
+import { DriftError } from './errors.js';
 import { limits } from './limits.js';
 import { lazyChildLogger, requestIdFrom, type Logger } from './observability/logger.js';
 import { securityHeaders } from './security/headers.js';
@@ -98,6 +99,7 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   }
   installJsonBodyParser(app);
   installProblemHandlers(app);
+  refuseUnknownQueryParameters(app);
 
   const transactions = new TransactionService(deps.db, {
     idleTimeoutMs: config.txIdleTimeoutMs,
@@ -153,11 +155,26 @@ function serverOptions(headers: Readonly<Record<string, string>>): FastifyServer
 function installJsonBodyParser(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   // RFC 7396 names its own media type for merge patches; accept it beside plain JSON.
-  app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'string' }, (_request, body, done) => {
+  app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'string' }, (request, body, done) => {
     try {
+      checkContentEncoding(request.headers['content-encoding']);
       done(null, parseJsonBody(body as string, limits.documentDepthMax));
     } catch (error) {
       done(error as Error, undefined);
     }
+  });
+}
+
+/** A body in an encoding the server does not decode (gzip…) would be parsed as if it were plain: 415 instead. */
+function checkContentEncoding(encoding: string | undefined): void {
+  if (encoding === undefined || encoding.trim().toLowerCase() === 'identity') return;
+  throw new DriftError('unsupported_media_type', `Content-Encoding '${encoding.slice(0, 40)}' is not supported: send the body uncompressed.`);
+}
+
+/** A /v1 route that declares no query parameters refuses any (`?asOf=5` on a PUT must not be silently dropped). */
+function refuseUnknownQueryParameters(app: FastifyInstance): void {
+  app.addHook('onRoute', (route) => {
+    if (!route.url.startsWith('/v1/') || route.schema?.querystring !== undefined) return;
+    route.schema = { ...route.schema, querystring: { type: 'object', properties: {}, additionalProperties: false } };
   });
 }
