@@ -69,6 +69,8 @@ export class TransactionImpl implements Transaction {
   state: Transaction['state'] = 'active';
   private readonly host: TxHost;
   private writes = new Map<string, PendingWrite>();
+  /** JSON text held by `writes`; bounded by what one commit record can carry. */
+  private writesBytes = 0;
   /** Serializable only: rows read (table\0key → seq of the version seen, 0 when absent). */
   private readonly reads = new Map<string, { table: string; key: string; seq: number }>();
   private readonly predicates: Array<{ table: string; predicate: Predicate }> = [];
@@ -174,6 +176,13 @@ export class TransactionImpl implements Transaction {
     const table = this.host.table(tableName);
     const current = this.currentRow(table, request.key);
     const computed = computeRowWrite(table, request, current);
+    const bytes = this.writesBytes - pendingBytes(this.writes.get(id)) + (computed.json?.length ?? 0) + request.key.length;
+    if (bytes > limits.recordBytesMax) {
+      throw new DriftError(
+        'validation_failed',
+        `This write would take the transaction's pending writes past ${limits.recordBytesMax} bytes, the most one commit can hold.`,
+      );
+    }
     const write: PendingWrite = {
       table: tableName,
       key: request.key,
@@ -183,6 +192,7 @@ export class TransactionImpl implements Transaction {
       tableCreatedSeq: table.def.createdSeq,
     };
     this.writes.set(id, write);
+    this.writesBytes = bytes;
     this.host.setDirty(tableName, request.key, computed.json);
     return { created: computed.created };
   }
@@ -252,6 +262,7 @@ export class TransactionImpl implements Transaction {
       if (before !== write) this.host.setDirty(write.table, write.key, before === undefined ? undefined : before.json);
     }
     this.writes = new Map(savepoint.writes);
+    this.writesBytes = [...this.writes.values()].reduce((sum, write) => sum + pendingBytes(write), 0);
     this.savepoints = this.savepoints.slice(0, this.savepoints.indexOf(savepoint) + 1);
   }
 
@@ -344,6 +355,11 @@ export class TransactionImpl implements Transaction {
     this.host.releaseLocks(this.id);
     if (wasActive) this.host.transactionEnded(this);
   }
+}
+
+/** What a pending write holds in memory and will put into the commit record: its document text and key. */
+function pendingBytes(write: PendingWrite | undefined): number {
+  return write === undefined ? 0 : (write.json?.length ?? 0) + write.key.length;
 }
 
 export function rowId(table: string, key: string): string {
