@@ -9,6 +9,8 @@ export interface BenchContext {
   ceilingUrl: string | null;
   /** The ceiling server's process id (for its CPU time), or null when it could not start. */
   ceilingPid: number | null;
+  /** Iterations per µs of the ceiling server's work loop (GET /work/:micros), or null when it could not start. */
+  ceilingWorkIterationsPerMicro: number | null;
   /** Temp dir of this run (server logs, data dirs); removed at the end. */
   tmpRoot: string;
   /** The admin password every DriftDB server of this run is started with. */

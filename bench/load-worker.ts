@@ -7,6 +7,8 @@ import { serveOneJob } from './worker-protocol.js';
 /** What to send, per request; the functions that vary it are built here, since IPC cannot carry functions. */
 export type LoadRequest =
   | { kind: 'hello' }
+  /** The hello-world after about `micros` µs of handler work (the ceiling server's calibration route). */
+  | { kind: 'work'; micros: number }
   | { kind: 'put'; table: string; authorization: string }
   | { kind: 'get'; table: string; rows: number; authorization: string }
   | { kind: 'query'; table: string; groups: number; authorization: string }
@@ -71,6 +73,8 @@ function requestsFor(spec: LoadRequest): AutocannonRequest[] {
   switch (spec.kind) {
     case 'hello':
       return [{ method: 'GET', path: '/' }];
+    case 'work':
+      return [{ method: 'GET', path: `/work/${spec.micros}` }];
     case 'put':
       return [putRequest(spec.table, spec.authorization)];
     case 'get':

@@ -1,6 +1,6 @@
 // Command-line options of `npm run bench`: parsed once, validated, frozen and passed down.
 
-export const scenarioNames = ['ceiling', 'put', 'get', 'query', 'tx-distinct', 'tx-hot', 'restart'] as const;
+export const scenarioNames = ['ceiling', 'calibration', 'put', 'get', 'query', 'tx-distinct', 'tx-hot', 'restart'] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
 export interface BenchOptions {
@@ -23,7 +23,7 @@ export const usage = `usage: node dist/bench/run.js [options]
   --only a,b            scenarios to run (default: all): ${scenarioNames.join(', ')}
   --duration N          seconds measured per load run (default 10)
   --warmup N            seconds of discarded warm-up before each load run (default 2)
-  --connections N       HTTP connections for ceiling, put, get, query (default 32)
+  --connections N       HTTP connections for ceiling, calibration, put, get, query (default 32)
   --tx-clients N        concurrent transaction clients (default 32)
   --rows N              rows preloaded for get/query/tx (default 100000)
   --restart-events N    events in the restart/RSS log (default 1000000)

@@ -6,11 +6,13 @@ import { mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CeilingReady } from './ceiling-server.js';
 import { workerScripts, type BenchContext } from './context.js';
 import { logTail, serverLogPath, startDriftServer, stopDriftServer, type DriftServer } from './drift-server.js';
 import { parseOptions, usage, UsageError, type BenchOptions, type ScenarioName } from './options.js';
 import { cleanUpSync, installCleanupHandlers, keepTempDir, makeTempDir, removeTempDir, startService, stopChild } from './procs.js';
 import { failed, renderTable, skipped, writeReport, type ScenarioResult } from './report.js';
+import { calibrationScenarios } from './scenario-calibration.js';
 import { restartScenarios } from './scenario-restart.js';
 import { ceilingScenario, getScenario, preloadScenario, putScenario, queryScenario, transactionsMissing, txScenario } from './scenarios-http.js';
 
@@ -82,7 +84,7 @@ async function runAll(options: BenchOptions): Promise<ScenarioResult[]> {
   const results: ScenarioResult[] = [];
   const tmpRoot = makeTempDir('run');
   mkdirSync(join(tmpRoot, 'logs'));
-  const ceilingStart = await startService<{ port: number }>(workerScripts.ceiling, 60_000).catch((error: unknown) => {
+  const ceilingStart = await startService<CeilingReady>(workerScripts.ceiling, 60_000).catch((error: unknown) => {
     log(`the ceiling server did not start: ${String(error)}`);
     return null;
   });
@@ -90,11 +92,14 @@ async function runAll(options: BenchOptions): Promise<ScenarioResult[]> {
     options,
     ceilingUrl: ceilingStart === null ? null : `https://127.0.0.1:${ceilingStart.ready.port}`,
     ceilingPid: ceilingStart?.child.pid ?? null,
+    ceilingWorkIterationsPerMicro: ceilingStart?.ready.workIterationsPerMicro ?? null,
     tmpRoot,
     password: randomBytes(18).toString('base64url'),
   };
   try {
     if (options.scenarios.has('ceiling')) await attempt('ceiling', results, () => ceilingScenario(ctx));
+    // Before the DriftDB server starts, so nothing but the ceiling and its load generator runs.
+    if (options.scenarios.has('calibration')) await attempt('calibration', results, () => calibrationScenarios(ctx));
     await runHttpGroup(ctx, results);
     if (options.scenarios.has('restart')) await attempt('restart', results, () => restartScenarios(ctx));
   } finally {

@@ -27,9 +27,9 @@ export const targets = {
 } satisfies Record<string, Target>;
 
 /** A load run's summary, plus the server's CPU time per response when its process id is known. */
-type MeasuredLoad = LoadSummary & { serverCpuMicrosPerResponse: number | null };
+export type MeasuredLoad = LoadSummary & { serverCpuMicrosPerResponse: number | null };
 
-async function loadRun(ctx: BenchContext, url: string, connections: number, request: LoadRequest, serverPid?: number | null): Promise<MeasuredLoad> {
+export async function loadRun(ctx: BenchContext, url: string, connections: number, request: LoadRequest, serverPid?: number | null): Promise<MeasuredLoad> {
   const { durationSeconds, warmupSeconds } = ctx.options;
   const job: LoadJob = { url, connections, durationSeconds, warmupSeconds, request };
   const cpuBefore = serverPid ? cpuSeconds(serverPid) : null;
@@ -44,16 +44,16 @@ async function loadRun(ctx: BenchContext, url: string, connections: number, requ
 }
 
 /** A rate that does not depend on what else runs on the machine: server CPU per response, DriftDB beside hello-world. */
-function cpuNote(drift: MeasuredLoad, ceiling: MeasuredLoad): string[] {
+export function cpuNote(drift: MeasuredLoad, ceiling: MeasuredLoad): string[] {
   if (drift.serverCpuMicrosPerResponse === null || ceiling.serverCpuMicrosPerResponse === null) return [];
   return [`server CPU per response: ${drift.serverCpuMicrosPerResponse} µs (hello-world: ${ceiling.serverCpuMicrosPerResponse} µs)`];
 }
 
-function loadErrors(summary: LoadSummary): number {
+export function loadErrors(summary: LoadSummary): number {
   return summary.non2xx + summary.errors + summary.timeouts;
 }
 
-function errorNotes(label: string, summary: LoadSummary): string[] {
+export function errorNotes(label: string, summary: LoadSummary): string[] {
   if (loadErrors(summary) === 0) return [];
   return [`${label}: status codes ${JSON.stringify(summary.statusCodes)}, ${summary.errors} socket errors, ${summary.timeouts} timeouts`];
 }
