@@ -7,6 +7,7 @@ import { DriftError, isDriftError } from '../errors.js';
 import { limits, MiB } from '../limits.js';
 import { rolesAllow } from '../security/auth.js';
 import { pageMembers, sendJsonText } from './answers.js';
+import { refuseTransactionId } from './transaction-context.js';
 import { closedObject, dataValidatorCompiler, problemResponses, queryProperties } from './schemas.js';
 
 type BatchOp =
@@ -80,13 +81,10 @@ export async function batchRoutes(app: FastifyInstance, opts: { db: () => Databa
     handler: async (req, reply) => {
       // Joining it to another transaction would be a second commit inside that one; silently running it on its
       // own would commit what the client meant to keep inside the transaction.
-      if (req.headers['transaction-id'] !== undefined) {
-        throw new DriftError(
-          'bad_request',
-          'A batch is its own transaction: send its ops inside the transaction instead, ' +
-            'or drop the Transaction-Id header.',
-        );
-      }
+      refuseTransactionId(
+        req,
+        'A batch is its own transaction: send its ops inside the transaction instead, or drop the Transaction-Id header.',
+      );
       if (req.body.ops.some((op) => writeOps.has(op.op)) && !rolesAllow(req.principal.roles, 'write')) {
         throw new DriftError('forbidden', 'Writing needs the writer or admin role.');
       }

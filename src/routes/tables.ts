@@ -2,8 +2,8 @@
 // Thin: each handler validates by schema, calls the Database, and shapes the reply; errors are DriftErrors.
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { refuseTransactionId } from './transaction-context.js';
 import type { CreateTableInput, Database, TableInfo } from '../engine/index.js';
-import { DriftError } from '../errors.js';
 import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, tableParams } from './schemas.js';
 
 interface TableParams {
@@ -25,12 +25,7 @@ function isUserTable(table: TableInfo): boolean {
  * hooks follow the scope's), and before the body is read.
  */
 async function refuseTransaction(request: FastifyRequest): Promise<void> {
-  if (request.headers['transaction-id'] !== undefined) {
-    throw new DriftError(
-      'bad_request',
-      'table and index changes are not transactional: they commit at once, so they take no Transaction-Id header',
-    );
-  }
+  refuseTransactionId(request, 'table and index changes are not transactional: they commit at once, so they take no Transaction-Id header');
 }
 
 export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Database }): Promise<void> {

@@ -25,3 +25,11 @@ export async function inTransaction<T>(
   return transactions.run(request.principal.username, id, (tx) => work({ tx }));
 }
 
+
+/**
+ * For routes that always commit on their own (table and index changes, batches): a Transaction-Id is refused with
+ * `why`, so a client never believes a later rollback undoes what the request did.
+ */
+export function refuseTransactionId(request: FastifyRequest, why: string): void {
+  if (request.headers['transaction-id'] !== undefined) throw new DriftError('bad_request', why);
+}
