@@ -194,8 +194,10 @@ export class TransactionService {
       void entry.turn.then(() => this.expire(id, why));
       return;
     }
+    // One aborted already (its table was dropped) stays aborted: its id keeps answering 409, not 410.
+    const how = entry.tx.state === 'aborted' ? 'aborted' : 'expired';
     entry.tx.expire(new DriftError('transaction_expired', `The transaction expired (${why}) and was rolled back.`));
-    this.end(id, 'expired');
+    this.end(id, how);
   }
 
   /** Forgets an open transaction but remembers, bounded, that its id ended this way. */

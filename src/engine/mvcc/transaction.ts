@@ -71,8 +71,8 @@ export class TransactionImpl implements Transaction {
   private writes = new Map<string, PendingWrite>();
   /** JSON text held by `writes`; bounded by what one commit record can carry. */
   private writesBytes = 0;
-  /** Serializable only: rows read (table\0key → seq of the version seen, 0 when absent). */
-  private readonly reads = new Map<string, { table: string; key: string; seq: number }>();
+  /** Serializable only: rows read (table\0key), present or absent; any commit to one after the snapshot fails us. */
+  private readonly reads = new Map<string, { table: string; key: string }>();
   private readonly predicates: Array<{ table: string; predicate: Predicate }> = [];
   private savepoints: Savepoint[] = [];
   private commitInFlight = false;
@@ -125,20 +125,19 @@ export class TransactionImpl implements Transaction {
       }
     }
     const version = table.versionAt(key, this.readSeq());
-    if (this.isolation === 'serializable') {
-      this.reads.set(rowId(table.def.name, key), { table: table.def.name, key, seq: version?.seq ?? 0 });
-    }
+    this.recordRead(table, key);
     return version === undefined || version.json === null ? null : { json: version.json, seq: version.seq };
   }
 
   /** The seq a read of `key`'s history sees; serializable records it as a read of the row. */
   readHistory(table: TableState, key: string): number {
     this.checkActive();
-    const seq = this.readSeq();
-    if (this.isolation === 'serializable') {
-      this.reads.set(rowId(table.def.name, key), { table: table.def.name, key, seq: table.versionAt(key, seq)?.seq ?? 0 });
-    }
-    return seq;
+    this.recordRead(table, key);
+    return this.readSeq();
+  }
+
+  private recordRead(table: TableState, key: string): void {
+    if (this.isolation === 'serializable') this.reads.set(rowId(table.def.name, key), { table: table.def.name, key });
   }
 
   /** A RowSource for queries and scans inside this transaction at `seq`, recording the predicate read. */
@@ -369,7 +368,7 @@ export function rowId(table: string, key: string): string {
 /** Pure: the first committed change that invalidates a read (row or predicate), described, or null. */
 export function findConflict(
   commits: readonly RecentCommit[],
-  reads: ReadonlyMap<string, { table: string; key: string; seq: number }>,
+  reads: ReadonlyMap<string, { table: string; key: string }>,
   predicates: ReadonlyArray<{ table: string; predicate: Predicate }>,
   seenAtSnapshot: (table: string, key: string) => Doc | null,
 ): string | null {
