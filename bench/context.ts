@@ -23,6 +23,7 @@ function script(name: string): string {
 
 export const workerScripts = {
   ceiling: script('ceiling-server.js'),
+  floor: script('floor-server.js'),
   load: script('load-worker.js'),
   tx: script('tx-worker.js'),
   gen: script('gen-log.js'),

@@ -155,9 +155,9 @@ export function cpuSeconds(pid: number): number | null {
 
 const clockTicksPerSecond = 100;
 
-/** Forks a long-lived helper (the ceiling server) and resolves with its first IPC message, e.g. `{ port }`. */
-export function startService<TReady>(script: string, timeoutMs: number): Promise<{ child: ChildProcess; ready: TReady }> {
-  const child = track(fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+/** Forks a long-lived helper (the ceiling or floor server) and resolves with its first IPC message, e.g. `{ port }`. */
+export function startService<TReady>(script: string, timeoutMs: number, args: string[] = []): Promise<{ child: ChildProcess; ready: TReady }> {
+  const child = track(fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

@@ -13,6 +13,7 @@ import { parseOptions, usage, UsageError, type BenchOptions, type ScenarioName }
 import { cleanUpSync, installCleanupHandlers, keepTempDir, makeTempDir, removeTempDir, startService, stopChild } from './procs.js';
 import { failed, renderTable, skipped, writeReport, type ScenarioResult } from './report.js';
 import { calibrationScenarios } from './scenario-calibration.js';
+import { floorScenarios } from './scenario-floor.js';
 import { restartScenarios } from './scenario-restart.js';
 import { ceilingScenario, getScenario, preloadScenario, putScenario, queryScenario, transactionsMissing, txScenario } from './scenarios-http.js';
 
@@ -100,6 +101,7 @@ async function runAll(options: BenchOptions): Promise<ScenarioResult[]> {
     if (options.scenarios.has('ceiling')) await attempt('ceiling', results, () => ceilingScenario(ctx));
     // Before the DriftDB server starts, so nothing but the ceiling and its load generator runs.
     if (options.scenarios.has('calibration')) await attempt('calibration', results, () => calibrationScenarios(ctx));
+    if (options.scenarios.has('floor')) await attempt('floor', results, () => floorScenarios(ctx));
     await runHttpGroup(ctx, results);
     if (options.scenarios.has('restart')) await attempt('restart', results, () => restartScenarios(ctx));
   } finally {

@@ -1,0 +1,150 @@
+// The spec floor: DriftDB's PUT, GET and query requests answered by a Fastify server over HTTPS that does only what
+// http-api.md asks of every request (Basic auth, the security headers, a request id, an ETag, the same answer shapes)
+// and keeps its rows in a Map, with each write appended to a log file and fdatasynced in groups. No engine, no
+// validation beyond JSON parsing, no history. What it reaches is what any database behind this HTTP contract could
+// reach on the machine (it writes its answers as DriftDB does, coalesced per event-loop turn), which gives every ratio target a yardstick measured in the same run.
+
+import { mkdtempSync, openSync, rmSync, write, fdatasync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import Fastify, { type FastifyReply } from 'fastify';
+import { generate } from 'selfsigned';
+import { requestIdFrom } from '../src/observability/logger.js';
+import { coalesceResponseWrites } from '../src/routes/write-coalescing.js';
+import { securityHeaders } from '../src/security/headers.js';
+import { benchDoc, groupsFor, groupValue, rowKey } from './docs.js';
+
+/** The floor server's first IPC message. */
+export interface FloorReady {
+  port: number;
+}
+
+interface StoredRow {
+  text: string;
+  seq: number;
+}
+
+interface PendingWrite {
+  frame: Buffer;
+  acknowledge: () => void;
+}
+
+const jsonType = 'application/json; charset=utf-8';
+
+/** The preloaded rows (`rowKey(i)` → benchDoc with its key, as DriftDB stores it) and their `group` index. */
+function preload(rows: number): { byKey: Map<string, StoredRow>; byGroup: Map<string, StoredRow[]> } {
+  const groups = groupsFor(rows);
+  const byKey = new Map<string, StoredRow>();
+  const byGroup = new Map<string, StoredRow[]>();
+  for (let i = 0; i < rows; i++) {
+    const key = rowKey(i);
+    const row = { text: JSON.stringify({ id: key, ...benchDoc(i, groups) }), seq: i + 1 };
+    byKey.set(key, row);
+    const group = groupValue(i, groups);
+    const members = byGroup.get(group) ?? [];
+    members.push(row);
+    byGroup.set(group, members);
+  }
+  return { byKey, byGroup };
+}
+
+/** A write-ahead file with group commit: writes arriving during a sync share the next write and fdatasync. */
+function groupLog(path: string): (frame: Buffer, acknowledge: () => void) => void {
+  const fd = openSync(path, 'a');
+  let pending: PendingWrite[] = [];
+  let syncing = false;
+  const flush = (): void => {
+    if (syncing || pending.length === 0) return;
+    const group = pending;
+    pending = [];
+    syncing = true;
+    write(fd, Buffer.concat(group.map((entry) => entry.frame)), (writeError) => {
+      if (writeError) throw writeError;
+      fdatasync(fd, (syncError) => {
+        if (syncError) throw syncError;
+        syncing = false;
+        for (const entry of group) entry.acknowledge();
+        flush();
+      });
+    });
+  };
+  return (frame, acknowledge) => {
+    pending.push({ frame, acknowledge });
+    flush();
+  };
+}
+
+/** [length][crc32][payload], as DriftDB frames its log records. */
+function frameOf(payload: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(8 + payload.length);
+  frame.writeUInt32LE(payload.length, 0);
+  frame.writeUInt32LE(crc32(payload), 4);
+  payload.copy(frame, 8);
+  return frame;
+}
+
+async function main(): Promise<void> {
+  const rows = Number(process.argv[2]);
+  const authorization = process.argv[3];
+  if (!Number.isSafeInteger(rows) || rows < 1 || authorization === undefined) throw new Error('usage: floor-server <rows> <authorization>');
+  const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keySize: 2048, algorithm: 'sha256' });
+  const { byKey, byGroup } = preload(rows);
+  const logDir = mkdtempSync(join(tmpdir(), 'driftdb-floor-'));
+  const append = groupLog(join(logDir, 'log'));
+  let seqLast = rows;
+
+  const headers = securityHeaders({ https: true });
+  const app = Fastify({ logger: false, https: { key: pems.private, cert: pems.cert }, genReqId: (request) => requestIdFrom(request.headers['x-request-id']) });
+  // DriftDB's one HTTP-level trick that any server could use.
+  coalesceResponseWrites(app);
+  // The cheapest credential check there is: the header itself as the cache key (DriftDB hashes it first).
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.headers(headers).header('x-request-id', request.id);
+    if (request.headers.authorization !== authorization) {
+      void reply.code(401).type('application/problem+json').send({ status: 401, code: 'unauthenticated' });
+      return;
+    }
+    done();
+  });
+  const sendText = (reply: FastifyReply, text: string): FastifyReply => reply.type(jsonType).send(text);
+
+  app.get<{ Params: { table: string; key: string } }>('/v1/tables/:table/rows/:key', (request, reply) => {
+    const row = byKey.get(request.params.key);
+    if (row === undefined) return reply.code(404).type('application/problem+json').send({ status: 404, code: 'row_not_found' });
+    return sendText(reply.header('etag', `"${row.seq}"`), row.text);
+  });
+  app.put<{ Params: { table: string; key: string }; Body: Record<string, unknown> }>('/v1/tables/:table/rows/:key', (request, reply) => {
+    const { table, key } = request.params;
+    const text = JSON.stringify({ id: key, ...request.body });
+    const seq = ++seqLast;
+    const payload = Buffer.from(JSON.stringify({ seq, ts: Date.now(), table, key, doc: text }));
+    append(frameOf(payload), () => {
+      const created = !byKey.has(key);
+      byKey.set(key, { text, seq });
+      void reply.code(created ? 201 : 200).header('etag', `"${seq}"`).send({ key, seq });
+    });
+    return reply;
+  });
+  app.post<{ Body: { where?: { group?: unknown } } }>('/v1/query', (request, reply) => {
+    const members = byGroup.get(String(request.body?.where?.group)) ?? [];
+    return sendText(reply, `{"rows":[${members.map((row) => row.text).join(',')}],"nextCursor":null,"seq":${seqLast}}`);
+  });
+
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const stop = (): void => {
+    rmSync(logDir, { recursive: true, force: true });
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void app.close().then(stop));
+  process.once('disconnect', stop);
+  const ready: FloorReady = { port };
+  process.send!(ready);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`floor server failed: ${String(error)}\n`);
+  process.exit(1);
+});
