@@ -1,15 +1,16 @@
 // The spec floor: DriftDB's PUT, GET and query requests answered by a Fastify server over HTTPS that does only what
 // http-api.md asks of every request (Basic auth, the security headers, a request id, an ETag, the same answer shapes)
 // and keeps its rows in a Map, with each write appended to a log file and fdatasynced in groups. No engine, no
-// validation beyond JSON parsing, no history. What it reaches is what any database behind this HTTP contract could
-// reach on the machine (it writes its answers as DriftDB does, coalesced per event-loop turn), which gives every ratio target a yardstick measured in the same run.
+// validation beyond JSON parsing, no history. It frames records and coalesces answer writes with DriftDB's own code.
+// What it reaches is what any database behind this HTTP contract could reach on the machine, which gives every
+// ratio target a yardstick measured in the same run.
 
 import { mkdtempSync, openSync, rmSync, write, fdatasync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import Fastify, { type FastifyReply } from 'fastify';
 import { generate } from 'selfsigned';
+import { encodeTextFrame } from '../src/engine/log/frame.js';
 import { requestIdFrom } from '../src/observability/logger.js';
 import { coalesceResponseWrites } from '../src/routes/write-coalescing.js';
 import { securityHeaders } from '../src/security/headers.js';
@@ -75,15 +76,6 @@ function groupLog(path: string): (frame: Buffer, acknowledge: () => void) => voi
   };
 }
 
-/** [length][crc32][payload], as DriftDB frames its log records. */
-function frameOf(payload: Buffer): Buffer {
-  const frame = Buffer.allocUnsafe(8 + payload.length);
-  frame.writeUInt32LE(payload.length, 0);
-  frame.writeUInt32LE(crc32(payload), 4);
-  payload.copy(frame, 8);
-  return frame;
-}
-
 async function main(): Promise<void> {
   const rows = Number(process.argv[2]);
   const authorization = process.argv[3];
@@ -96,7 +88,6 @@ async function main(): Promise<void> {
 
   const headers = securityHeaders({ https: true });
   const app = Fastify({ logger: false, https: { key: pems.private, cert: pems.cert }, genReqId: (request) => requestIdFrom(request.headers['x-request-id']) });
-  // DriftDB's one HTTP-level trick that any server could use.
   coalesceResponseWrites(app);
   // The cheapest credential check there is: the header itself as the cache key (DriftDB hashes it first).
   app.addHook('onRequest', (request, reply, done) => {
@@ -118,8 +109,7 @@ async function main(): Promise<void> {
     const { table, key } = request.params;
     const text = JSON.stringify({ id: key, ...request.body });
     const seq = ++seqLast;
-    const payload = Buffer.from(JSON.stringify({ seq, ts: Date.now(), table, key, doc: text }));
-    append(frameOf(payload), () => {
+    append(encodeTextFrame(JSON.stringify({ seq, ts: Date.now(), table, key, doc: text })), () => {
       const created = !byKey.has(key);
       byKey.set(key, { text, seq });
       void reply.code(created ? 201 : 200).header('etag', `"${seq}"`).send({ key, seq });

@@ -51,7 +51,7 @@ async function floorRow(ctx: BenchContext, url: string, pid: number | null, kind
     ceiling: ceiling.okPerSecond,
     latencyMs: floor.latencyMs,
     errors: loadErrors(floor),
-    notes: [...cpuNote(floor, ceiling).map((note) => note.replace('server CPU', 'floor CPU')), ...errorNotes('floor', floor), ...errorNotes('ceiling', ceiling)],
+    notes: [...cpuNote(floor, ceiling), ...errorNotes('floor', floor), ...errorNotes('ceiling', ceiling)],
     details: { ceiling, floor },
   });
 }

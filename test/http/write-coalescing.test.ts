@@ -1,4 +1,4 @@
-// Answers are written at the end of the event-loop turn that produced them (server.ts coalesceResponseWrites).
+// Answers are written at the end of the event-loop turn that produced them (routes/write-coalescing.ts).
 // Held-back writes must still leave complete and in order: pipelined requests on one TLS connection (writes that
 // wait for the log, then reads that do not), and many connections at once.
 
@@ -20,6 +20,11 @@ function rawRequest(method: string, target: string, auth: string, body?: unknown
 async function pipelined(socket: tls.TLSSocket, requests: string[]): Promise<RawResponse[]> {
   let received = '';
   return new Promise<RawResponse[]>((resolve, reject) => {
+    const settle = (finish: () => void): void => {
+      socket.off('data', onData).off('error', onError).setTimeout(0);
+      finish();
+    };
+    const onError = (error: Error): void => settle(() => reject(error));
     const onData = (chunk: string): void => {
       received += chunk;
       let answers: RawResponse[] = [];
@@ -28,13 +33,10 @@ async function pipelined(socket: tls.TLSSocket, requests: string[]): Promise<Raw
       } catch {
         return; // An answer still arriving: wait for more bytes.
       }
-      if (answers.length < requests.length) return;
-      socket.off('data', onData);
-      resolve(answers);
+      if (answers.length >= requests.length) settle(() => resolve(answers));
     };
-    socket.on('data', onData);
-    socket.once('error', reject);
-    socket.setTimeout(15_000, () => reject(new Error(`stalled after ${received.length} bytes`)));
+    socket.on('data', onData).on('error', onError);
+    socket.setTimeout(15_000, () => onError(new Error(`stalled after ${received.length} bytes`)));
     socket.write(requests.join(''));
   });
 }
