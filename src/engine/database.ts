@@ -25,7 +25,7 @@ import type {
 } from './api.js';
 import { isolationLevels } from './api.js';
 import { CheckpointLoader, dumpCheckpoint } from './checkpoint-codec.js';
-import { extractPath } from './json-fields.js';
+import { extractPath } from './json/index.js';
 import { LockManager } from './locks/lock-manager.js';
 import { loadCheckpoint, writeCheckpoint } from './log/checkpoint.js';
 import { openLog, type WriteAheadLog } from './log/wal.js';

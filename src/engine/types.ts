@@ -1,7 +1,8 @@
 // Plain data types shared by every part of the engine: documents, table definitions, log records, versions.
 
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-export type Doc = { [key: string]: Json };
+import type { Doc } from './json/index.js';
+
+export type { Doc, Json } from './json/index.js';
 
 export interface TableDef {
   name: string;

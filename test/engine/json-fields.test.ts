@@ -2,8 +2,7 @@
 
 import t from 'tap';
 import fc from 'fast-check';
-import { extractPath } from '../../src/engine/json-fields.js';
-import { getSegments } from '../../src/engine/json.js';
+import { extractPath, getSegments } from '../../src/engine/json/index.js';
 import type { Json } from '../../src/engine/types.js';
 
 const names = fc.oneof(

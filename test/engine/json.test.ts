@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { checkDocument, compareCodePoints, keyOf, mergePatch, serializeChecked } from '../../src/engine/json.js';
+import { checkDocument, compareCodePoints, jsonProblem, keyOf, mergePatch, serializeChecked } from '../../src/engine/json/index.js';
 
 function serializeDocument(value: unknown): string {
   checkDocument(value);
@@ -67,6 +67,17 @@ t.test('documents are checked for shape, depth, numbers and size', async (t) => 
   for (let i = 0; i < 70; i++) deep = { d: deep };
   t.throws(() => serializeDocument(deep), { code: 'validation_failed' });
   t.throws(() => serializeDocument({ big: 'x'.repeat(5 * 1024 * 1024) }), { code: 'payload_too_large' });
+});
+
+t.test('documents and query operands share one JSON check, which names the problem', async (t) => {
+  t.throws(() => checkDocument({ a: [1, Number.NaN] }), { message: 'The document holds a value that is not a finite number.' });
+  t.throws(() => checkDocument({ at: new Date(0) }, 'patch'), { message: 'The patch holds a value that is not a plain JSON object.' });
+  let deep: Json = 1;
+  for (let i = 0; i < 70; i++) deep = { d: deep };
+  t.throws(() => checkDocument(deep), { message: /^The document is nested too deeply \(depth limit \d+\)\.$/ });
+  t.equal(jsonProblem(undefined, 1), 'is not a JSON value (undefined)');
+  t.equal(jsonProblem({ a: [] }, 1), 'is nested too deeply (depth limit 1)');
+  t.equal(jsonProblem({ a: [] }, 2), null);
 });
 
 t.test('key identity is the string form of strings and safe integers only', async (t) => {

@@ -5,14 +5,8 @@ import fc from 'fast-check';
 import t from 'tap';
 import type { Test } from 'tap';
 import { DriftError } from '../../src/errors.js';
-import {
-  compareCodePoints,
-  compareJson,
-  compileWhere,
-  getPath,
-  jsonEquals,
-  matchesWhere,
-} from '../../src/engine/query/index.js';
+import { compareCodePoints, compareJson, getPath, jsonEquals } from '../../src/engine/json/index.js';
+import { compileWhere, matchesWhere } from '../../src/engine/query/index.js';
 import type { Doc, Json } from '../../src/engine/types.js';
 import { refCompareStrings } from './query-fixtures.js';
 

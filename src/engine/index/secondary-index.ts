@@ -3,8 +3,7 @@
 // each candidate against the version they read. That keeps time travel and the index trivially consistent.
 
 import { assert } from '../../assert.js';
-import { canonicalJson, compareCodePoints } from '../json.js';
-import { typeRank } from '../query/json.js';
+import { canonicalJson, compareCodePoints, typeRank } from '../json/index.js';
 import type { IndexLookup } from '../query/source.js';
 import type { Json } from '../types.js';
 import { SortedMap } from '../storage/sorted-map.js';

@@ -2,7 +2,7 @@
 // document it leaves behind (PUT replaces, PATCH merges per RFC 7396, DELETE tombstones).
 
 import { DriftError } from '../../errors.js';
-import { checkDocument, checkKey, isPlainObject, keyOf, mergePatch, serializeChecked, setOwn } from '../json.js';
+import { checkDocument, checkKey, isPlainObject, keyOf, mergePatch, serializeChecked, setOwn } from '../json/index.js';
 import type { Doc, RowOp } from '../types.js';
 import type { TableState } from './table-state.js';
 

@@ -1,7 +1,7 @@
 // RowSource implementations: a table as of one committed snapshot, and the same table seen through a set of
 // uncommitted writes (a transaction's own writes, plus other transactions' for read_uncommitted).
 
-import { compareCodePoints } from '../json.js';
+import { compareCodePoints } from '../json/index.js';
 import { storedRow, type IndexLookup, type RowSource, type StoredRow } from '../query/source.js';
 import type { Doc, HistoryEntry, TableDef } from '../types.js';
 import type { TableState } from './table-state.js';

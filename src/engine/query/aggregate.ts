@@ -3,7 +3,7 @@
 // Choices where the spec is silent, as a SQL user would expect:
 //   - A missing group field groups with null and shows as null (SQL's NULL group).
 //   - $count counts rows; $sum and $avg use numbers only (other values are ignored); $min and $max ignore
-//     missing and null (like SQL) and compare the rest in the total JSON order of json.ts.
+//     missing and null (like SQL) and compare the rest in the total JSON order of engine/json/order.ts.
 //   - Over no values: $count 0, $sum 0, $avg/$min/$max null. Without groupBy the answer is always one row.
 //   - Rows come ordered by `orderBy` (groupBy paths or aliases), then by the group values ascending; without
 //     orderBy by the group values. `limit` applies and a cursor pages on: it holds how many groups were
@@ -14,7 +14,7 @@ import { DriftError } from '../../errors.js';
 import type { Doc, Json } from '../types.js';
 import type { AggregateDef, CompiledQuery } from './compile.js';
 import { encodeCursor } from './cursor.js';
-import { canonicalJson, compareJson, getSegments, setOwn } from './json.js';
+import { canonicalJson, compareJson, getSegments, setOwn } from '../json/index.js';
 import type { QueryPage } from './spec.js';
 
 interface Accumulator {

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { DriftError } from '../../errors.js';
 import type { Json } from '../types.js';
-import { canonicalJson, isPlainObject, jsonProblem } from './json.js';
+import { canonicalJson, isPlainObject, jsonProblem } from '../json/index.js';
 import { limits } from '../../limits.js';
 
 export type CursorPosition =

@@ -18,7 +18,7 @@ import { aggregatePage } from './aggregate.js';
 import type { CompiledQuery, OrderKey } from './compile.js';
 import { encodeCursor } from './cursor.js';
 import type { CursorPosition } from './cursor.js';
-import { compareCodePoints, compareJson } from './json.js';
+import { compareCodePoints, compareJson } from '../json/index.js';
 import { chooseAccess, tooManyRows } from './planner.js';
 import type { Access } from './planner.js';
 import { compileProjection } from './project.js';

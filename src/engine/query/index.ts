@@ -1,5 +1,5 @@
 // The query layer's public surface (http-api.md §5): compile a query, plan it, execute it one page at a time
-// against a RowSource, plus the JSON helpers (paths, equality, ordering) other layers must agree with.
+// against a RowSource. The JSON helpers (paths, equality, ordering) it shares with other layers live in engine/json/.
 
 export * from './spec.js';
 export * from './source.js';
@@ -10,7 +10,6 @@ export { executeQuery } from './executor.js';
 export type { ExecuteOptions } from './executor.js';
 export { compileWhere, matchesWhere } from './where.js';
 export type { Predicate } from './where.js';
-export { canonicalJson, compareCodePoints, compareJson, getPath, jsonEquals } from './json.js';
 export type { Problem } from './problems.js';
 
 import { decodeCursor } from './cursor.js';

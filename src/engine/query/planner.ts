@@ -15,7 +15,7 @@ import { DriftError } from '../../errors.js';
 import { limits } from '../../limits.js';
 import type { Json } from '../types.js';
 import type { CompiledQuery } from './compile.js';
-import { compareCodePoints, isPlainObject, sortByCodePoints } from './json.js';
+import { compareCodePoints, isPlainObject, sortByCodePoints } from '../json/index.js';
 import type { IndexBound, IndexLookup, RowSource } from './source.js';
 import type { Plan } from './spec.js';
 import { isOperatorObject } from './where.js';

@@ -5,8 +5,7 @@
 // whole of `a`. Paths walk objects only, as everywhere in the query language.
 
 import type { Doc, Json } from '../types.js';
-import { getSegments, setOwn } from './json.js';
-import type { PathSegments } from './json.js';
+import { getSegments, setOwn, type PathSegments } from '../json/index.js';
 
 export type Projection = (doc: Doc) => Doc;
 

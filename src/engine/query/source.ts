@@ -1,9 +1,8 @@
 // The contract between the query executor and the storage it reads: a table as of one snapshot.
 // The storage side (engine/database.ts) implements RowSource; the query side only consumes it.
 
-import { extractPath } from '../json-fields.js';
+import { extractPath, FieldReader, getSegments, type PathSegments } from '../json/index.js';
 import type { Doc, HistoryEntry, Json, TableDef } from '../types.js';
-import { FieldReader, getSegments, type PathSegments } from './json.js';
 
 /** A bound of an index range; `value` is a number or a string, and the range stays inside that JSON type. */
 export interface IndexBound {

@@ -24,8 +24,8 @@ import {
   isPlainObject,
   jsonEquals,
   jsonProblem,
-} from './json.js';
-import type { PathSegments } from './json.js';
+  type PathSegments,
+} from '../json/index.js';
 import { pointer, Problems } from './problems.js';
 
 /** A compiled where: over a parsed document, or a stored row that reads the fields out of its text. */

@@ -1,8 +1,7 @@
 // Reading a few fields out of stored JSON text without parsing the whole document. Recovery replays a million
 // documents only to learn their indexed values; a full JSON.parse of each built every object just to drop it.
 
-import type { PathSegments } from './query/json.js';
-import type { Json } from './types.js';
+import type { Json, PathSegments } from './value.js';
 
 const quote = 0x22;
 const backslash = 0x5c;

@@ -1,66 +1,7 @@
-// JSON value helpers of the query layer: dot paths, deep equality, code-point string order, and the one
-// total order over JSON values that sorting, $min/$max and group ordering share.
+// The order of JSON: strings by Unicode code point, the one total order over JSON values that sorting, $min/$max,
+// group ordering and secondary indexes share, and canonical JSON text for deep-equal values.
 
-import type { Doc, Json } from '../types.js';
-
-/** A field path split at its dots: `address.city` → ['address', 'city']. */
-export type PathSegments = readonly string[];
-
-/**
- * The value at a dot path, or undefined when any step is missing. Paths walk objects only: an array or a
- * scalar on the way ends the walk (so `tags.0` is missing, never the first element). Only own properties
- * count, so `constructor` or `__proto__` never reach Object.prototype.
- */
-export function getPath(doc: Doc, path: string): Json | undefined {
-  return getSegments(doc, path.split('.'));
-}
-
-export function getSegments(value: Json | undefined, segments: PathSegments): Json | undefined {
-  let current = value;
-  for (const segment of segments) {
-    if (current === null || typeof current !== 'object' || Array.isArray(current)) return undefined;
-    if (!Object.hasOwn(current, segment)) return undefined;
-    current = current[segment];
-  }
-  return current;
-}
-
-/**
- * A document that can answer the value at a path without being parsed whole: a stored row reads a field or two
- * straight out of its JSON text. Predicates take either a parsed document or one of these; a class, so that no
- * user document (a plain object, whatever its members) is ever mistaken for one.
- */
-export abstract class FieldReader {
-  /** The same value as getSegments(the parsed document, segments). */
-  abstract field(segments: PathSegments): Json | undefined;
-}
-
-/** The value at a path of a parsed document or of a FieldReader. */
-export function fieldOf(subject: Doc | FieldReader, segments: PathSegments): Json | undefined {
-  return subject instanceof FieldReader ? subject.field(segments) : getSegments(subject, segments);
-}
-
-/** Defines an own enumerable property, so a key named `__proto__` stays data instead of changing the prototype. */
-export function setOwn(target: { [key: string]: Json }, key: string, value: Json): void {
-  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
-}
-
-/** Deep equality of JSON values: arrays element by element, objects by key set (any order), numbers by value (-0 = 0). */
-export function jsonEquals(a: Json, b: Json): boolean {
-  if (a === b) return true;
-  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
-  if (Array.isArray(a) || Array.isArray(b)) {
-    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!jsonEquals(a[i] as Json, b[i] as Json)) return false;
-    return true;
-  }
-  const keys = Object.keys(a);
-  if (keys.length !== Object.keys(b).length) return false;
-  for (const key of keys) {
-    if (!Object.hasOwn(b, key) || !jsonEquals(a[key] as Json, b[key] as Json)) return false;
-  }
-  return true;
-}
+import type { Json } from './value.js';
 
 const isHighSurrogate = (unit: number): boolean => unit >= 0xd800 && unit <= 0xdbff;
 export const isLowSurrogate = (unit: number): boolean => unit >= 0xdc00 && unit <= 0xdfff;
@@ -185,28 +126,4 @@ export function canonicalJson(value: Json): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   const keys = Object.keys(value).sort(compareCodePoints);
   return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key] as Json)}`).join(',')}}`;
-}
-
-/**
- * Why `value` is not a JSON value nested at most `depthMax` levels deep, or null when it is. Guards operands
- * that reach the engine without passing through JSON.parse (undefined, NaN, class instances, cycles).
- */
-export function jsonProblem(value: unknown, depthMax: number): string | null {
-  if (value === null || typeof value === 'boolean' || typeof value === 'string') return null;
-  if (typeof value === 'number') return Number.isFinite(value) ? null : 'is not a finite number';
-  if (typeof value !== 'object') return `is not a JSON value (${typeof value})`;
-  if (depthMax <= 0) return 'is nested too deeply';
-  if (!Array.isArray(value)) {
-    const proto = Object.getPrototypeOf(value) as unknown;
-    if (proto !== Object.prototype && proto !== null) return 'is not a plain JSON object';
-  }
-  for (const item of Array.isArray(value) ? value : Object.values(value)) {
-    const problem = jsonProblem(item, depthMax - 1);
-    if (problem !== null) return problem;
-  }
-  return null;
-}
-
-export function isPlainObject(value: unknown): value is { [key: string]: unknown } {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }

@@ -1,22 +1,19 @@
-// Pure helpers over JSON documents: document checks, RFC 7396 merge patch, key identity.
+// Documents as DriftDB stores them: the document check, its size bound, RFC 7396 merge patch, key identity.
 
-import { DriftError } from '../errors.js';
-import { limits } from '../limits.js';
-import { isPlainObject, setOwn } from './query/json.js';
-import type { Doc, Json } from './types.js';
-
-// The comparison and path helpers live with the query layer; the rest of the engine shares them from here.
-export { canonicalJson, compareCodePoints, getSegments, isPlainObject, setOwn, sortByCodePoints } from './query/json.js';
+import { DriftError } from '../../errors.js';
+import { limits } from '../../limits.js';
+import { isPlainObject, jsonProblem, setOwn, type Doc, type Json } from './value.js';
 
 /**
- * Checks that a value is a JSON document DriftDB can store: an object of JSON values only, nested at most
- * documentDepthMax deep, with finite numbers.
+ * Checks that a value is a JSON document DriftDB can store: a plain object of JSON values only (finite numbers,
+ * plain objects), nested at most documentDepthMax deep.
  */
 export function checkDocument(value: unknown, what = 'document'): asserts value is Doc {
   if (!isPlainObject(value)) {
     throw new DriftError('validation_failed', `The ${what} must be a JSON object.`);
   }
-  checkJsonValue(value, 1, what);
+  const problem = jsonProblem(value, limits.documentDepthMax);
+  if (problem !== null) throw new DriftError('validation_failed', `The ${what} ${problem}.`);
 }
 
 /** Serializes a checked document, bounded by documentBytesMax. */
@@ -26,27 +23,6 @@ export function serializeChecked(doc: Doc, what = 'document'): string {
     throw new DriftError('payload_too_large', `The ${what} exceeds ${limits.documentBytesMax} bytes.`);
   }
   return json;
-}
-
-function checkJsonValue(value: unknown, depth: number, what: string): void {
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new DriftError('validation_failed', `The ${what} holds a non-finite number.`);
-    return;
-  }
-  if (typeof value !== 'object') {
-    throw new DriftError('validation_failed', `The ${what} holds a value that is not JSON.`);
-  }
-  if (depth > limits.documentDepthMax) {
-    throw new DriftError('validation_failed', `The ${what} is nested deeper than ${limits.documentDepthMax} levels.`);
-  }
-  if (Array.isArray(value)) {
-    for (const item of value) checkJsonValue(item, depth + 1, what);
-    return;
-  }
-  for (const key in value) {
-    if (Object.hasOwn(value, key)) checkJsonValue((value as Doc)[key], depth + 1, what);
-  }
 }
 
 /** RFC 7396 JSON Merge Patch: returns a new document, leaving both inputs untouched. */
