@@ -16,7 +16,7 @@
 
 import { assert } from '../assert.js';
 import { MiB } from '../limits.js';
-import type { IndexValue } from './index/secondary-index.js';
+import type { IndexValue } from './indexes/secondary-index.js';
 import type { TableState } from './mvcc/table-state.js';
 import type { RowOp, TableDef, Version } from './types.js';
 

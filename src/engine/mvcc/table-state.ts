@@ -5,7 +5,7 @@
 import type { ValidateFunction } from 'ajv';
 import { assert } from '../../assert.js';
 import { compareCodePoints, extractPath, getSegments, sortByCodePoints } from '../json/index.js';
-import { SecondaryIndex } from '../index/secondary-index.js';
+import { SecondaryIndex } from '../indexes/secondary-index.js';
 import { SortedMap } from '../storage/sorted-map.js';
 import type { Doc, RowOp, TableDef, Version } from '../types.js';
 
