@@ -17,7 +17,7 @@ type KeySet = string | string[] | Set<string>;
 // long lists as arrays; the first add to one makes it a Set.
 const keyArrayLengthMax = 16;
 
-export function compareIndexValues(a: IndexValue, b: IndexValue): number {
+function compareIndexValues(a: IndexValue, b: IndexValue): number {
   // The query layer's type order; a composite {json} value ranks as an object, after every scalar.
   const ra = typeRank(a as Json);
   const rb = typeRank(b as Json);
@@ -36,7 +36,7 @@ export function compareIndexValues(a: IndexValue, b: IndexValue): number {
   }
 }
 
-export function normalizeIndexValue(value: Json): IndexValue {
+function normalizeIndexValue(value: Json): IndexValue {
   if (value === null || typeof value !== 'object') return value;
   return { json: canonicalJson(value) };
 }

@@ -33,7 +33,7 @@ export async function listSeqFiles(fileSystem: FileSystem, dir: string, pattern:
 }
 
 /** The segment files of `dir` in seq order; other names are ignored. A missing dir has no segments. */
-export async function listSegments(fileSystem: FileSystem, dir: string): Promise<SegmentFile[]> {
+async function listSegments(fileSystem: FileSystem, dir: string): Promise<SegmentFile[]> {
   return (await listSeqFiles(fileSystem, dir, segmentNamePattern)).map(({ seq, file }) => ({ firstSeq: seq, file }));
 }
 
@@ -124,7 +124,7 @@ function readRecordHeader(payload: Buffer): RecordHeader {
 }
 
 /** Parses and shape-checks one record's payload; throws a reason string's Error if it is not a commit record. */
-export function parseRecord(payload: Buffer): CommitRecord {
+function parseRecord(payload: Buffer): CommitRecord {
   const { seq, ts, changeCount: count, bytes } = readRecordHeader(payload);
   const reader = { payload, at: bytes };
   const changes: Change[] = [];
@@ -171,7 +171,7 @@ function readText(reader: Reader, unitBytes: 1 | 2, encoding: 'utf8' | 'utf16le'
 }
 
 /** The seq of a record without parsing all of it. */
-export function peekRecordSeq(payload: Buffer): number {
+function peekRecordSeq(payload: Buffer): number {
   return readRecordHeader(payload).seq;
 }
 

@@ -366,7 +366,7 @@ export function rowId(table: string, key: string): string {
 }
 
 /** Pure: the first committed change that invalidates a read (row or predicate), described, or null. */
-export function findConflict(
+function findConflict(
   commits: readonly RecentCommit[],
   reads: ReadonlyMap<string, { table: string; key: string }>,
   predicates: ReadonlyArray<{ table: string; predicate: Predicate }>,

@@ -35,7 +35,7 @@ export interface ExecuteOptions {
 }
 
 /** Counts rows read and refuses the query past its bound, so one query cannot hold the event loop for long. */
-export class Budget {
+class Budget {
   examined = 0;
 
   constructor(readonly max: number) {}

@@ -4,13 +4,10 @@
 export * from './spec.js';
 export * from './source.js';
 export { compileQuery } from './compile.js';
-export type { AggregateDef, AggregateOp, CompiledQuery, GroupKey, OrderKey } from './compile.js';
 export { planQuery } from './planner.js';
 export { executeQuery } from './executor.js';
-export type { ExecuteOptions } from './executor.js';
 export { compileWhere, matchesWhere } from './where.js';
 export type { Predicate } from './where.js';
-export type { Problem } from './problems.js';
 
 import { decodeCursor } from './cursor.js';
 

@@ -47,7 +47,7 @@ export function fileSystemError(code: string, syscall: string, file: string): No
   return error;
 }
 
-export function isErrorCode(error: unknown, code: string): boolean {
+function isErrorCode(error: unknown, code: string): boolean {
   return typeof error === 'object' && error !== null && (error as NodeJS.ErrnoException).code === code;
 }
 
