@@ -5,8 +5,9 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkpointName, listCheckpoints, loadCheckpoint, verifyCheckpointFile, writeCheckpoint } from '../../src/engine/log/checkpoint.js';
-import { faultyFileSystem, nodeFileSystem } from '../../src/engine/storage/fs.js';
-import { memoryFileSystem } from '../../src/engine/storage/memory.js';
+import { nodeFileSystem } from '../../src/engine/storage/fs.js';
+import { faultyFileSystem } from '../helpers/faulty-fs.js';
+import { memoryFileSystem } from '../helpers/memory-fs.js';
 import { AssertionError } from '../../src/assert.js';
 
 function chunksFor(seq: number, count: number): string[] {

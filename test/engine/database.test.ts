@@ -232,7 +232,8 @@ t.test('a newest checkpoint damaged near its end is dropped after partly loading
 });
 
 t.test('a failed fdatasync stops all writes with unavailable, and nothing unacknowledged becomes visible', async (t) => {
-  const { faultyFileSystem, nodeFileSystem } = await import('../../src/engine/storage/fs.js');
+  const { nodeFileSystem } = await import('../../src/engine/storage/fs.js');
+  const { faultyFileSystem } = await import('../helpers/faulty-fs.js');
   const fileSystem = faultyFileSystem(nodeFileSystem);
   const dir = tempDir(t);
   const db = await openDatabase({ dataDir: dir, fileSystem });

@@ -8,7 +8,7 @@ import { doctor } from '../../src/engine/log/doctor.js';
 import { openLog, CorruptLogError } from '../../src/engine/log/wal.js';
 import { checkpointName, writeCheckpoint } from '../../src/engine/log/checkpoint.js';
 import { segmentName } from '../../src/engine/log/segment.js';
-import { memoryFileSystem, type MemoryFileSystem } from '../../src/engine/storage/memory.js';
+import { memoryFileSystem, type MemoryFileSystem } from '../helpers/memory-fs.js';
 import type { FileSystem } from '../../src/engine/storage/fs.js';
 import type { CommitRecord } from '../../src/engine/types.js';
 

@@ -4,7 +4,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { openLog } from '../../src/engine/log/wal.js';
-import { memoryFileSystem, type MemoryFileSystem } from '../../src/engine/storage/memory.js';
+import { memoryFileSystem, type MemoryFileSystem } from '../helpers/memory-fs.js';
 import type { CommitRecord } from '../../src/engine/types.js';
 
 function record(seq: number, padBytes: number): CommitRecord {

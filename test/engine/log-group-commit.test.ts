@@ -4,8 +4,9 @@
 import t from 'tap';
 import * as path from 'node:path';
 import { openLog } from '../../src/engine/log/wal.js';
-import { faultyFileSystem, nodeFileSystem, type FileHandle, type FileSystem } from '../../src/engine/storage/fs.js';
-import { memoryFileSystem } from '../../src/engine/storage/memory.js';
+import { nodeFileSystem, type FileHandle, type FileSystem } from '../../src/engine/storage/fs.js';
+import { faultyFileSystem } from '../helpers/faulty-fs.js';
+import { memoryFileSystem } from '../helpers/memory-fs.js';
 import { AssertionError } from '../../src/assert.js';
 import { DriftError } from '../../src/errors.js';
 import { limits } from '../../src/limits.js';

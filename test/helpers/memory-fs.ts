@@ -2,8 +2,8 @@
 // datasync/sync, and names only once their directory was fsynced. Tests use crash() to play kill -9.
 
 import * as path from 'node:path';
-import { assert } from '../../assert.js';
-import { fileSystemError, type FileHandle, type FileSystem, type OpenFlags } from './fs.js';
+import { assert } from '../../src/assert.js';
+import { fileSystemError, type FileHandle, type FileSystem, type OpenFlags } from '../../src/engine/storage/fs.js';
 
 /** A byte array that grows by doubling, so appends cost amortized O(bytes written). */
 class GrowableBytes {
