@@ -103,8 +103,8 @@ async function openAfterListen(app: FastifyInstance, config: Config, logger: Log
 /**
  * V8 allocates objects straight into the old generation from an allocation site whose objects mostly survived
  * (pretenuring). A burst of slow concurrent requests (a bulk load of batches) taught it to do that for request
- * objects for good, after which every scavenge took 4-5 ms instead of under one and a GET 20% more CPU. Set before
- * anything is served or recovered; restarts of a million events measured the same without it.
+ * objects for good, after which every scavenge took several times longer and a GET cost more CPU (measured: see
+ * README.md, Performance). Set before anything is served or recovered, which leaves restarts no slower.
  */
 function servingHeapPolicy(): void {
   v8.setFlagsFromString('--no-allocation-site-pretenuring');

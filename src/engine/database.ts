@@ -68,7 +68,6 @@ class Engine implements Database, TxHost {
   private readonly options: OpenDatabaseOptions;
   private readonly logger: EngineLogger;
   private readonly tables = new Map<string, TableState>();
-  /** Table schemas' compiler, made when the first table with a schema needs it (Ajv costs ~30 ms to load). */
   private readonly locks: LockManager;
   private wal: WriteAheadLog | null = null;
   private lastSeq = 0;

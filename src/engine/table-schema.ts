@@ -23,7 +23,10 @@ const requireHere = createRequire(import.meta.url);
 
 let ajv: Ajv2020 | null = null;
 
-/** ajv and ajv-formats are loaded on first use: most starts never compile a table schema. */
+/**
+ * ajv and ajv-formats are loaded on first use: most starts never compile a table schema, and loading them costs
+ * start-up time (measured: see docs/engine.md, "Measurements behind the design").
+ */
 function schemaAjv(): Ajv2020 {
   if (ajv !== null) return ajv;
   const { Ajv2020 } = requireHere('ajv/dist/2020.js') as { Ajv2020: new (options: object) => Ajv2020 };

@@ -37,7 +37,8 @@ type LogMethod = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
 /**
  * A request's logger that makes pino's child (with the request id bound) only when a line is actually written.
- * Most requests log nothing, and building a child per request cost about 3% of a GET's server time.
+ * Most requests log nothing, and building a child per request costs a GET measurable server time (see README.md,
+ * Performance).
  */
 class LazyRequestLogger {
   private made: Logger | null = null;

@@ -5,11 +5,11 @@ import type { FastifyInstance } from 'fastify';
 
 /**
  * Holds each answer's socket write back to the end of the event-loop turn that produced it, then writes them all.
- * Under load one turn answers several requests; written one by one, ~50–150 µs apart, each write usually finds the
- * client asleep and pays for waking it (on the 2-core bench VM, the TLS write of a query answer cost 20 µs of CPU
- * from a server doing no other work, 44 µs from one doing 80 µs of work per request). Written together, one wake-up
- * serves them all: 5–24% more GETs, PUTs, queries and transactions per second in paired runs. An answer waits at
- * most for the rest of its turn; an idle server's single answer leaves at once.
+ * Under load one turn answers several requests; written one by one, each write usually finds the client asleep
+ * and pays for waking it, so the TLS write of an answer costs more CPU the busier the server is. Written together,
+ * one wake-up serves them all, and paired runs served more GETs, PUTs, queries and transactions per second
+ * (measured: see README.md, Performance). An answer waits at most for the rest of its turn; an idle server's
+ * single answer leaves at once.
  */
 export function coalesceResponseWrites(app: FastifyInstance): void {
   let corked: Socket[] = [];

@@ -15,8 +15,9 @@ export interface PasswordHash {
   hash: string;
 }
 
-// 2^14 with r=8 (16 MiB, Node's default) costs ~50 ms: slow for guessing, fine at login (results are cached).
-// 2^15 costs eight times that on small machines (32 MiB no longer fits the caches), which a login flood would feel.
+// 2^14 with r=8 (16 MiB, Node's default): slow for guessing, fine at login (results are cached). 2^15 costs several
+// times that on small machines (32 MiB no longer fits the caches), which a login flood would feel (measured: see
+// README.md, Performance).
 const scryptCostDefault = { N: 1 << 14, r: 8, p: 1 };
 const hashBytes = 32;
 const saltBytes = 16;

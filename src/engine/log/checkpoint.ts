@@ -133,7 +133,8 @@ export async function loadCheckpoint(options: {
   onChunk(payload: Buffer): void;
   /**
    * The file being loaded turned out damaged after some of its chunks were delivered: drop everything they built.
-   * Loading and verifying are one pass over the file (reading and checksumming it twice cost a fifth of a restart).
+   * Loading and verifying are one pass over the file: a second pass cost a noticeable share of a restart (measured:
+   * see docs/engine.md, "Measurements behind the design").
    */
   onDiscard(): void;
   fileSystem?: FileSystem;

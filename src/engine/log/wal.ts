@@ -251,7 +251,8 @@ class SegmentedLog implements WriteAheadLog {
 
   /**
    * Starts queued groups while fewer than walSyncsInFlightMax syncs run. Overlapping syncs let the disk serve two
-   * cohorts of writers at once instead of making each wait for the other's sync (measured: 1.4-1.8x the syncs/s).
+   * cohorts of writers at once instead of making each wait for the other's sync (measured: see docs/engine.md,
+   * "Measurements behind the design").
    * Groups are written in seq order and each synced once written; a group that must start a new segment waits
    * until no write or sync runs on the old one.
    */

@@ -23,8 +23,9 @@ export class TableState {
   private staged: Map<string, Version[]> | null = null;
   /**
    * Point lookups by hash: key → the same chain array the row map holds, filled as keys are first read or
-   * written. A tree descent cost a GET ~3 µs under load; filling it lazily keeps restarts from paying for a
-   * million inserts. It never holds more keys than the row map, and chains are only ever appended to.
+   * written: a tree descent costs a GET measurably more (see docs/engine.md, "Measurements behind the design").
+   * Filling it lazily keeps restarts from paying for a million inserts. It never holds more keys than the row map,
+   * and chains are only ever appended to.
    */
   private chainByKey = new Map<string, Version[]>();
 
