@@ -64,6 +64,13 @@ export const limits = {
   lockWaitersMax: 10_000,
   /** Committed row changes kept for serializable validation; older snapshots then fail validation. */
   recentCommitRowsMax: 1_000_000,
+  /**
+   * Characters of old versions' documents kept decoded in memory (the version store reads the past from the log;
+   * this cache serves the versions read again soon, such as a hot row's previous version).
+   */
+  versionCacheCharsMax: 16 * MiB,
+  /** Log segment files held open for reads of old versions at once. */
+  readFilesOpenMax: 64,
   /** One checkpoint chunk (one frame of a checkpoint file); the engine splits its state into chunks below this. */
   checkpointChunkBytesMax: 64 * MiB,
   /** Checkpoint files kept on disk: the newest, and older ones to fall back to if it turns out damaged. */

@@ -112,6 +112,15 @@ export interface Transaction {
   readonly committing: boolean;
   /** Rows written so far (pending until commit). */
   readonly writeCount: number;
+  /** A row as this transaction sees it (its own writes first); with `asOf`, the committed past. */
+  get(input: GetInput): RowRead;
+  /** The committed versions of a key this transaction's reads see (its own pending writes are not events yet). */
+  history(input: { table: string; key: string }): HistoryResult;
+  /** A query or a page of rows as this transaction sees it; with `asOf`, the committed past. */
+  query(spec: QuerySpec): Page;
+  put(input: PutInput): Promise<WriteResult>;
+  patch(input: PatchInput): Promise<WriteResult>;
+  delete(input: DeleteInput): Promise<WriteResult>;
   commit(): Promise<{ seq: number | null }>;
   rollback(): void;
   /** Ends an abandoned transaction (idle expiry, shutdown): rolls it back and cancels a lock wait with `reason`; no-op while committing. */
@@ -125,12 +134,23 @@ export interface EngineStats {
   seq: number;
   tables: number;
   rows: number;
+  /** Versions held by the version store, deletes included (their documents in the log, but the newest). */
+  versions: number;
   logBytes: number;
   openTransactions: number;
   commits: number;
   conflicts: number;
   deadlocks: number;
   checkpointSeq: number | null;
+  /** Old versions' documents read from the log (cache misses) since start. */
+  versionReads: number;
+}
+
+/** Whether the database accepts writes now, and if not, why (for /readyz). */
+export interface Health {
+  writable: boolean;
+  /** Why writes are refused (the log failed, memory is at its limit, shutting down); absent when writable. */
+  reason?: string;
 }
 
 export interface Database {
@@ -156,5 +176,6 @@ export interface Database {
   begin(input?: BeginInput): Transaction;
   checkpoint(): Promise<{ seq: number }>;
   stats(): EngineStats;
+  health(): Health;
   close(): Promise<void>;
 }

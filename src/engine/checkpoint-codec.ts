@@ -1,32 +1,47 @@
-// What a checkpoint holds and how: the materialized state at seq N (every table, the full history of every
-// key, every index) as a sequence of chunks, and the reverse. The file framing lives in log/checkpoint.ts.
+// What a checkpoint holds and how: the materialized state at seq N (every table, every key's history as the version
+// store keeps it, every index) as a sequence of chunks, and the reverse. The file framing lives in log/checkpoint.ts.
 //
 // A chunk is [u32 LE header bytes][header JSON][binary body]. The header names the kind and the counts; the body
 // carries what would be slow to parse as JSON, laid out as arrays:
+//   meta   (no body) the format, N, and the log segment files by ordinal: old versions are stored as locations in
+//          them, so a checkpoint whose segments are not the log's own any more is refused (the log is replayed).
 //   ts     f64 commit time of each seq, in seq order (several chunks for a long log)
 //   table  (no body) a table definition; the rows and indexes that follow belong to it
-//   rows   u32 versions per key | f64 seq per version | u8 op per version | u32 key length per key |
-//          u32 document length per version (0 = delete) | keys as UTF-16LE | documents as UTF-8
+//   rows   u32 versions per key | f64 two per version: packed seq/op, document location | u32 key length per key |
+//          u32 length of the key's document at N per key (0 = deleted at N) | keys as UTF-16LE | documents as UTF-8
 //          Lengths count UTF-16 code units, so each text is decoded once and cut into strings. Keys ascend; a key
-//          whose versions do not fit one chunk continues as the first key of the next.
+//          whose versions do not fit one chunk continues as the first key of the next (its document comes with the
+//          last piece).
 //   index  header values (JSON, composites as {"j": canonical JSON}) | u32 keys per value | u32 key ordinals:
 //          positions in the table's ascending key list, so loading shares the rows' key strings and parses nothing.
+// Only the newest document of each key is in a checkpoint: older ones stay in the log, where the locations point.
 // Keys travel as UTF-16 because a key may hold a lone surrogate, which UTF-8 cannot carry; documents are JSON text
 // from JSON.stringify, always well formed, so UTF-8 carries them exactly.
 
+import * as path from 'node:path';
 import { assert } from '../assert.js';
 import { MiB } from '../limits.js';
 import type { IndexValue } from './indexes/secondary-index.js';
-import type { TableState } from './mvcc/table-state.js';
-import type { RowOp, TableDef, Version } from './types.js';
+import { RowHistory, type TableState } from './mvcc/table-state.js';
+import type { TableDef } from './types.js';
 
-const formatVersion = 3;
+const formatVersion = 4;
 /** A rows or index chunk is cut once its body passes this size (a chunk is bounded by checkpointChunkBytesMax). */
 const chunkBodyBytesTarget = 4 * MiB;
+/** Versions of one key per rows chunk at most (16 bytes each), so a long history is cut into pieces. */
+const chunkVersionsMax = chunkBodyBytesTarget / 16;
 const tsPerChunk = 1 << 20;
 
+/** A checkpoint that cannot serve this log (another format, or segments that are not the log's): replay instead. */
+export class CheckpointMismatch extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CheckpointMismatch';
+  }
+}
+
 type Header =
-  | { k: 'meta'; v: number; seq: number }
+  | { k: 'meta'; v: number; seq: number; segments?: string[] }
   | { k: 'ts'; n: number }
   | { k: 'table'; def: TableDef }
   | { k: 'rows'; keys: number; versions: number }
@@ -34,18 +49,19 @@ type Header =
 
 type EncodedIndexValue = null | boolean | number | string | { j: string };
 
-const opCodes: Record<RowOp, number> = { put: 0, patch: 1, delete: 2 };
-const opsByCode: RowOp[] = ['put', 'patch', 'delete'];
 
 export interface DumpInput {
   seq: number;
   tables: TableState[];
   tsOf(seq: number): number;
+  /** The log's segment files by ordinal, as the versions' locations name them (read once versions up to seq are placed). */
+  segments(): readonly string[];
 }
 
 /**
  * Captures the catalog now (synchronously) and returns chunks produced lazily; versions above `seq` that are
- * applied while the chunks are written are left out, so the dump is the state at exactly `seq`.
+ * applied while the chunks are written are left out, so the dump is the state at exactly `seq`. Every version up to
+ * `seq` must be durable (placed in the log) before the chunks are read.
  */
 export function dumpCheckpoint(input: DumpInput): Iterable<Buffer> {
   const { seq } = input;
@@ -53,7 +69,7 @@ export function dumpCheckpoint(input: DumpInput): Iterable<Buffer> {
     .filter((t) => t.def.createdSeq <= seq)
     .map((t) => ({ state: t, def: structuredClone(t.def) }));
   return (function* () {
-    yield chunk({ k: 'meta', v: formatVersion, seq });
+    yield chunk({ k: 'meta', v: formatVersion, seq, segments: input.segments().map((file) => path.basename(file)) });
     for (let first = 1; first <= seq; first += tsPerChunk) yield dumpTs(input, first, Math.min(seq, first + tsPerChunk - 1));
     for (const { state, def } of tables) {
       yield chunk({ k: 'table', def });
@@ -74,55 +90,51 @@ function dumpTs(input: DumpInput, first: number, last: number): Buffer {
 class RowBatch {
   keys: string[] = [];
   counts: number[] = [];
-  versions: Version[] = [];
+  meta: number[] = [];
+  texts: Array<string | null> = [];
   bodyBytes = 0;
 
-  add(key: string, versions: Version[]): void {
+  add(key: string, meta: number[], text: string | null): void {
     this.keys.push(key);
-    this.counts.push(versions.length);
-    for (const v of versions) {
-      this.versions.push(v);
-      this.bodyBytes += 13 + (v.json === null ? 0 : 3 * v.json.length);
-    }
-    this.bodyBytes += 8 + 2 * key.length;
+    this.counts.push(meta.length / 2);
+    for (const n of meta) this.meta.push(n);
+    this.texts.push(text);
+    this.bodyBytes += 8 * meta.length + 12 + 2 * key.length + 3 * (text?.length ?? 0);
   }
 
   encode(): Buffer {
     const keysText = this.keys.join('');
-    const docsText = this.versions.map((v) => v.json ?? '').join('');
+    const docsText = this.texts.map((text) => text ?? '').join('');
     const rows = this.keys.length;
-    const count = this.versions.length;
-    const body = Buffer.allocUnsafe(13 * count + 8 * rows + 2 * keysText.length + Buffer.byteLength(docsText, 'utf8'));
+    const body = Buffer.allocUnsafe(4 * rows + 8 * this.meta.length + 8 * rows + 2 * keysText.length + Buffer.byteLength(docsText, 'utf8'));
     let at = 0;
     for (const n of this.counts) at = body.writeUInt32LE(n, at);
-    for (const v of this.versions) at = body.writeDoubleLE(v.seq, at);
-    for (const v of this.versions) at = body.writeUInt8(opCodes[v.op], at);
+    for (const n of this.meta) at = body.writeDoubleLE(n, at);
     for (const key of this.keys) at = body.writeUInt32LE(key.length, at);
-    for (const v of this.versions) {
-      assert(v.json === null || v.json.length > 0, 'a stored document is never empty text');
-      at = body.writeUInt32LE(v.json === null ? 0 : v.json.length, at);
+    for (const text of this.texts) {
+      assert(text === null || text.length > 0, 'a stored document is never empty text');
+      at = body.writeUInt32LE(text === null ? 0 : text.length, at);
     }
     at += body.write(keysText, at, 'utf16le');
     at += body.write(docsText, at, 'utf8');
     assert(at === body.length, 'rows chunk size');
-    return chunk({ k: 'rows', keys: rows, versions: count }, body);
+    return chunk({ k: 'rows', keys: rows, versions: this.meta.length / 2 }, body);
   }
 }
 
-/** Rows in key order, visible versions only; records each dumped key's ordinal when the table has indexes. */
+/** Rows in key order, versions up to `seq` only; records each dumped key's ordinal when the table has indexes. */
 function* dumpRows(state: TableState, seq: number, ordinals: Map<string, number> | null): Iterable<Buffer> {
   let batch = new RowBatch();
-  for (const [key, chain] of state.rows.entries()) {
-    let visible = chain.length;
-    while (visible > 0 && chain[visible - 1]!.seq > seq) visible--;
+  for (const [key, history] of state.rows.entries()) {
+    const visible = history.indexAt(seq) + 1;
     if (visible === 0) continue;
     ordinals?.set(key, ordinals.size);
+    // The document at `seq`: the newest text, or (when newer versions were applied since) read from the log.
+    const text = state.versionOf(key, history, visible - 1).json;
     // A long history is cut into pieces that each fit a chunk; the loader joins a key's pieces again.
     for (let from = 0; from < visible; ) {
-      let to = from + 1;
-      let bytes = 3 * (chain[from]!.json?.length ?? 0);
-      while (to < visible && bytes + 3 * (chain[to]!.json?.length ?? 0) < chunkBodyBytesTarget) bytes += 3 * (chain[to++]!.json?.length ?? 0);
-      batch.add(key, chain.slice(from, to));
+      const to = Math.min(visible, from + chunkVersionsMax);
+      batch.add(key, history.meta.slice(2 * from, 2 * to), to === visible ? text : null);
       from = to;
       if (batch.bodyBytes >= chunkBodyBytesTarget || from < visible) {
         yield batch.encode();
@@ -189,25 +201,29 @@ function decodeIndexValue(value: EncodedIndexValue): IndexValue {
 
 /**
  * Rebuilds the state from a checkpoint's chunks, in order: `chunk` for each, then `finish`. Each table's rows are
- * gathered and built into its row map in one go when the table's rows end; its indexes likewise.
+ * gathered and built into its row map in one go when the table's rows end; its indexes likewise. A chunk that shows
+ * the checkpoint cannot serve this log throws CheckpointMismatch.
  */
 export class CheckpointLoader {
   /** Commit time of seq s at [s], filled by the ts chunks; [0] is unused. */
   tsBySeq = new Float64Array(1);
   private readonly tables: Map<string, TableState>;
   private readonly makeTable: (def: TableDef) => TableState;
+  /** The log's segment files by ordinal now; the checkpoint's must be a prefix of them. */
+  private readonly segments: readonly string[];
   private seq = -1;
   private tsFilled = 0;
   private table: TableState | null = null;
   private keys: string[] = [];
-  private chains: Version[][] = [];
+  private histories: RowHistory[] = [];
   private rowsLoaded = false;
   /** Entries of the table's indexes, gathered across chunks and loaded when the table ends. */
   private indexEntries = new Map<string, { values: IndexValue[]; keySets: Array<string | string[]> }>();
 
-  constructor(options: { tables: Map<string, TableState>; makeTable(def: TableDef): TableState }) {
+  constructor(options: { tables: Map<string, TableState>; makeTable(def: TableDef): TableState; segments: readonly string[] }) {
     this.tables = options.tables;
     this.makeTable = options.makeTable;
+    this.segments = options.segments.map((file) => path.basename(file));
   }
 
   chunk(payload: Buffer): void {
@@ -216,7 +232,7 @@ export class CheckpointLoader {
     const body = payload.subarray(4 + headerBytes);
     switch (header.k) {
       case 'meta':
-        assert(header.v === formatVersion, `unknown checkpoint format ${header.v}`);
+        this.checkMeta(header);
         this.seq = header.seq;
         this.tsBySeq = new Float64Array(header.seq + 1);
         return;
@@ -244,44 +260,53 @@ export class CheckpointLoader {
     assert(this.tsFilled === this.seq, `checkpoint holds ${this.tsFilled} commit times for seq ${this.seq}`);
   }
 
+  private checkMeta(header: Extract<Header, { k: 'meta' }>): void {
+    if (header.v !== formatVersion) throw new CheckpointMismatch(`checkpoint format ${header.v}, not ${formatVersion}`);
+    const segments = header.segments ?? [];
+    const differs = segments.findIndex((name, i) => this.segments[i] !== name);
+    if (differs >= 0) {
+      throw new CheckpointMismatch(`its log segment ${differs} is ${segments[differs]}, the log's is ${this.segments[differs] ?? 'missing'}`);
+    }
+  }
+
   private loadRows(keyCount: number, versionCount: number, body: Buffer): void {
     let at = 0;
     const counts = new Array<number>(keyCount);
     for (let i = 0; i < keyCount; i++, at += 4) counts[i] = body.readUInt32LE(at);
-    const seqsAt = at;
-    const opsAt = seqsAt + 8 * versionCount;
-    const keyLengthsAt = opsAt + versionCount;
+    const metaAt = at;
+    const keyLengthsAt = metaAt + 16 * versionCount;
     const docLengthsAt = keyLengthsAt + 4 * keyCount;
     let keyCharsTotal = 0;
     for (let i = 0; i < keyCount; i++) keyCharsTotal += body.readUInt32LE(keyLengthsAt + 4 * i);
-    const keysAt = docLengthsAt + 4 * versionCount;
+    const keysAt = docLengthsAt + 4 * keyCount;
     const keysText = body.toString('utf16le', keysAt, keysAt + 2 * keyCharsTotal);
     const docsText = body.toString('utf8', keysAt + 2 * keyCharsTotal);
+    // One aligned copy of the packed numbers, read as doubles; a per-key slice becomes that key's packed array.
+    const packed = new Float64Array(body.buffer.slice(body.byteOffset + metaAt, body.byteOffset + keyLengthsAt));
     let keyChar = 0;
     let docChar = 0;
     let version = 0;
     for (let i = 0; i < keyCount; i++) {
       const keyLength = body.readUInt32LE(keyLengthsAt + 4 * i);
       const key = keysText.slice(keyChar, (keyChar += keyLength));
-      const chain: Version[] = new Array(counts[i]!);
-      for (let n = 0; n < chain.length; n++, version++) {
-        const docLength = body.readUInt32LE(docLengthsAt + 4 * version);
-        const json = docLength === 0 ? null : docsText.slice(docChar, (docChar += docLength));
-        chain[n] = { seq: body.readDoubleLE(seqsAt + 8 * version), op: opsByCode[body[opsAt + version]!]!, json };
-      }
-      this.addChain(key, chain);
+      const docLength = body.readUInt32LE(docLengthsAt + 4 * i);
+      const json = docLength === 0 ? null : docsText.slice(docChar, (docChar += docLength));
+      const meta = Array.from(packed.subarray(2 * version, 2 * (version += counts[i]!)));
+      this.addHistory(key, meta, json);
     }
     assert(version === versionCount && keyChar === keysText.length && docChar === docsText.length, 'rows chunk lengths do not add up');
   }
 
-  private addChain(key: string, chain: Version[]): void {
+  private addHistory(key: string, meta: number[], json: string | null): void {
     const last = this.keys.length - 1;
     if (last >= 0 && this.keys[last] === key) {
-      this.chains[last]!.push(...chain);
+      const history = this.histories[last]!;
+      for (const n of meta) history.meta.push(n);
+      history.json = json;
       return;
     }
     this.keys.push(key);
-    this.chains.push(chain);
+    this.histories.push(new RowHistory(json, meta));
   }
 
   private loadIndex(field: string, values: IndexValue[], keyTotal: number, body: Buffer): void {
@@ -315,8 +340,8 @@ export class CheckpointLoader {
   private endRows(): void {
     if (this.rowsLoaded || this.table === null) return;
     this.rowsLoaded = true;
-    this.table.loadSortedRows(this.keys, this.chains);
-    this.chains = [];
+    this.table.loadSortedRows(this.keys, this.histories);
+    this.histories = [];
   }
 
   private endTable(): void {

@@ -1,10 +1,10 @@
-// The Database façade: the catalog, the commit pipeline (seq → apply → group-committed log → durable watermark),
-// snapshot reads, autocommit writes under row locks, transactions, and checkpoints. Public methods check;
-// private methods do.
+// The Database façade: checks its inputs and hands each call to the part that does it: the catalog changes and
+// the commit pipeline to the store, row writes to a transaction (an autocommit write is a one-write transaction),
+// committed reads to the read helpers, checkpoints to the checkpointer. Public methods check; the parts do.
 
 import { join } from 'node:path';
 import { DriftError } from '../errors.js';
-import { limits, MiB } from '../limits.js';
+import { limits } from '../limits.js';
 import type {
   BeginInput,
   CreateTableInput,
@@ -12,6 +12,7 @@ import type {
   DeleteInput,
   EngineStats,
   GetInput,
+  Health,
   HistoryResult,
   Page,
   PatchInput,
@@ -24,21 +25,23 @@ import type {
   WriteResult,
 } from './api.js';
 import { isolationLevels } from './api.js';
-import { CheckpointLoader, dumpCheckpoint } from './checkpoint-codec.js';
-import { extractPath } from './json/index.js';
+import { Checkpointer } from './checkpointer.js';
 import { LockManager } from './locks/lock-manager.js';
-import { loadCheckpoint, writeCheckpoint } from './log/checkpoint.js';
-import { openLog, type WriteAheadLog } from './log/wal.js';
-import { resolveAsOf } from './mvcc/as-of.js';
-import { computeRowWrite, type RowWriteRequest } from './mvcc/row-write.js';
+import { DocumentReader } from './log/document-reader.js';
+import { SegmentList } from './log/segment-list.js';
+import { MemoryGuard } from './memory-guard.js';
+import { ConflictWindow } from './mvcc/conflict-window.js';
+import { asOfSeq, cursorSnapshot, historyAt, readRowAt } from './mvcc/reads.js';
+import { TransactionRegistry } from './mvcc/registry.js';
 import { SnapshotSource } from './mvcc/sources.js';
-import { TableState } from './mvcc/table-state.js';
-import { rowId, TransactionImpl, type PendingWrite, type RecentCommit, type TxHost } from './mvcc/transaction.js';
-import { compileQuery, cursorSeq, executeQuery, planQuery, type Predicate, type QuerySpec } from './query/index.js';
-import type { RowSource } from './query/source.js';
-import type { FileSystem } from './storage/fs.js';
+import type { TableState } from './mvcc/table-state.js';
+import { TransactionImpl, type TransactionContext } from './mvcc/transaction.js';
+import { compileQuery, executeQuery, planQuery, type QuerySpec } from './query/index.js';
+import { recoverStore } from './recovery.js';
+import { nodeFileSystem, type FileSystem } from './storage/fs.js';
+import { Store } from './store.js';
 import { checkSchemaPatterns, compileTableSchema } from './table-schema.js';
-import type { Change, CommitRecord, Doc, TableDef } from './types.js';
+import type { Change } from './types.js';
 
 export interface EngineLogger {
   info(obj: object, msg?: string): void;
@@ -53,323 +56,101 @@ export interface OpenDatabaseOptions {
   /** Write a checkpoint automatically after this many bytes of log since the last one. */
   checkpointIntervalBytes?: number;
   fileSystem?: FileSystem;
+  /** Refuse writes (503) while the V8 heap in use is at this many bytes; absent = no guard. */
+  memoryLimitBytes?: number;
+  /** How answers name the memory limit (the setting that sets it). */
+  memoryLimitName?: string;
+  /** Characters of old versions' documents kept decoded in memory. */
+  versionCacheCharsMax?: number;
+  /**
+   * The log failed and could not even be cut back to its last acknowledged record: nothing can be promised about
+   * what a restart would replay, so the process must stop (exit non-zero). Defaults to logging the error.
+   */
+  onFatal?(error: Error): void;
 }
 
 const silentLogger: EngineLogger = { info() {}, warn() {}, error() {} };
 const tableNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
-  const engine = new Engine(options);
-  await engine.recover();
-  return engine;
+  const logger = options.logger ?? silentLogger;
+  const fileSystem = options.fileSystem ?? nodeFileSystem;
+  const segments = await SegmentList.open(fileSystem, join(options.dataDir, 'wal'));
+  const documents = new DocumentReader({
+    fileSystem,
+    segments,
+    logger,
+    ...(options.versionCacheCharsMax !== undefined ? { cacheCharsMax: options.versionCacheCharsMax } : {}),
+  });
+  const memory = options.memoryLimitBytes === undefined ? null : memoryGuard(options, logger);
+  const conflicts = new ConflictWindow(0);
+  let registry: TransactionRegistry | null = null;
+  let checkpointer: Checkpointer | null = null;
+  const store = new Store({
+    documents,
+    segments,
+    memory,
+    events: {
+      decided: (record) => conflicts.remember(record, registry!.oldestSerializableSnapshot()),
+      durable: () => checkpointer?.maybe(),
+    },
+  });
+  registry = new TransactionRegistry(store, conflicts);
+  const recovered = await recoverStore(store, {
+    dataDir: options.dataDir,
+    fileSystem,
+    logger,
+    ...(options.onFatal ? { onFatal: options.onFatal } : {}),
+  });
+  conflicts.prune(store.lastSeq);
+  checkpointer = new Checkpointer({
+    store,
+    dataDir: options.dataDir,
+    fileSystem,
+    logger,
+    intervalBytes: options.checkpointIntervalBytes ?? limits.checkpointIntervalBytes,
+    recovered,
+  });
+  const locks = new LockManager({
+    lockTimeoutMs: options.lockTimeoutMs ?? 5000,
+    waitersMax: limits.lockWaitersMax,
+    onDeadlock: (info) => logger.warn({ module: 'locks', ...info }, 'deadlock detected'),
+  });
+  return new Engine({ store, locks, conflicts, registry }, checkpointer);
 }
 
-class Engine implements Database, TxHost {
-  private readonly options: OpenDatabaseOptions;
-  private readonly logger: EngineLogger;
-  private readonly tables = new Map<string, TableState>();
-  private readonly locks: LockManager;
-  private wal: WriteAheadLog | null = null;
-  private lastSeq = 0;
-  private lastTs = 0;
-  private tsBySeq = new Float64Array(1024);
-  private visibleSeq = 0;
-  private lastAppend: Promise<void> = Promise.resolve();
-  /** True while recover() runs: tables are made staged. */
-  private recovering = false;
-  private failed = false;
-  private closed = false;
-  private autocommitCounter = 0;
-  // Serializable validation state.
-  private readonly openTransactions = new Set<TransactionImpl>();
-  private recentCommits: RecentCommit[] = [];
-  private recentCommitRows = 0;
-  private recentHorizonSeq = 0;
-  private readonly dirty = new Map<string, Map<string, string | null>>();
-  // Checkpoints and figures.
-  private checkpointSeq: number | null = null;
-  private checkpointLogBytes = 0;
-  private checkpointRunning: Promise<{ seq: number }> | null = null;
-  private counters = { commits: 0, conflicts: 0, deadlocks: 0 };
+function memoryGuard(options: OpenDatabaseOptions, logger: EngineLogger): MemoryGuard {
+  return new MemoryGuard({
+    limitBytes: options.memoryLimitBytes!,
+    ...(options.memoryLimitName !== undefined ? { limitName: options.memoryLimitName } : {}),
+    onChange: (refusing, usedBytes) => {
+      const fields = { module: 'memory', usedBytes, limitBytes: options.memoryLimitBytes };
+      if (refusing) logger.warn(fields, 'memory limit reached: writes are refused');
+      else logger.info(fields, 'memory use below the limit again: writes accepted');
+    },
+  });
+}
 
-  constructor(options: OpenDatabaseOptions) {
-    this.options = options;
-    this.logger = options.logger ?? silentLogger;
-    this.locks = new LockManager({
-      lockTimeoutMs: options.lockTimeoutMs ?? 5000,
-      waitersMax: limits.lockWaitersMax,
-      onDeadlock: (info) => this.logger.warn({ module: 'locks', ...info }, 'deadlock detected'),
-    });
+/** Autocommit writes read and write the newest committed state, under the row's lock: one-write transactions. */
+const autocommitOptions = { isolation: 'read_committed', readOnly: false, autocommit: true } as const;
+
+class Engine implements Database {
+  private readonly context: TransactionContext;
+  private readonly store: Store;
+  private readonly checkpointer: Checkpointer;
+  private closed = false;
+
+  constructor(context: TransactionContext, checkpointer: Checkpointer) {
+    this.context = context;
+    this.store = context.store;
+    this.checkpointer = checkpointer;
   }
 
   get durableSeq(): number {
-    return this.visibleSeq;
-  }
-
-  // ---- recovery -------------------------------------------------------------------------------------------
-
-  /**
-   * Loads the newest valid checkpoint and replays the log after it. Tables are staged meanwhile (hash maps, no
-   * order) and ordered once at the end: nothing reads them before recovery returns.
-   */
-  async recover(): Promise<void> {
-    const started = Date.now();
-    this.recovering = true;
-    const newLoader = (): CheckpointLoader => new CheckpointLoader({ tables: this.tables, makeTable: (def) => this.makeTable(def) });
-    let loader = newLoader();
-    const checkpoint = await loadCheckpoint({
-      dir: join(this.options.dataDir, 'checkpoints'),
-      onChunk: (payload) => loader.chunk(payload),
-      onDiscard: () => {
-        this.tables.clear();
-        loader = newLoader();
-      },
-      ...(this.options.fileSystem ? { fileSystem: this.options.fileSystem } : {}),
-      logger: this.logger,
-    });
-    const afterSeq = checkpoint?.seq ?? 0;
-    if (checkpoint !== null) {
-      loader.finish();
-      this.tsBySeq = loader.tsBySeq;
-      this.lastTs = this.tsBySeq[afterSeq] ?? 0;
-    }
-    this.lastSeq = afterSeq;
-    let replayed = 0;
-    this.wal = await openLog({
-      dir: join(this.options.dataDir, 'wal'),
-      afterSeq,
-      onRecord: (record) => {
-        this.applyRecord(record);
-        replayed++;
-      },
-      ...(this.options.fileSystem ? { fileSystem: this.options.fileSystem } : {}),
-      ...(this.options.logger ? { logger: this.options.logger } : {}),
-    });
-    if (this.wal.lastSeq < afterSeq) {
-      await this.wal.close();
-      throw new Error(`The checkpoint at seq ${afterSeq} is ahead of the log, which ends at seq ${this.wal.lastSeq}.`);
-    }
-    const staged = Date.now();
-    for (const table of this.tables.values()) table.finishStaging();
-    this.recovering = false;
-    this.visibleSeq = this.lastSeq;
-    this.checkpointSeq = checkpoint?.seq ?? null;
-    this.checkpointLogBytes = this.wal.bytes;
-    this.recentHorizonSeq = this.lastSeq;
-    this.logger.info(
-      { module: 'engine', seq: this.lastSeq, checkpointSeq: afterSeq, replayed, ms: Date.now() - started, orderMs: Date.now() - staged },
-      'recovered',
-    );
-  }
-
-  private recordTs(seq: number, ts: number): void {
-    if (seq >= this.tsBySeq.length) {
-      const grown = new Float64Array(Math.max(seq + 1, this.tsBySeq.length * 2));
-      grown.set(this.tsBySeq);
-      this.tsBySeq = grown;
-    }
-    this.tsBySeq[seq] = ts;
-    this.lastTs = ts;
-  }
-
-  tsOf(seq: number): number {
-    return this.tsBySeq[seq] ?? 0;
-  }
-
-  /** Applies one commit to memory: at recovery, and for a new commit before its record is durable. */
-  private applyRecord(record: CommitRecord, docs?: ReadonlyArray<Doc | null>): void {
-    if (record.seq !== this.lastSeq + 1) {
-      throw new Error(`Log record seq ${record.seq} does not follow seq ${this.lastSeq}.`);
-    }
-    this.lastSeq = record.seq;
-    this.recordTs(record.seq, record.ts);
-    record.changes.forEach((change, i) => this.applyChange(record.seq, change, docs?.[i] ?? undefined));
-  }
-
-  private applyChange(seq: number, change: Change, doc: Doc | undefined): void {
-    switch (change.kind) {
-      case 'row':
-        this.requireTable(change.table).applyRow(seq, change.key, change.op, change.doc, doc);
-        return;
-      case 'createTable': {
-        const { kind: _kind, ...def } = change;
-        this.tables.set(change.name, this.makeTable({ ...def, indexes: [...def.indexes], createdSeq: seq }));
-        return;
-      }
-      case 'dropTable':
-        this.tables.delete(change.name);
-        return;
-      case 'createIndex':
-        this.requireTable(change.table).addIndex(change.field);
-        return;
-      case 'dropIndex':
-        this.requireTable(change.table).dropIndex(change.field);
-        return;
-    }
-  }
-
-  private makeTable(def: TableDef): TableState {
-    const table = new TableState(def, def.schema === undefined ? null : compileTableSchema(def.schema));
-    if (this.recovering) table.beginStaging();
-    return table;
-  }
-
-  private requireTable(name: string): TableState {
-    const table = this.tables.get(name);
-    if (table === undefined) throw new DriftError('table_not_found', `Table '${name}' does not exist.`);
-    return table;
-  }
-
-  // ---- the commit pipeline --------------------------------------------------------------------------------
-
-  /**
-   * Decides the seq, applies the changes in memory (invisible above the watermark), appends the record, and
-   * once it is durable raises the watermark so readers see it. Resolves with the seq.
-   */
-  private async commitChanges(changes: Change[], docs?: ReadonlyArray<Doc | null>): Promise<number> {
-    this.checkWritable();
-    const wal = this.wal!;
-    const record: CommitRecord = { seq: this.lastSeq + 1, ts: Math.max(Date.now(), this.lastTs), changes };
-    this.applyRecord(record, docs);
-    this.rememberCommit(record);
-    const append = wal.append(record);
-    this.lastAppend = append.catch(() => {});
-    try {
-      await append;
-    } catch (error) {
-      this.failStop(error);
-    }
-    if (record.seq > this.visibleSeq) this.visibleSeq = record.seq;
-    this.counters.commits++;
-    this.maybeCheckpoint();
-    return record.seq;
-  }
-
-  private checkWritable(): void {
-    if (this.failed || this.wal === null || this.wal.failed) {
-      throw new DriftError('unavailable', 'The log cannot be written; the server stopped accepting writes.', {
-        retryAfterSeconds: 60,
-      });
-    }
-    if (this.closed) throw new DriftError('unavailable', 'The database is shutting down.');
-  }
-
-  private failStop(error: unknown): never {
-    if (!this.failed) this.logger.error({ module: 'engine', err: String(error) }, 'log write failed: fail-stop');
-    this.failed = true;
-    throw new DriftError('unavailable', 'The log cannot be written; the server stopped accepting writes.', {
-      retryAfterSeconds: 60,
-    });
-  }
-
-  // Serializable transactions validate against the commits after their snapshot: keep those, drop the rest.
-  private rememberCommit(record: CommitRecord): void {
-    const rows = [];
-    for (const change of record.changes) {
-      if (change.kind === 'row') rows.push({ table: change.table, key: change.key, id: rowId(change.table, change.key), json: change.doc });
-    }
-    this.recentCommits.push({ seq: record.seq, rows });
-    this.recentCommitRows += rows.length;
-    this.pruneRecentCommits();
-  }
-
-  /** Drops the recent commits no open serializable transaction can need (and the oldest, past the bound). */
-  private pruneRecentCommits(): void {
-    let keepAfter = this.visibleSeq;
-    for (const tx of this.openTransactions) {
-      if (tx.isolation === 'serializable' && tx.snapshotSeq < keepAfter) keepAfter = tx.snapshotSeq;
-    }
-    let drop = 0;
-    while (
-      drop < this.recentCommits.length &&
-      (this.recentCommits[drop]!.seq <= keepAfter || this.recentCommitRows > limits.recentCommitRowsMax)
-    ) {
-      this.recentCommitRows -= this.recentCommits[drop]!.rows.length;
-      this.recentHorizonSeq = this.recentCommits[drop]!.seq;
-      drop++;
-    }
-    if (drop > 0) this.recentCommits.splice(0, drop);
-  }
-
-  commitsAfter(seq: number): RecentCommit[] | null {
-    if (seq < this.recentHorizonSeq) return null;
-    // Recent commits ascend by seq: find the first after `seq` by bisection. An old snapshot held open elsewhere
-    // (an abandoned transaction, until its idle timeout) keeps thousands of commits here; a scan paid for them all.
-    let lo = 0;
-    let hi = this.recentCommits.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.recentCommits[mid]!.seq <= seq) lo = mid + 1;
-      else hi = mid;
-    }
-    return this.recentCommits.slice(lo);
-  }
-
-  async commitRows(writes: PendingWrite[]): Promise<number> {
-    for (const write of writes) {
-      const table = this.tables.get(write.table);
-      if (table === undefined || table.def.createdSeq !== write.tableCreatedSeq) {
-        throw new DriftError('table_not_found', `Table '${write.table}' was dropped while the transaction ran.`);
-      }
-    }
-    const changes: Change[] = writes.map((w) => ({ kind: 'row', table: w.table, key: w.key, op: w.op, doc: w.json }));
-    return this.commitChanges(
-      changes,
-      writes.map((w) => w.doc),
-    );
-  }
-
-  // ---- TxHost ---------------------------------------------------------------------------------------------
-
-  table(name: string): TableState {
-    return this.readableTable(name);
-  }
-
-  acquireRowLock(owner: string, table: string, key: string): Promise<void> | true {
-    return this.locks.acquire(owner, rowId(table, key));
-  }
-
-  releaseLocks(owner: string, reason?: Error): void {
-    this.locks.releaseAll(owner, reason);
-  }
-
-  dirtyWrites(table: string): ReadonlyMap<string, string | null> {
-    return this.dirty.get(table) ?? new Map();
-  }
-
-  setDirty(table: string, key: string, json: string | null | undefined): void {
-    let writes = this.dirty.get(table);
-    if (json === undefined) {
-      writes?.delete(key);
-      if (writes?.size === 0) this.dirty.delete(table);
-      return;
-    }
-    if (writes === undefined) this.dirty.set(table, (writes = new Map()));
-    writes.set(key, json);
-  }
-
-  transactionEnded(tx: TransactionImpl): void {
-    this.openTransactions.delete(tx);
-    // The commits kept for its validation go now, not at the next commit: after a bulk load of serializable
-    // batches, the rows they wrote would otherwise stay referenced from here until some later write.
-    if (tx.isolation === 'serializable') this.pruneRecentCommits();
-  }
-
-  countConflict(code: string): void {
-    if (code === 'deadlock_detected') this.counters.deadlocks++;
-    else if (code === 'serialization_failure' || code === 'lock_timeout') this.counters.conflicts++;
+    return this.store.visibleSeq;
   }
 
   // ---- tables ---------------------------------------------------------------------------------------------
-
-  /** A table visible to readers: created at or below the durable watermark. */
-  private readableTable(name: string): TableState {
-    const table = this.tables.get(name);
-    if (table === undefined || table.def.createdSeq > this.visibleSeq) {
-      throw new DriftError('table_not_found', `Table '${name}' does not exist.`);
-    }
-    return table;
-  }
 
   private tableInfo(table: TableState): TableInfo {
     const { def } = table;
@@ -402,8 +183,8 @@ class Engine implements Database, TxHost {
       checkSchemaPatterns(input.schema);
       compileTableSchema(input.schema);
     }
-    if (this.tables.has(input.name)) throw new DriftError('table_exists', `Table '${input.name}' already exists.`);
-    if (this.tables.size >= limits.tablesMax) {
+    if (this.store.tables.has(input.name)) throw new DriftError('table_exists', `Table '${input.name}' already exists.`);
+    if (this.store.tables.size >= limits.tablesMax) {
       throw new DriftError('validation_failed', `A database may hold at most ${limits.tablesMax} tables.`);
     }
     const change: Change = {
@@ -413,125 +194,88 @@ class Engine implements Database, TxHost {
       indexes,
       ...(input.schema !== undefined ? { schema: input.schema } : {}),
     };
-    await this.commitChanges([change]);
-    return this.tableInfo(this.requireTable(input.name));
+    await this.commit([change]);
+    return this.tableInfo(this.store.readableTable(input.name));
   }
 
   listTables(): TableInfo[] {
-    return [...this.tables.values()]
-      .filter((t) => t.def.createdSeq <= this.visibleSeq)
+    return [...this.store.tables.values()]
+      .filter((t) => t.def.createdSeq <= this.store.visibleSeq)
       .sort((a, b) => (a.def.name < b.def.name ? -1 : 1))
       .map((t) => this.tableInfo(t));
   }
 
   getTable(name: string): TableInfo {
-    return this.tableInfo(this.readableTable(name));
+    return this.tableInfo(this.store.readableTable(name));
   }
 
   async dropTable(name: string): Promise<void> {
-    this.readableTable(name);
-    await this.commitChanges([{ kind: 'dropTable', name }]);
+    this.store.readableTable(name);
+    await this.commit([{ kind: 'dropTable', name }]);
     // Pending writes to the dropped table can never commit: their transactions abort now and free their row
     // locks, which would otherwise hold rows of a table re-created under the same name.
-    for (const tx of [...this.openTransactions]) tx.tableDropped(name);
+    for (const tx of [...this.context.registry.open]) tx.tableDropped(name);
   }
 
   async createIndex(tableName: string, field: string): Promise<TableInfo> {
     checkFieldPath(field);
-    const table = this.readableTable(tableName);
+    const table = this.store.readableTable(tableName);
     if (table.indexes.has(field)) throw new DriftError('index_exists', `Table '${tableName}' already has an index on '${field}'.`);
     if (table.indexes.size >= limits.indexesPerTableMax) {
       throw new DriftError('validation_failed', `A table may have at most ${limits.indexesPerTableMax} indexes.`);
     }
-    await this.commitChanges([{ kind: 'createIndex', table: tableName, field }]);
-    return this.tableInfo(this.requireTable(tableName));
+    await this.commit([{ kind: 'createIndex', table: tableName, field }]);
+    return this.tableInfo(this.store.readableTable(tableName));
   }
 
   async dropIndex(tableName: string, field: string): Promise<void> {
-    const table = this.readableTable(tableName);
+    const table = this.store.readableTable(tableName);
     if (!table.indexes.has(field)) throw new DriftError('not_found', `Table '${tableName}' has no index on '${field}'.`);
-    await this.commitChanges([{ kind: 'dropIndex', table: tableName, field }]);
+    await this.commit([{ kind: 'dropIndex', table: tableName, field }]);
   }
 
-  // ---- row writes -----------------------------------------------------------------------------------------
+  /** A catalog change: one commit of its own. */
+  private commit(changes: Change[]): Promise<number> {
+    return this.store.commit(changes);
+  }
+
+  // ---- row writes: each its own one-write transaction unless it names one -------------------------------
 
   put(input: PutInput): Promise<WriteResult> {
-    return this.writeRow(input, { op: 'put', key: input.key, body: input.doc, ...conditions(input) });
+    return input.tx !== undefined ? input.tx.put(input) : this.autocommit((tx) => tx.put(input));
   }
 
   patch(input: PatchInput): Promise<WriteResult> {
-    return this.writeRow(input, { op: 'patch', key: input.key, body: input.patch, ...conditions(input) });
+    return input.tx !== undefined ? input.tx.patch(input) : this.autocommit((tx) => tx.patch(input));
   }
 
   delete(input: DeleteInput): Promise<WriteResult> {
-    return this.writeRow(input, { op: 'delete', key: input.key, ...conditions(input) });
+    return input.tx !== undefined ? input.tx.delete(input) : this.autocommit((tx) => tx.delete(input));
   }
 
-  private async writeRow(input: TxRef & { table: string }, request: RowWriteRequest): Promise<WriteResult> {
-    if (input.tx !== undefined) {
-      const { created } = await asImpl(input.tx).write(input.table, request);
-      return { key: request.key, seq: null, created };
-    }
-    this.readableTable(input.table);
-    this.checkWritable();
-    const owner = `autocommit:${++this.autocommitCounter}`;
-    const granted = this.acquireRowLock(owner, input.table, request.key);
-    if (granted !== true) {
-      await granted.catch((error: unknown) => {
-        if (error instanceof DriftError) this.countConflict(error.code);
-        throw error;
-      });
-    }
+  private async autocommit(write: (tx: Transaction) => Promise<WriteResult>): Promise<WriteResult> {
+    const tx = new TransactionImpl(this.context, autocommitOptions);
     try {
-      const table = this.readableTable(input.table);
-      const latest = table.latest(request.key);
-      const computed = computeRowWrite(table, request, { json: latest?.json ?? null, seq: latest?.seq ?? null });
-      const change: Change = { kind: 'row', table: input.table, key: request.key, op: computed.op, doc: computed.json };
-      const seq = await this.commitChanges([change], [computed.doc]);
-      return { key: request.key, seq, created: computed.created };
+      const result = await write(tx);
+      const { seq } = await tx.commit();
+      return { ...result, seq };
     } finally {
-      this.locks.releaseAll(owner);
+      // A refused write (a failed condition, a bad document) leaves the transaction open: free its lock.
+      if (tx.state === 'active' && !tx.committing) tx.rollback();
     }
   }
 
-  // ---- reads ----------------------------------------------------------------------------------------------
-
-  private resolveSeq(asOf: number | string | undefined, tx: Transaction | undefined): number {
-    if (asOf !== undefined) return resolveAsOf(asOf, this.visibleSeq, (s) => this.tsOf(s));
-    return tx === undefined ? this.visibleSeq : asImpl(tx).readSeq();
-  }
+  // ---- reads: committed ones here, those inside a transaction by the transaction --------------------------
 
   get(input: GetInput): RowRead {
-    const table = this.readableTable(input.table);
-    const notFound = (): never => {
-      throw new DriftError('row_not_found', `Row '${input.key}' does not exist.`);
-    };
-    // Time travel inside a transaction reads the committed past and ignores the transaction's own writes.
-    if (input.tx !== undefined && input.asOf === undefined) {
-      const row = asImpl(input.tx).readRow(table, input.key);
-      return row === null ? notFound() : new LazyRowRead(input.key, row.seq, row.json);
-    }
-    const seq = this.resolveSeq(input.asOf, input.tx);
-    const version = table.versionAt(input.key, seq);
-    if (version === undefined || version.json === null) return notFound();
-    return new LazyRowRead(input.key, version.seq, version.json);
+    if (input.tx !== undefined) return input.tx.get(input);
+    const table = this.store.readableTable(input.table);
+    return readRowAt(table, input.key, asOfSeq(this.store, input.asOf) ?? this.store.visibleSeq);
   }
 
   history(input: { table: string; key: string } & TxRef): HistoryResult {
-    const table = this.readableTable(input.table);
-    // Inside a transaction: the versions its reads see (its snapshot, or the newest for read_committed).
-    const seq = input.tx === undefined ? this.visibleSeq : asImpl(input.tx).readHistory(table, input.key);
-    const visible = (table.chain(input.key) ?? []).filter((v) => v.seq <= seq);
-    checkHistoryBytes(table.def, input.key, visible);
-    const versions = visible.map((v) => ({
-      key: input.key,
-      seq: v.seq,
-      ts: this.tsOf(v.seq),
-      op: v.op,
-      doc: v.json === null ? null : (JSON.parse(v.json) as Doc),
-    }));
-    if (versions.length === 0) throw new DriftError('row_not_found', `Row '${input.key}' was never written.`);
-    return { key: input.key, versions };
+    if (input.tx !== undefined) return input.tx.history(input);
+    return historyAt(this.store, this.store.readableTable(input.table), input.key, this.store.visibleSeq);
   }
 
   scan(input: ScanInput): Page {
@@ -543,161 +287,78 @@ class Engine implements Database, TxHost {
   }
 
   query(spec: QuerySpec, options: TxRef = {}): Page {
-    const table = this.readableTable(spec.table);
+    if (options.tx !== undefined) return options.tx.query(spec);
+    const table = this.store.readableTable(spec.table);
     const compiled = compileQuery(spec, table.def);
-    const source = this.sourceFor(table, spec, options.tx, compiled.predicate);
+    const source = this.committedSource(table, spec);
     // The page itself, its seq added: a page of stored documents parses its rows only if someone reads them.
     return Object.assign(executeQuery(compiled, source), { seq: source.seq });
   }
 
   explain(spec: QuerySpec): { plan: ReturnType<typeof planQuery> } {
-    const table = this.readableTable(spec.table);
-    const compiled = compileQuery(spec, table.def);
-    return { plan: planQuery(compiled, this.sourceFor(table, spec, undefined, compiled.predicate)) };
+    const table = this.store.readableTable(spec.table);
+    return { plan: planQuery(compileQuery(spec, table.def), this.committedSource(table, spec)) };
   }
 
-  // A cursor pins the snapshot of the first page; otherwise asOf, the transaction, or the newest state.
-  private sourceFor(table: TableState, spec: QuerySpec, tx: Transaction | undefined, predicate: Predicate): RowSource {
-    let seq: number;
-    if (typeof spec.cursor === 'string') {
-      seq = cursorSeq(spec.cursor);
-      if (seq > this.visibleSeq) throw new DriftError('validation_failed', 'The cursor does not belong to this database.');
-    } else {
-      seq = this.resolveSeq(spec.asOf, tx);
-    }
-    if (tx !== undefined && spec.asOf === undefined) {
-      // A history query reads committed versions only; serializable still validates what it matched.
-      if (!spec.history) return asImpl(tx).source(table, seq, predicate);
-      asImpl(tx).readPredicate(table, seq, predicate);
-    }
-    return new SnapshotSource(table, seq, (s) => this.tsOf(s));
+  // A cursor pins the snapshot of the first page; otherwise asOf, or the newest state.
+  private committedSource(table: TableState, spec: QuerySpec): SnapshotSource {
+    const seq = cursorSnapshot(this.store, spec) ?? asOfSeq(this.store, spec.asOf) ?? this.store.visibleSeq;
+    return new SnapshotSource(table, seq, (s) => this.store.tsOf(s));
   }
 
   // ---- transactions ---------------------------------------------------------------------------------------
 
   begin(input: BeginInput = {}): Transaction {
-    this.checkWritable();
+    this.store.checkWritable();
     const isolation = input.isolation ?? 'serializable';
     if (!isolationLevels.includes(isolation)) {
       throw new DriftError('validation_failed', `isolation must be one of ${isolationLevels.join(', ')}.`);
     }
-    const tx = new TransactionImpl(this, { isolation, readOnly: input.readOnly === true });
-    this.openTransactions.add(tx);
-    return tx;
+    return new TransactionImpl(this.context, { isolation, readOnly: input.readOnly === true });
   }
 
   // ---- checkpoints, figures, shutdown ---------------------------------------------------------------------
 
   checkpoint(): Promise<{ seq: number }> {
-    this.checkWritable();
-    this.checkpointRunning ??= this.writeCheckpointNow().finally(() => {
-      this.checkpointRunning = null;
-    });
-    return this.checkpointRunning;
-  }
-
-  private async writeCheckpointNow(): Promise<{ seq: number }> {
-    const seq = this.lastSeq;
-    const started = Date.now();
-    const chunks = dumpCheckpoint({ seq, tables: [...this.tables.values()], tsOf: (s) => this.tsOf(s) });
-    // Everything up to `seq` must be durable before a checkpoint may claim it.
-    await this.lastAppend;
-    this.checkWritable();
-    const logBytes = this.wal!.bytes;
-    const written = await writeCheckpoint({
-      dir: join(this.options.dataDir, 'checkpoints'),
-      seq,
-      chunks,
-      ...(this.options.fileSystem ? { fileSystem: this.options.fileSystem } : {}),
-    });
-    this.checkpointSeq = seq;
-    this.checkpointLogBytes = logBytes;
-    this.logger.info({ module: 'engine', seq, bytes: written.bytes, ms: Date.now() - started }, 'checkpoint written');
-    return { seq };
-  }
-
-  private maybeCheckpoint(): void {
-    const interval = this.options.checkpointIntervalBytes ?? limits.checkpointIntervalBytes;
-    if (this.checkpointRunning !== null || this.wal!.bytes - this.checkpointLogBytes < interval) return;
-    this.checkpoint().catch((error: unknown) => {
-      this.logger.error({ module: 'engine', err: String(error) }, 'automatic checkpoint failed');
-    });
+    return this.checkpointer.checkpoint();
   }
 
   stats(): EngineStats {
     let rows = 0;
-    for (const table of this.tables.values()) rows += table.liveRows;
+    let versions = 0;
+    for (const table of this.store.tables.values()) {
+      rows += table.liveRows;
+      versions += table.versionCount;
+    }
+    const { registry } = this.context;
     return {
-      seq: this.visibleSeq,
-      tables: this.tables.size,
+      seq: this.store.visibleSeq,
+      tables: this.store.tables.size,
       rows,
-      logBytes: this.wal?.bytes ?? 0,
-      openTransactions: this.openTransactions.size,
-      commits: this.counters.commits,
-      conflicts: this.counters.conflicts,
-      deadlocks: this.counters.deadlocks,
-      checkpointSeq: this.checkpointSeq,
+      versions,
+      logBytes: this.store.logBytes,
+      openTransactions: registry.open.size,
+      commits: this.store.commits,
+      conflicts: registry.counters.conflicts,
+      deadlocks: registry.counters.deadlocks,
+      checkpointSeq: this.checkpointer.seq,
+      versionReads: this.store.documents.diskReads,
     };
+  }
+
+  health(): Health {
+    const refusal = this.closed ? null : this.store.writeRefusal();
+    return refusal === null ? { writable: true } : { writable: false, reason: refusal.detail };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     // A commit in flight finishes (or fails) with the log's last flush; every other open transaction rolls back.
-    for (const tx of [...this.openTransactions]) if (!tx.committing) tx.rollback();
-    await this.checkpointRunning?.catch(() => {});
-    await this.wal?.close();
+    for (const tx of [...this.context.registry.open]) if (!tx.committing) tx.rollback();
+    await this.checkpointer.settle();
+    await this.store.close();
   }
-}
-
-/** A read row whose document is parsed only if someone asks for it (a GET sends the stored text as it is). */
-class LazyRowRead implements RowRead {
-  private parsed: Doc | undefined;
-
-  constructor(
-    readonly key: string,
-    readonly seq: number | null,
-    readonly json: string,
-  ) {}
-
-  get doc(): Doc {
-    this.parsed ??= JSON.parse(this.json) as Doc;
-    return this.parsed;
-  }
-}
-
-function conditions(input: { ifMatch?: number | '*'; ifNoneMatch?: boolean }): Pick<RowWriteRequest, 'ifMatch' | 'ifNoneMatch'> {
-  const result: Pick<RowWriteRequest, 'ifMatch' | 'ifNoneMatch'> = {};
-  if (input.ifMatch !== undefined) result.ifMatch = input.ifMatch;
-  if (input.ifNoneMatch !== undefined) result.ifNoneMatch = input.ifNoneMatch;
-  return result;
-}
-
-/** The text around one version's document in a history answer: its seq, ts, op, member names and punctuation. */
-const historyVersionFrameBytes = 80;
-
-/**
- * Refuses, before parsing any of it, a key's history whose answer would pass historyBytesMax. The route has no
- * pages, so the detail names the history query that pages through the same versions.
- */
-function checkHistoryBytes(table: TableDef, key: string, versions: ReadonlyArray<{ json: string | null }>): void {
-  let bytes = 0;
-  for (const version of versions) bytes += historyVersionFrameBytes + (version.json?.length ?? 0);
-  if (bytes <= limits.historyBytesMax) return;
-  // The key's value as documents hold it (7, not "7"), read from its newest document, so the query matches.
-  const newest = versions.findLast((version) => version.json !== null)?.json ?? null;
-  const value = (newest === null ? undefined : extractPath(newest, [table.primaryKey])) ?? key;
-  const query = JSON.stringify({ table: table.name, history: true, where: { [table.primaryKey]: value } });
-  throw new DriftError(
-    'bad_request',
-    `The history of '${key}' is larger than historyBytesMax (${limits.historyBytesMax / MiB} MiB), too large for ` +
-      `one answer; page through it with POST /v1/query and ${query}.`,
-  );
-}
-
-function asImpl(tx: Transaction): TransactionImpl {
-  if (!(tx instanceof TransactionImpl)) throw new DriftError('transaction_not_found', 'Unknown transaction.');
-  return tx;
 }
 
 function checkTableName(name: unknown): void {

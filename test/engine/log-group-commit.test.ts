@@ -137,7 +137,15 @@ for (const fault of ['failWriteAfter', 'failSyncAfter'] as const) {
     const dir = path.join(t.testdir(), 'wal');
     const fileSystem = faultyFileSystem(nodeFileSystem);
     const errors: object[] = [];
-    const log = await openLog({ dir, afterSeq: 0, onRecord() {}, fileSystem, logger: { info() {}, warn() {}, error: (o) => errors.push(o) } });
+    const fatal: Error[] = [];
+    const log = await openLog({
+      dir,
+      afterSeq: 0,
+      onRecord() {},
+      fileSystem,
+      logger: { info() {}, warn() {}, error: (o) => errors.push(o) },
+      onFatal: (error) => fatal.push(error),
+    });
     await log.append(record(1));
     fileSystem.setFaults({ [fault]: 0 });
     const first = log.append(record(2));
@@ -152,14 +160,21 @@ for (const fault of ['failWriteAfter', 'failSyncAfter'] as const) {
     await t.rejects(later, { code: 'unavailable' });
     t.equal(errors.length, 1, 'the failure is logged once');
     await log.close();
-    t.same((await collect(dir, nodeFileSystem)).slice(0, 1), [1], 'the acknowledged record is kept');
+    if (fault === 'failWriteAfter') {
+      t.same(fatal, [], 'the log was cut back to its last acknowledged record');
+      t.same(await collect(dir, nodeFileSystem), [1], 'only the acknowledged record is left: the refused ones never come back');
+    } else {
+      // Every later sync fails too, so the cut cannot be made durable: the process is told to stop.
+      t.equal(fatal.length, 1, 'a cut that cannot be synced is fatal');
+      t.same((await collect(dir, nodeFileSystem)).slice(0, 1), [1], 'the acknowledged record is kept');
+    }
   });
 }
 
 t.test('fail-stop rejects the groups in flight and those queued behind them', async (t) => {
   const faulty = faultyFileSystem(memoryFileSystem(), { failSyncAfter: 0 });
   const log = await openLog({ dir: '/wal', afterSeq: 0, onRecord() {}, fileSystem: slowSyncFileSystem(faulty, 20) });
-  const appends: Promise<void>[] = [];
+  const appends: Promise<unknown>[] = [];
   // Groups large enough to start while another group's sync runs.
   const groupRecords = limits.walOverlapGroupRecordsMin;
   for (let group = 0; group <= limits.walSyncsInFlightMax; group++) {

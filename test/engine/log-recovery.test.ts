@@ -4,9 +4,9 @@
 import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { openLog, CorruptLogError, type WriteAheadLog } from '../../src/engine/log/wal.js';
+import { openLog, CorruptLogError, type RecordPlacement, type WriteAheadLog } from '../../src/engine/log/wal.js';
 import { decodeFrames, encodeFrame, encodeTextFrame } from '../../src/engine/log/frame.js';
-import { encodeRecordFrame, segmentName } from '../../src/engine/log/segment.js';
+import { encodeRecord, encodeRecordFrame, segmentName } from '../../src/engine/log/segment.js';
 import { limits } from '../../src/limits.js';
 import type { CommitRecord } from '../../src/engine/types.js';
 
@@ -23,7 +23,7 @@ async function replay(dir: string, afterSeq = 0, segmentBytesMax?: number): Prom
 
 async function writeLog(dir: string, count: number, segmentBytesMax?: number): Promise<void> {
   const { log } = await replay(dir, 0, segmentBytesMax);
-  const appends: Promise<void>[] = [];
+  const appends: Promise<unknown>[] = [];
   for (let index = 0; index < count; index += 1) appends.push(log.append(record(log.lastSeq + 1)));
   await Promise.all(appends);
   await log.close();
@@ -183,14 +183,29 @@ t.test('damage without a zeroed sector is corruption, even among records written
 
 t.test('records of the first binary format, without an acknowledged seq, still replay', async (t) => {
   const dir = t.testdir();
-  // The first format: the same record without the 8-byte acknowledged seq after ts, tag 0xd1.
-  const legacy = (r: CommitRecord): Buffer => {
-    const payload = encodeRecordFrame(r, r.seq - 1).subarray(8);
-    return encodeFrame(Buffer.concat([Buffer.from([0xd1]), payload.subarray(1, 17), payload.subarray(25)]));
+  // The second format (tag 0xd2): documents without their own crc. The first (0xd1): also without the 8-byte
+  // acknowledged seq after ts. Both made from the current encoding of a one-change record.
+  const second = (r: CommitRecord): Buffer => {
+    const { frame, documentOffsets } = encodeRecord(r, r.seq - 1);
+    const payload = frame.subarray(8);
+    const crcAt = documentOffsets[0]! - 8 + 4;
+    return Buffer.concat([Buffer.from([0xd2]), payload.subarray(1, crcAt), payload.subarray(crcAt + 4)]);
   };
-  fs.writeFileSync(path.join(dir, segmentName(1)), Buffer.concat([legacy(record(1)), legacy(record(2)), encodeRecordFrame(record(3), 2)]));
-  const { log, records } = await replay(dir);
-  t.same(records, [record(1), record(2), record(3)]);
+  const first = (r: CommitRecord): Buffer => {
+    const payload = second(r);
+    return Buffer.concat([Buffer.from([0xd1]), payload.subarray(1, 17), payload.subarray(25)]);
+  };
+  const frames = [encodeFrame(first(record(1))), encodeFrame(first(record(2))), encodeFrame(second(record(3))), encodeRecordFrame(record(4), 3)];
+  fs.writeFileSync(path.join(dir, segmentName(1)), Buffer.concat(frames));
+  const placements: RecordPlacement[] = [];
+  const records: CommitRecord[] = [];
+  const log = await openLog({ dir, afterSeq: 0, onRecord: (r, placement) => (records.push(r), placements.push(placement)) });
+  t.same(records, [record(1), record(2), record(3), record(4)]);
+  t.same(
+    placements.map((p) => p.documentLocations === null),
+    [true, true, true, false],
+    'documents of the older formats are located by their frame only',
+  );
   await log.close();
 });
 
@@ -284,7 +299,7 @@ t.test('segments roll over at segmentBytesMax and replay across segments', async
   const dir = t.testdir();
   const segmentBytesMax = 1000;
   const { log } = await replay(dir, 0, segmentBytesMax);
-  const pending: Promise<void>[] = [];
+  const pending: Promise<unknown>[] = [];
   for (let seq = 1; seq <= 100; seq += 1) {
     pending.push(log.append(record(seq)));
     if (seq % 7 === 0) await Promise.all(pending);

@@ -57,6 +57,7 @@ export function faultyFileSystem(inner: FileSystem, options: FaultOptions = {}):
     async open(file, flags) {
       return wrapHandle(file, await inner.open(file, flags));
     },
+    openForSyncReads: (file) => inner.openForSyncReads(file),
     readFile: (file) => inner.readFile(file),
     size: (file) => inner.size(file),
     exists: (file) => inner.exists(file),

@@ -132,6 +132,17 @@ function fromState(state: State): MemoryFileSystem {
       }
       return memoryHandle(inode, flags === 'r', file);
     },
+    openForSyncReads(file: string) {
+      const inode = inodeOf(file, 'open');
+      return {
+        readSync(buffer: Buffer, offset: number, length: number, position: number): number {
+          const bytes = inode.bytes();
+          if (position >= bytes.length) return 0;
+          return bytes.copy(buffer, offset, position, Math.min(bytes.length, position + length));
+        },
+        close() {},
+      };
+    },
     async readFile(file: string): Promise<Buffer> {
       return Buffer.from(inodeOf(file, 'open').bytes());
     },

@@ -13,8 +13,9 @@ import { listSeqFiles } from './segment.js';
 /** The first byte of every checkpoint frame's payload says what the frame is. */
 const frameTag = { header: 0x01, chunk: 0x02, trailer: 0x03 } as const;
 const checkpointFormat = 'driftdb-checkpoint';
-// Version 2: chunks are binary (checkpoint-codec.ts format 3); a version 1 file is skipped as unknown.
-const checkpointVersion = 2;
+// Version 3: chunks are binary (checkpoint-codec.ts format 4: old documents stay in the log); files of versions 1
+// and 2 hold every document and no locations, so they are skipped as unknown and the log is replayed once.
+const checkpointVersion = 3;
 const checkpointNamePattern = /^checkpoint-(\d{16})\.ckpt$/;
 /** Frames are gathered up to this many bytes per write, so a checkpoint costs few syscalls and little memory. */
 const writeBatchBytes = 4 * MiB;
@@ -200,7 +201,13 @@ function checkFrame(
   }
   if (tag === frameTag.chunk) {
     state.chunks += 1;
-    onChunk?.(payload.subarray(1));
+    try {
+      onChunk?.(payload.subarray(1));
+    } catch (error) {
+      // The file is sound but cannot serve this log (checkpoint-codec.ts CheckpointMismatch): skip it like damage.
+      if (error instanceof Error && error.name === 'CheckpointMismatch') return `unusable: ${error.message}`;
+      throw error;
+    }
     return null;
   }
   if (tag === frameTag.trailer) {

@@ -2,6 +2,7 @@
 // openLog (which acts on it) and doctor (which only reports), so both always reach the same verdict.
 
 import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
 import { assert } from '../../assert.js';
 import type { Change, CommitRecord, RowOp } from '../types.js';
 import type { FileSystem } from '../storage/fs.js';
@@ -33,7 +34,7 @@ export async function listSeqFiles(fileSystem: FileSystem, dir: string, pattern:
 }
 
 /** The segment files of `dir` in seq order; other names are ignored. A missing dir has no segments. */
-async function listSegments(fileSystem: FileSystem, dir: string): Promise<SegmentFile[]> {
+export async function listSegments(fileSystem: FileSystem, dir: string): Promise<SegmentFile[]> {
   return (await listSeqFiles(fileSystem, dir, segmentNamePattern)).map(({ seq, file }) => ({ firstSeq: seq, file }));
 }
 
@@ -42,34 +43,62 @@ async function listSegments(fileSystem: FileSystem, dir: string): Promise<Segmen
  *   u8 recordTag | f64 seq | f64 ts | f64 ackedSeq | u32 change count | changes
  * ackedSeq is the log's acknowledged (durable) seq when the record was encoded: every record up to it had been
  * answered as durable before this one was written. Recovery uses it to tell a power loss that tore the groups in
- * flight from damage to an acknowledged record (see the decision table below). Records of the first binary
- * format (tag legacyRecordTag) have no ackedSeq and count as written after everything before them was acknowledged.
+ * flight from damage to an acknowledged record (see the decision table below).
  * and each change:
  *   u8 put(0) / patch(1) / delete(2): u32 table bytes, table UTF-8 | u32 key length, key UTF-16LE |
- *                                     u32 document bytes, document UTF-8 (not for a delete)
+ *                                     (not for a delete) u32 document bytes | u32 document crc | document UTF-8
  *   u8 catalog(3):                    u32 bytes, the change as JSON
  * Documents stay the JSON text they are, not a string escaped inside JSON, so replay cuts them out without
  * unescaping them. Keys travel as UTF-16 because a key may hold a lone surrogate, which UTF-8 cannot carry;
  * documents are JSON.stringify output, always well formed.
+ *
+ * Old versions are read back one document at a time, long after the record was written (the version store keeps
+ * only where each document is), so each document carries its own checksum: crc32 of the record's seq (f64 LE)
+ * followed by the document's bytes. A read checks it without reading the rest of the record, and a read that lands
+ * on another version's document (a wrong seq) fails the check too. The frame's own checksum still covers it all.
+ *
+ * Earlier formats, still read: tag 0xd2 is the same without the per-document length+crc header's crc (documents are
+ * u32 bytes + text), and tag 0xd1 also lacks ackedSeq (its records count as written after everything before them
+ * was acknowledged). Their documents can only be checked by reading the whole frame.
  */
-const recordTag = 0xd2;
+const recordTag = 0xd3;
 const recordHeaderBytes = 1 + 8 + 8 + 8 + 4;
+const unsealedRecordTag = 0xd2;
 const legacyRecordTag = 0xd1;
 const legacyRecordHeaderBytes = 1 + 8 + 8 + 4;
 const rowOps: readonly RowOp[] = ['put', 'patch', 'delete'];
 const catalogCode = 3;
+/** A sealed document's header: u32 document bytes, u32 crc. */
+export const documentHeaderBytes = 8;
+
+/** The checksum of one stored document: crc32 over its record's seq (f64 LE), then its UTF-8 bytes. */
+export function documentChecksum(seq: number, doc: Buffer): number {
+  const seqBytes = Buffer.allocUnsafe(8);
+  seqBytes.writeDoubleLE(seq, 0);
+  return crc32(doc, crc32(seqBytes));
+}
+
+export interface EncodedRecord {
+  frame: Buffer;
+  /**
+   * Per change, the offset in the frame of its document header (documentHeaderBytes, then the document), or -1 for
+   * a delete or a catalog change.
+   */
+  documentOffsets: number[];
+}
 
 /** Encodes a commit record as a sealed frame, checksum verified; `ackedSeq` is the log's acknowledged seq now. */
-export function encodeRecordFrame(record: CommitRecord, ackedSeq: number): Buffer {
+export function encodeRecord(record: CommitRecord, ackedSeq: number): EncodedRecord {
   assert(Number.isSafeInteger(ackedSeq) && ackedSeq >= 0 && ackedSeq < record.seq, 'ackedSeq is below the record');
   const docBytes = record.changes.map((c) => (c.kind === 'row' && c.doc !== null ? Buffer.byteLength(c.doc, 'utf8') : 0));
   const catalogTexts = record.changes.map((c) => (c.kind === 'row' ? '' : JSON.stringify(c)));
   let bytes = frameHeaderBytes + recordHeaderBytes;
   record.changes.forEach((c, i) => {
     if (c.kind !== 'row') bytes += 5 + Buffer.byteLength(catalogTexts[i]!, 'utf8');
-    else bytes += 9 + Buffer.byteLength(c.table, 'utf8') + 2 * c.key.length + (c.doc === null ? 0 : 4 + docBytes[i]!);
+    else bytes += 9 + Buffer.byteLength(c.table, 'utf8') + 2 * c.key.length + (c.doc === null ? 0 : documentHeaderBytes + docBytes[i]!);
   });
   const frame = Buffer.allocUnsafe(bytes);
+  const documentOffsets = new Array<number>(record.changes.length).fill(-1);
   let at = frame.writeUInt8(recordTag, frameHeaderBytes);
   at = frame.writeDoubleLE(record.seq, at);
   at = frame.writeDoubleLE(record.ts, at);
@@ -86,12 +115,21 @@ export function encodeRecordFrame(record: CommitRecord, ackedSeq: number): Buffe
     at = frame.writeUInt32LE(c.key.length, at);
     at += frame.write(c.key, at, 'utf16le');
     if (c.doc !== null) {
-      at = frame.writeUInt32LE(docBytes[i]!, at);
-      at += frame.write(c.doc, at, 'utf8');
+      documentOffsets[i] = at;
+      const start = at + documentHeaderBytes;
+      frame.writeUInt32LE(docBytes[i]!, at);
+      frame.write(c.doc, start, 'utf8');
+      frame.writeUInt32LE(documentChecksum(record.seq, frame.subarray(start, start + docBytes[i]!)), at + 4);
+      at = start + docBytes[i]!;
     }
   });
   assert(at === frame.length, 'record encoding size');
-  return sealFrame(frame);
+  return { frame: sealFrame(frame), documentOffsets };
+}
+
+/** Encodes a commit record as a sealed frame (see encodeRecord). */
+export function encodeRecordFrame(record: CommitRecord, ackedSeq: number): Buffer {
+  return encodeRecord(record, ackedSeq).frame;
 }
 
 function writeText(buf: Buffer, at: number, text: string, encoding: 'utf8'): number {
@@ -107,38 +145,68 @@ interface RecordHeader {
   changeCount: number;
   /** Where the changes start. */
   bytes: number;
+  /** Documents carry their own length and crc (the current format). */
+  sealedDocuments: boolean;
 }
 
-/** Reads and checks a record's header, of either binary format; throws a reason string's Error otherwise. */
+/** Reads and checks a record's header, of any binary format; throws a reason string's Error otherwise. */
 function readRecordHeader(payload: Buffer): RecordHeader {
-  const legacy = payload[0] === legacyRecordTag;
+  const tag = payload[0];
+  const legacy = tag === legacyRecordTag;
   const bytes = legacy ? legacyRecordHeaderBytes : recordHeaderBytes;
-  if (payload.length < bytes || (payload[0] !== recordTag && !legacy)) throw new Error('payload is not a commit record');
+  if (payload.length < bytes || (tag !== recordTag && tag !== unsealedRecordTag && !legacy)) throw new Error('payload is not a commit record');
   const seq = payload.readDoubleLE(1);
   const ts = payload.readDoubleLE(9);
   const ackedSeq = legacy ? seq - 1 : payload.readDoubleLE(17);
   if (!Number.isSafeInteger(seq) || seq < 1) throw new Error('payload has no valid seq');
   if (!Number.isFinite(ts)) throw new Error('payload has no valid ts');
   if (!Number.isSafeInteger(ackedSeq) || ackedSeq < 0 || ackedSeq >= seq) throw new Error('payload has no valid ackedSeq');
-  return { seq, ts, ackedSeq, changeCount: payload.readUInt32LE(bytes - 4), bytes };
+  return { seq, ts, ackedSeq, changeCount: payload.readUInt32LE(bytes - 4), bytes, sealedDocuments: tag === recordTag };
+}
+
+/** A parsed record and where its documents are (see EncodedRecord), or null offsets for an older format. */
+export interface LocatedRecord {
+  record: CommitRecord;
+  /** Per change, the payload offset of its document header; null when the format has no per-document checksum. */
+  documentOffsets: number[] | null;
 }
 
 /** Parses and shape-checks one record's payload; throws a reason string's Error if it is not a commit record. */
-function parseRecord(payload: Buffer): CommitRecord {
-  const { seq, ts, changeCount: count, bytes } = readRecordHeader(payload);
-  const reader = { payload, at: bytes };
+export function parseRecord(payload: Buffer): CommitRecord {
+  return parseLocatedRecord(payload).record;
+}
+
+/**
+ * parseRecord, plus where each document lies in the payload. The frame's checksum already covers the documents, so
+ * their own checksums are checked only when `checkDocuments` asks (doctor does; replay need not pay twice).
+ */
+export function parseLocatedRecord(payload: Buffer, checkDocuments = false): LocatedRecord {
+  const header = readRecordHeader(payload);
+  const reader: Reader = { payload, at: header.bytes, sealed: header.sealedDocuments, check: checkDocuments, seq: header.seq, documentAt: -1 };
   const changes: Change[] = [];
-  for (let i = 0; i < count; i++) changes.push(readChange(reader));
+  const documentOffsets: number[] | null = header.sealedDocuments ? [] : null;
+  for (let i = 0; i < header.changeCount; i++) {
+    changes.push(readChange(reader));
+    documentOffsets?.push(reader.documentAt);
+  }
   if (reader.at !== payload.length) throw new Error('payload has bytes after its last change');
-  return { seq, ts, changes };
+  return { record: { seq: header.seq, ts: header.ts, changes }, documentOffsets };
 }
 
 interface Reader {
   payload: Buffer;
   at: number;
+  /** Documents carry a crc after their length. */
+  sealed: boolean;
+  /** Check each document's crc. */
+  check: boolean;
+  seq: number;
+  /** Where the last change read had its document header, or -1. */
+  documentAt: number;
 }
 
 function readChange(reader: Reader): Change {
+  reader.documentAt = -1;
   const code = readU32OrByte(reader, 1);
   if (code === catalogCode) {
     const change = JSON.parse(readText(reader, 1, 'utf8')) as Change;
@@ -149,8 +217,21 @@ function readChange(reader: Reader): Change {
   if (op === undefined) throw new Error(`payload holds an unknown change code ${code}`);
   const table = readText(reader, 1, 'utf8');
   const key = readText(reader, 2, 'utf16le');
-  const doc = op === 'delete' ? null : readText(reader, 1, 'utf8');
+  const doc = op === 'delete' ? null : readDocument(reader);
   return { kind: 'row', table, key, op, doc };
+}
+
+function readDocument(reader: Reader): string {
+  if (!reader.sealed) return readText(reader, 1, 'utf8');
+  reader.documentAt = reader.at;
+  const length = readU32OrByte(reader, 4);
+  const crc = readU32OrByte(reader, 4);
+  const start = reader.at;
+  if (start + length > reader.payload.length) throw new Error('payload ends inside a change');
+  reader.at += length;
+  const bytes = reader.payload.subarray(start, reader.at);
+  if (reader.check && documentChecksum(reader.seq, bytes) !== crc) throw new Error(`a document's crc does not match at payload offset ${reader.documentAt}`);
+  return bytes.toString('utf8');
 }
 
 /** Reads a u32 (or, with `bytes` 1, a u8) at the reader, checking that it lies inside the payload. */
@@ -200,9 +281,17 @@ export interface LogProblem {
   severity: ProblemSeverity;
 }
 
+/** Where a record was found: its segment's ordinal (position in seq order), its frame's offset, its documents. */
+export interface RecordWhere {
+  segment: number;
+  offset: number;
+  /** Per change, the payload offset of its document header (-1 for none); null for older formats or unparsed. */
+  documentOffsets: number[] | null;
+}
+
 export interface LogWalkVisitor {
   /** Called for each valid record in seq order; `record` is null for records at or below afterSeq (not parsed). */
-  onRecord(record: CommitRecord | null, seq: number): void;
+  onRecord(record: CommitRecord | null, seq: number, where: RecordWhere): void;
   /** Called for each problem; answer 'stop' to end the walk (recovery), 'continue' to look further (doctor). */
   onProblem(problem: LogProblem): 'stop' | 'continue';
 }
@@ -282,7 +371,7 @@ export async function walkLog(options: {
       continue;
     }
     const buf = await fileSystem.readFile(segment.file);
-    const walked = walkSegment({ buf, segment, isLast: index === segments.length - 1, expected, ...options, report });
+    const walked = walkSegment({ buf, segment, ordinal: index, isLast: index === segments.length - 1, expected, ...options, report });
     expected = walked.expected;
     result.records += walked.records;
     result.lastSeq = expected - 1;
@@ -312,6 +401,7 @@ interface SegmentWalk {
 function walkSegment(options: {
   buf: Buffer;
   segment: SegmentFile;
+  ordinal: number;
   isLast: boolean;
   expected: number;
   afterSeq: number;
@@ -349,11 +439,11 @@ function walkSegment(options: {
 
   function visitRecord(payload: Buffer, at: number): boolean {
     let seq: number;
-    let record: CommitRecord | null = null;
+    let located: LocatedRecord | null = null;
     try {
       if (walk.expected > options.afterSeq || options.parseAll) {
-        record = parseRecord(payload);
-        seq = record.seq;
+        located = parseLocatedRecord(payload, options.parseAll === true);
+        seq = located.record.seq;
       } else {
         seq = peekRecordSeq(payload);
       }
@@ -363,11 +453,11 @@ function walkSegment(options: {
     if (seq !== walk.expected) {
       if (report(corrupt(segment.file, at, `record seq ${seq} where seq ${walk.expected} was expected`))) return false;
       walk.expected = seq;
-      record = seq > options.afterSeq ? safeParse(payload) : null;
+      located = seq > options.afterSeq ? safeParse(payload) : null;
     }
     walk.expected = seq + 1;
     walk.records += 1;
-    visitor.onRecord(record, seq);
+    visitor.onRecord(located?.record ?? null, seq, { segment: options.ordinal, offset: at, documentOffsets: located?.documentOffsets ?? null });
     return true;
   }
 }
@@ -412,9 +502,9 @@ function writtenBeforeAcknowledged(buf: Buffer, offset: number, damagedSeq: numb
   return true;
 }
 
-function safeParse(payload: Buffer): CommitRecord | null {
+function safeParse(payload: Buffer): LocatedRecord | null {
   try {
-    return parseRecord(payload);
+    return parseLocatedRecord(payload);
   } catch {
     return null;
   }

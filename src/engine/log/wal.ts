@@ -1,5 +1,6 @@
 // The write-ahead log: commit records appended to segment files with group commit (one write and one fdatasync
-// for every record that arrived while the previous sync was in flight), replayed by openLog on start.
+// for every record that arrived while the previous sync was in flight), replayed by openLog on start. It also says
+// where each record's documents landed, since the version store reads old versions back from there.
 
 import * as path from 'node:path';
 import { assert } from '../../assert.js';
@@ -9,7 +10,8 @@ import type { CommitRecord } from '../types.js';
 import { ensureDurableDir, nodeFileSystem, writeAll, type FileHandle, type FileSystem } from '../storage/fs.js';
 import { frameHeaderBytes } from './frame.js';
 import { silentLogger, type LogLayerLogger } from './logger.js';
-import { CorruptLogError, encodeRecordFrame, segmentName, walkLog, type LogProblem } from './segment.js';
+import { CorruptLogError, encodeRecord, segmentName, walkLog, type LogProblem } from './segment.js';
+import { locationOf, offsetOf, ordinalOf, SegmentList } from './segment-list.js';
 
 export { CorruptLogError } from './segment.js';
 
@@ -18,11 +20,27 @@ export interface OpenLogOptions {
   dir: string;
   /** Replay only records with seq > afterSeq (0 = all): the seq of the checkpoint already loaded. */
   afterSeq: number;
-  /** Called synchronously, in seq order, during openLog, for each replayed record. */
-  onRecord(record: CommitRecord): void;
+  /** Called synchronously, in seq order, during openLog, for each replayed record, with where it lies. */
+  onRecord(record: CommitRecord, placement: RecordPlacement): void;
+  /** The segment files as listed before the replay (shared with the readers of old versions); listed if absent. */
+  segments?: SegmentList;
   fileSystem?: FileSystem;
   segmentBytesMax?: number;
   logger?: LogLayerLogger;
+  /**
+   * After a failed write or sync the log cuts itself back to its last acknowledged record before it refuses the
+   * appends in flight; if even that fails, nothing can be promised about what a restart would replay, and this is
+   * called: the process must stop (exit non-zero) rather than serve. Defaults to logging the error.
+   */
+  onFatal?(error: Error): void;
+}
+
+/** Where a record lies in the log: its frame, and each change's document (for the version store). */
+export interface RecordPlacement {
+  /** Log location (segment-list.ts) of the record's frame. */
+  frameLocation: number;
+  /** Per change, the log location of its document header, or -1; null for a record of an older format. */
+  documentLocations: number[] | null;
 }
 
 export interface WriteAheadLog {
@@ -36,9 +54,11 @@ export interface WriteAheadLog {
   readonly failed: boolean;
   /**
    * Appends a record; `record.seq` must be lastSeq + 1 and lastSeq advances before this returns. Resolves once the
-   * record is durable; rejects with DriftError 'unavailable' if its write or sync failed, and so does every later call.
+   * record is durable, with the log location of each change's document header (-1 for none); rejects with
+   * DriftError 'unavailable' if its write or sync failed (after the log was cut back to its last acknowledged
+   * record), and so does every later call.
    */
-  append(record: CommitRecord): Promise<void>;
+  append(record: CommitRecord): Promise<number[]>;
   /** Waits for the groups in flight and queued, then closes the segment file. */
   close(): Promise<void>;
 }
@@ -61,10 +81,12 @@ export async function openLog(options: OpenLogOptions): Promise<WriteAheadLog> {
     afterSeq: options.afterSeq,
     recordBytesMax: limits.recordBytesMax,
     visitor: {
-      onRecord(record) {
+      onRecord(record, _seq, where) {
         if (record === null) return;
         lastTs = record.ts;
-        options.onRecord(record);
+        const frameLocation = locationOf(where.segment, where.offset);
+        const documentLocations = where.documentOffsets?.map((at) => (at < 0 ? -1 : frameLocation + frameHeaderBytes + at)) ?? null;
+        options.onRecord(record, { frameLocation, documentLocations });
       },
       onProblem(problem) {
         if (problem.severity === 'tail') return 'continue';
@@ -74,6 +96,11 @@ export async function openLog(options: OpenLogOptions): Promise<WriteAheadLog> {
     },
   });
   if (corruption) throw new CorruptLogError(corruption);
+  const segments = options.segments ?? new SegmentList(walk.segments.map((segment) => segment.file));
+  assert(
+    segments.count === walk.segments.length && walk.segments.every((segment, i) => segments.file(i) === segment.file),
+    'the segment list is the one replayed',
+  );
   const last = walk.segments.at(-1);
   let current: OpenSegment | null = null;
   if (last) {
@@ -84,7 +111,7 @@ export async function openLog(options: OpenLogOptions): Promise<WriteAheadLog> {
       await handle.close().catch(() => {});
       throw error;
     }
-    current = { handle, file: last.file, bytes: last.validBytes, unsynced: false };
+    current = { handle, file: last.file, ordinal: segments.count - 1, bytes: last.validBytes, unsynced: false };
   }
   const bytes = walk.segments.reduce((sum, segment) => sum + segment.validBytes, 0);
   const lastSeq = Math.max(options.afterSeq, walk.lastSeq);
@@ -92,8 +119,10 @@ export async function openLog(options: OpenLogOptions): Promise<WriteAheadLog> {
   return new SegmentedLog({
     fileSystem,
     dir: options.dir,
+    segments,
     segmentBytesMax: options.segmentBytesMax ?? limits.segmentBytesMax,
     logger,
+    onFatal: options.onFatal ?? ((error) => logger.error({ module: 'log', err: error }, 'the log could not be cut back after a failure')),
     current,
     lastSeq,
     lastTs,
@@ -115,6 +144,7 @@ async function cutTornTail(
 interface OpenSegment {
   handle: FileHandle;
   file: string;
+  ordinal: number;
   bytes: number;
   /** Written to since it was opened: a segment that is rolled over is synced once more before it is closed. */
   unsynced: boolean;
@@ -123,6 +153,12 @@ interface OpenSegment {
 /** Appends that share one write and one fdatasync; they all settle together through one promise. */
 interface Group {
   frames: Buffer[];
+  /** Per frame, its documents' offsets in the frame (-1 for none), from encodeRecord. */
+  documentOffsets: number[][];
+  /** Per frame, its log location, once the group's bytes are reserved in a segment. */
+  frameLocations: number[];
+  /** The log location just past the group's last frame, once reserved. */
+  endLocation: number;
   bytes: number;
   firstSeq: number;
   lastSeq: number;
@@ -142,12 +178,28 @@ function newGroup(firstSeq: number): Group {
   });
   // Every caller awaits this promise; the no-op handler only keeps a rejection nobody awaits from crashing the process.
   promise.catch(() => {});
-  return { frames: [], bytes: 0, firstSeq, lastSeq: firstSeq - 1, synced: false, promise, resolve, reject };
+  return {
+    frames: [],
+    documentOffsets: [],
+    frameLocations: [],
+    endLocation: -1,
+    bytes: 0,
+    firstSeq,
+    lastSeq: firstSeq - 1,
+    synced: false,
+    promise,
+    resolve,
+    reject,
+  };
 }
 
 class SegmentedLog implements WriteAheadLog {
   private readonly fileSystem: FileSystem;
   private readonly dir: string;
+  private readonly segments: SegmentList;
+  private readonly onFatal: (error: Error) => void;
+  /** The log location just past the last acknowledged record: a failure cuts the log back to it. */
+  private acknowledgedEnd: number;
   private readonly segmentBytesMax: number;
   private readonly logger: LogLayerLogger;
   private current: OpenSegment | null;
@@ -174,6 +226,8 @@ class SegmentedLog implements WriteAheadLog {
   constructor(init: {
     fileSystem: FileSystem;
     dir: string;
+    segments: SegmentList;
+    onFatal: (error: Error) => void;
     segmentBytesMax: number;
     logger: LogLayerLogger;
     current: OpenSegment | null;
@@ -184,6 +238,9 @@ class SegmentedLog implements WriteAheadLog {
     assert(init.segmentBytesMax > frameHeaderBytes, 'segmentBytesMax too small');
     this.fileSystem = init.fileSystem;
     this.dir = init.dir;
+    this.segments = init.segments;
+    this.onFatal = init.onFatal;
+    this.acknowledgedEnd = init.current === null ? -1 : locationOf(init.current.ordinal, init.current.bytes);
     this.segmentBytesMax = init.segmentBytesMax;
     this.logger = init.logger;
     this.current = init.current;
@@ -197,24 +254,29 @@ class SegmentedLog implements WriteAheadLog {
     return this.failure !== null;
   }
 
-  append(record: CommitRecord): Promise<void> {
+  append(record: CommitRecord): Promise<number[]> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new DriftError('unavailable', 'the log is closed'));
     assert(record.seq === this.lastSeq + 1, `append of seq ${record.seq} after seq ${this.lastSeq}`);
     assert(record.ts >= this.lastTs, `commit ts ${record.ts} is before the previous ts ${this.lastTs}`);
     // The acknowledged seq goes into the record: recovery tells a torn group in flight from damage by it.
-    const frame = encodeRecordFrame(record, this.durableSeq);
+    const { frame, documentOffsets } = encodeRecord(record, this.durableSeq);
     if (frame.length - frameHeaderBytes > limits.recordBytesMax) {
       return Promise.reject(new DriftError('payload_too_large', `the commit is larger than ${limits.recordBytesMax} bytes`));
     }
     this.lastSeq = record.seq;
     this.lastTs = record.ts;
     const group = this.groupFor(record.seq, frame.length);
+    const index = group.frames.length;
     group.frames.push(frame);
+    group.documentOffsets.push(documentOffsets);
     group.bytes += frame.length;
     group.lastSeq = record.seq;
     this.schedulePump();
-    return group.promise;
+    return group.promise.then(() => {
+      const at = group.frameLocations[index]!;
+      return documentOffsets.map((offset) => (offset < 0 ? -1 : at + offset));
+    });
   }
 
   async close(): Promise<void> {
@@ -279,7 +341,7 @@ class SegmentedLog implements WriteAheadLog {
         });
         break;
       }
-      void this.persist(group, () => this.writeInto(segment!, group.frames, group.bytes));
+      void this.persist(group, () => this.writeInto(segment!, group, 0, group.frames.length, group.bytes));
     }
     if (this.queue.length === 0 && this.inFlight.length === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
@@ -304,12 +366,20 @@ class SegmentedLog implements WriteAheadLog {
   }
 
   /**
-   * Reserves the segment's next bytes for the frames at once, and writes them (in the thread pool) after every
-   * earlier write, so a sync always covers every group before its own; answers the handle whose sync covers them.
+   * Reserves the segment's next bytes for the group's frames from..to at once (recording where each lands), and
+   * writes them (in the thread pool) after every earlier write, so a sync always covers every group before its
+   * own; answers the handle whose sync covers them.
    */
-  private writeInto(segment: OpenSegment, frames: readonly Buffer[], bytes: number): Promise<FileHandle> {
+  private writeInto(segment: OpenSegment, group: Group, from: number, to: number, bytes: number): Promise<FileHandle> {
     segment.unsynced = true;
     const position = segment.bytes;
+    const frames = from === 0 && to === group.frames.length ? group.frames : group.frames.slice(from, to);
+    let at = position;
+    for (let i = from; i < to; i++) {
+      group.frameLocations[i] = locationOf(segment.ordinal, at);
+      at += group.frames[i]!.length;
+    }
+    group.endLocation = locationOf(segment.ordinal, at);
     segment.bytes += bytes;
     this.bytes += bytes;
     const written = this.writing.then(async () => {
@@ -331,6 +401,7 @@ class SegmentedLog implements WriteAheadLog {
       const group = this.inFlight.shift()!;
       assert(group.lastSeq > this.durableSeq, 'durable seq must grow');
       this.durableSeq = group.lastSeq;
+      this.acknowledgedEnd = group.endLocation;
       group.resolve();
     }
     this.pump();
@@ -350,7 +421,7 @@ class SegmentedLog implements WriteAheadLog {
         bytes += group.frames[end]!.length;
         end += 1;
       }
-      await this.writeInto(segment, index === 0 && end === group.frames.length ? group.frames : group.frames.slice(index, end), bytes);
+      await this.writeInto(segment, group, index, end, bytes);
       index = end;
     }
     return this.current!.handle;
@@ -369,20 +440,58 @@ class SegmentedLog implements WriteAheadLog {
     }
     const file = path.join(this.dir, segmentName(firstSeq));
     const handle = await this.fileSystem.open(file, 'wx');
-    this.current = { handle, file, bytes: 0, unsynced: false };
+    this.current = { handle, file, ordinal: this.segments.add(file), bytes: 0, unsynced: false };
     // Fsync the directory too, or a crash can forget the new segment's name while its records were acknowledged.
     await this.fileSystem.syncDir(this.dir);
     this.logger.info({ module: 'log', file, firstSeq }, 'log segment started');
     return this.current;
   }
 
+  /**
+   * Stops the log for good after a failed write or sync. Before any append in flight is answered, the log is cut
+   * back to the end of its last acknowledged record (truncate, fsync, drop later segment files): a write answered
+   * 503 must not come back when a restart replays what reached the disk. If the cut fails, onFatal says so.
+   */
   private failStop(cause: unknown, group: Group): void {
     const error = new DriftError('unavailable', 'the log could not write to disk; writes are refused until restart');
     this.failure = error;
     const file = this.current?.file ?? null;
     this.logger.error({ module: 'log', err: cause, file, firstSeq: group.firstSeq }, 'log write failed; fail-stop');
-    for (const failed of [...this.inFlight.splice(0), ...this.queue.splice(0)]) failed.reject(error);
-    group.reject(error);
-    for (const wake of this.idleWaiters.splice(0)) wake();
+    const failed = [...this.inFlight.splice(0), ...this.queue.splice(0)];
+    if (!failed.includes(group)) failed.push(group);
+    void this.cutToAcknowledged()
+      .catch((cutError: unknown) => this.onFatal(cutError instanceof Error ? cutError : new Error(String(cutError))))
+      .finally(() => {
+        for (const each of failed) each.reject(error);
+        for (const wake of this.idleWaiters.splice(0)) wake();
+      });
+  }
+
+  /** Truncates the log to the end of the last acknowledged record, once every write in flight has settled. */
+  private async cutToAcknowledged(): Promise<void> {
+    await this.writing;
+    await Promise.allSettled([...this.syncs]);
+    const keepOrdinal = this.acknowledgedEnd < 0 ? -1 : ordinalOf(this.acknowledgedEnd);
+    const current = this.current;
+    this.current = null;
+    await current?.handle.close().catch(() => {});
+    // Segments started after the last acknowledged record hold nothing anyone was told is durable.
+    for (let ordinal = this.segments.count - 1; ordinal > keepOrdinal; ordinal--) {
+      await this.fileSystem.unlink(this.segments.file(ordinal));
+      this.segments.dropLast();
+    }
+    if (keepOrdinal >= 0) {
+      const handle = await this.fileSystem.open(this.segments.file(keepOrdinal), 'r+');
+      try {
+        const cutAt = offsetOf(this.acknowledgedEnd);
+        const cutBytes = (await handle.size()) - cutAt;
+        await handle.truncate(cutAt);
+        await handle.sync();
+        this.logger.warn({ module: 'log', file: this.segments.file(keepOrdinal), offset: cutAt, cutBytes }, 'log cut back to the last acknowledged record');
+      } finally {
+        await handle.close();
+      }
+    }
+    await this.fileSystem.syncDir(this.dir);
   }
 }

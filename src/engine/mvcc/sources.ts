@@ -54,9 +54,9 @@ export class SnapshotSource implements RowSource {
 
   *versions(afterKey?: string): Iterable<HistoryEntry> {
     const after = afterKey === undefined ? undefined : { after: afterKey };
-    for (const [key, chain] of this.state.rows.entries(after)) {
-      for (const version of chain) {
-        if (version.seq > this.seq) break;
+    for (const [key, history] of this.state.rows.entries(after)) {
+      for (let i = 0; i < history.count && history.seq(i) <= this.seq; i++) {
+        const version = this.state.versionOf(key, history, i);
         const doc = version.json === null ? null : (JSON.parse(version.json) as Doc);
         yield { key, seq: version.seq, ts: this.tsOf(version.seq), op: version.op, doc };
       }

@@ -1,13 +1,97 @@
-// One table in memory: its definition, the version chain of every key (full history, oldest first), its
-// secondary indexes and its schema validator. Versions above the durable watermark may sit at a chain's end;
-// every reader names a snapshot seq and so never sees them.
+// One table in memory: its definition, every key's history (the newest version's text, and where every older
+// version's document lies in the log, packed as numbers), its secondary indexes and its schema validator. Versions
+// above the durable watermark may sit at a history's end; every reader names a snapshot seq and so never sees them.
 
 import type { ValidateFunction } from 'ajv';
 import { assert } from '../../assert.js';
 import { compareCodePoints, extractPath, getSegments, sortByCodePoints } from '../json/index.js';
 import { SecondaryIndex } from '../indexes/secondary-index.js';
+import type { DocumentReader } from '../log/document-reader.js';
 import { SortedMap } from '../storage/sorted-map.js';
 import type { Doc, RowOp, TableDef, Version } from '../types.js';
+
+const opCodes: Record<RowOp, number> = { put: 0, patch: 1, delete: 2 };
+const opsByCode: readonly RowOp[] = ['put', 'patch', 'delete'];
+/** Set in a version's packed seq when its document lies in a record of an older format (read by whole frame). */
+const framedFlag = 4;
+/** A packed version: seq × versionSeqScale + op code (+ framedFlag). Seqs stay below 2^50, far past any log. */
+const versionSeqScale = 8;
+/** The location of a version with no document yet known: a delete, or a commit whose record is not placed yet. */
+export const noLocation = -1;
+
+export function packVersion(seq: number, op: RowOp, framed = false): number {
+  return seq * versionSeqScale + opCodes[op] + (framed ? framedFlag : 0);
+}
+
+export function versionSeq(packed: number): number {
+  return Math.floor(packed / versionSeqScale);
+}
+
+export function versionOp(packed: number): RowOp {
+  return opsByCode[packed % versionSeqScale & 3]!;
+}
+
+function isFramed(packed: number): boolean {
+  return (packed % versionSeqScale & framedFlag) !== 0;
+}
+
+/**
+ * One key's versions. Memory per version is two numbers in a packed double array: its packed seq and op, and the
+ * log location of its document. Only the newest version's text is held; older ones are read from the log.
+ */
+export class RowHistory {
+  /** Text of the newest applied version; null when that is a delete. */
+  json: string | null;
+  /** Oldest first, two numbers per version: packVersion(seq, op), then the location of its document (or -1). */
+  readonly meta: number[];
+
+  constructor(json: string | null, meta: number[]) {
+    this.json = json;
+    this.meta = meta;
+  }
+
+  get count(): number {
+    return this.meta.length / 2;
+  }
+
+  /** Packed seq/op of version `i` (0 = oldest). */
+  packed(i: number): number {
+    return this.meta[2 * i]!;
+  }
+
+  seq(i: number): number {
+    return versionSeq(this.meta[2 * i]!);
+  }
+
+  get newestSeq(): number {
+    return versionSeq(this.meta[this.meta.length - 2]!);
+  }
+
+  /** Index of the newest version with seq ≤ `seq`, or -1: versions are read near the end, long ones bisected. */
+  indexAt(seq: number): number {
+    let i = this.count - 1;
+    if (this.seq(i) <= seq) return i;
+    if (i > 16) return this.bisect(seq);
+    while (i > 0 && this.seq(i) > seq) i--;
+    return this.seq(i) <= seq ? i : -1;
+  }
+
+  private bisect(seq: number): number {
+    let lo = 0;
+    let hi = this.count - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.seq(mid) <= seq) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+}
 
 export class TableState {
   readonly def: TableDef;
@@ -15,104 +99,141 @@ export class TableState {
   readonly validate: ValidateFunction | null;
   /** Live rows at the newest applied state. */
   liveRows = 0;
-  private rowMap = new SortedMap<string, Version[]>(compareCodePoints);
+  /** Versions of every key, deletes included. */
+  versionCount = 0;
+  private readonly documents: DocumentReader;
+  private rowMap = new SortedMap<string, RowHistory>(compareCodePoints);
   /**
-   * While recovery stages the table, chains of keys the row map does not hold gather here, hashed: recovery
+   * While recovery stages the table, histories of keys the row map does not hold gather here, hashed: recovery
    * needs no order, and one sort at the end costs far less than an ordered insert per key.
    */
-  private staged: Map<string, Version[]> | null = null;
+  private staged: Map<string, RowHistory> | null = null;
   /**
-   * Point lookups by hash: key → the same chain array the row map holds, filled as keys are first read or
-   * written: a tree descent costs a GET measurably more (see docs/engine.md, "Measurements behind the design").
-   * Filling it lazily keeps restarts from paying for a million inserts. It never holds more keys than the row map,
-   * and chains are only ever appended to.
+   * Point lookups by hash: key → the same history the row map holds, filled as keys are first read or written, so
+   * a GET skips a tree descent (docs/engine.md); filling it lazily keeps restarts from paying for a million inserts.
+   * It never holds more keys than the row map.
    */
-  private chainByKey = new Map<string, Version[]>();
+  private byKey = new Map<string, RowHistory>();
 
-  constructor(def: TableDef, validate: ValidateFunction | null) {
+  constructor(def: TableDef, validate: ValidateFunction | null, documents: DocumentReader) {
     this.def = def;
     this.validate = validate;
+    this.documents = documents;
     for (const field of def.indexes) this.indexes.set(field, new SecondaryIndex(field));
   }
 
-  /** Every key's version chain in key order. */
-  get rows(): SortedMap<string, Version[]> {
+  /** Every key's history in key order. */
+  get rows(): SortedMap<string, RowHistory> {
     assert(this.staged === null, 'a staged table is not readable');
     return this.rowMap;
   }
 
-  /** Every version of `key`, oldest first, or undefined when it was never written. */
-  chain(key: string): readonly Version[] | undefined {
+  /** The history of `key`, or undefined when it was never written. */
+  history(key: string): RowHistory | undefined {
     assert(this.staged === null, 'a staged table is not readable');
-    return this.cachedChain(key);
+    let history = this.byKey.get(key);
+    if (history === undefined) {
+      history = this.rowMap.get(key);
+      if (history !== undefined) this.byKey.set(key, history);
+    }
+    return history;
   }
 
   /** The newest applied version of `key` (possibly above the durable watermark). */
   latest(key: string): Version | undefined {
-    const chain = this.chain(key);
-    return chain === undefined ? undefined : chain[chain.length - 1];
+    const history = this.history(key);
+    return history === undefined ? undefined : this.versionOf(key, history, history.count - 1);
   }
 
   /** The version of `key` visible at snapshot `seq`. */
   versionAt(key: string, seq: number): Version | undefined {
-    const chain = this.chain(key);
-    return chain === undefined ? undefined : versionAt(chain, seq);
+    const history = this.history(key);
+    if (history === undefined) return undefined;
+    const i = history.indexAt(seq);
+    return i < 0 ? undefined : this.versionOf(key, history, i);
   }
 
-  private cachedChain(key: string): Version[] | undefined {
-    let chain = this.chainByKey.get(key);
-    if (chain === undefined) {
-      chain = this.rowMap.get(key);
-      if (chain !== undefined) this.chainByKey.set(key, chain);
-    }
-    return chain;
+  /** Every version of `key` up to `seq`, oldest first, documents read (from the log for all but the newest). */
+  versionsUpTo(key: string, seq: number): Version[] {
+    const history = this.history(key);
+    if (history === undefined) return [];
+    const versions: Version[] = [];
+    for (let i = 0; i < history.count && history.seq(i) <= seq; i++) versions.push(this.versionOf(key, history, i));
+    return versions;
   }
 
-  /** Appends one row event; `doc` is the parsed document when the caller already has it (saves a parse). */
-  applyRow(seq: number, key: string, op: RowOp, json: string | null, doc?: Doc): void {
-    const version: Version = { seq, op, json };
-    let chain = this.staged === null ? this.findChain(key) : (this.staged.get(key) ?? this.rowMap.get(key));
-    const isNew = chain === undefined;
-    const wasLive = chain !== undefined && chain[chain.length - 1]!.json !== null;
-    if (chain === undefined) {
-      chain = [version];
+  /** Version `i` of a history with its document: the newest from memory, any other from the log. */
+  versionOf(key: string, history: RowHistory, i: number): Version {
+    const packed = history.packed(i);
+    const seq = versionSeq(packed);
+    const op = versionOp(packed);
+    if (i === history.count - 1) return { seq, op, json: history.json };
+    if (op === 'delete') return { seq, op, json: null };
+    const location = history.meta[2 * i + 1]!;
+    return { seq, op, json: this.documents.read({ location, seq, framed: isFramed(packed), table: this.def.name, key }) };
+  }
+
+  /**
+   * Appends one row event. `doc` is the parsed document when the caller already has it (saves a parse); `location`
+   * is where its document lies in the log, when known already (replay), else placeNewest() gives it once durable.
+   */
+  applyRow(seq: number, key: string, op: RowOp, json: string | null, options: { doc?: Doc; location?: number; framed?: boolean } = {}): void {
+    const packed = packVersion(seq, op, options.framed === true);
+    const location = options.location ?? noLocation;
+    let history = this.staged === null ? this.findHistory(key) : (this.staged.get(key) ?? this.rowMap.get(key));
+    const isNew = history === undefined;
+    const wasLive = history !== undefined && history.json !== null;
+    if (history === undefined) {
+      history = new RowHistory(json, [packed, location]);
       if (this.staged === null) {
-        this.rowMap.set(key, chain);
-        this.chainByKey.set(key, chain);
+        this.rowMap.set(key, history);
+        this.byKey.set(key, history);
       } else {
-        this.staged.set(key, chain);
+        this.staged.set(key, history);
       }
     } else {
-      assert(chain[chain.length - 1]!.seq < seq, 'row events must be applied in seq order');
-      chain.push(version);
+      assert(history.newestSeq < seq, 'row events must be applied in seq order');
+      // The newest text is about to be superseded: readers of older snapshots may ask for it soon.
+      const newest = history.meta.length - 2;
+      if (history.json !== null && this.staged === null && !isFramed(history.meta[newest]!)) {
+        this.documents.remember(history.meta[newest + 1]!, history.json);
+      }
+      history.meta.push(packed, location);
+      history.json = json;
     }
+    this.versionCount++;
     this.liveRows += (json !== null ? 1 : 0) - (wasLive ? 1 : 0);
     if (json !== null && this.indexes.size > 0) {
       // Replay has only the text: the indexed fields are read out of it rather than parsing every document.
       for (const index of this.indexes.values()) {
-        index.add(doc === undefined ? extractPath(json, index.path) : getSegments(doc, index.path), key, isNew);
+        index.add(options.doc === undefined ? extractPath(json, index.path) : getSegments(options.doc, index.path), key, isNew);
       }
     }
   }
 
-  // Keys often arrive in order (ids): a key past the last one is new without a search.
-  private findChain(key: string): Version[] | undefined {
-    const known = this.chainByKey.get(key);
-    if (known !== undefined) return known;
-    const lastKey = this.rowMap.lastKey();
-    return lastKey !== undefined && compareCodePoints(key, lastKey) > 0 ? undefined : this.cachedChain(key);
+  /** Records where the newest version of `key`, committed at `seq`, lies in the log now that it is durable. */
+  placeNewest(key: string, seq: number, location: number): void {
+    const history = this.findHistory(key);
+    assert(history !== undefined && history.newestSeq === seq, 'a placed version is its row\'s newest');
+    history.meta[history.meta.length - 1] = location;
   }
 
-  /** Builds a new index from every version of every row, so it serves every snapshot. */
+  // Keys often arrive in order (ids): a key past the last one is new without a search.
+  private findHistory(key: string): RowHistory | undefined {
+    const known = this.byKey.get(key);
+    if (known !== undefined) return known;
+    const lastKey = this.rowMap.lastKey();
+    return lastKey !== undefined && compareCodePoints(key, lastKey) > 0 ? undefined : this.history(key);
+  }
+
+  /** Builds a new index from every version of every row (older documents read from the log), so it serves every snapshot. */
   addIndex(field: string): void {
     const index = new SecondaryIndex(field);
     if (this.staged !== null) index.beginStaging();
-    for (const [key, chain] of this.allChains()) {
-      let isNew = true;
-      for (const version of chain) {
-        if (version.json === null) continue;
-        index.add(extractPath(version.json, index.path), key, isNew);
-        isNew = false;
+    for (const [key, history] of this.allHistories()) {
+      for (let i = 0; i < history.count; i++) {
+        const json = this.versionOf(key, history, i).json;
+        if (json !== null) index.add(extractPath(json, index.path), key, i === 0);
       }
     }
     this.indexes.set(field, index);
@@ -140,10 +261,10 @@ export class TableState {
     this.staged = null;
     for (const index of this.indexes.values()) index.finishStaging();
     if (this.rowMap.size > 4 * staged.size) {
-      for (const [key, chain] of staged) this.rowMap.set(key, chain);
+      for (const [key, history] of staged) this.rowMap.set(key, history);
       return;
     }
-    for (const [key, chain] of this.rowMap.entries()) staged.set(key, chain);
+    for (const [key, history] of this.rowMap.entries()) staged.set(key, history);
     const keys = sortByCodePoints([...staged.keys()]);
     this.rowMap = SortedMap.fromSorted(
       compareCodePoints,
@@ -153,39 +274,17 @@ export class TableState {
   }
 
   /** Loads a checkpoint's rows, ascending by key, into a table that holds none yet. */
-  loadSortedRows(keys: string[], chains: Version[][]): void {
+  loadSortedRows(keys: string[], histories: RowHistory[]): void {
     assert(this.rowMap.size === 0 && (this.staged === null || this.staged.size === 0), 'a checkpoint loads into an empty table');
-    this.rowMap = SortedMap.fromSorted(compareCodePoints, keys, chains);
-    for (const chain of chains) if (chain[chain.length - 1]!.json !== null) this.liveRows++;
+    this.rowMap = SortedMap.fromSorted(compareCodePoints, keys, histories);
+    for (const history of histories) {
+      this.versionCount += history.count;
+      if (history.json !== null) this.liveRows++;
+    }
   }
 
-  private *allChains(): Iterable<[string, Version[]]> {
+  private *allHistories(): Iterable<[string, RowHistory]> {
     yield* this.rowMap.entries();
     if (this.staged !== null) yield* this.staged;
   }
-}
-
-/** The newest version with seq ≤ `seq`; chains are short and usually read at their end, so scan backwards. */
-export function versionAt(chain: readonly Version[], seq: number): Version | undefined {
-  let i = chain.length - 1;
-  if (chain[i]!.seq <= seq) return chain[i];
-  if (i > 16) return versionAtBinary(chain, seq);
-  while (i > 0 && chain[i]!.seq > seq) i--;
-  return chain[i]!.seq <= seq ? chain[i] : undefined;
-}
-
-function versionAtBinary(chain: readonly Version[], seq: number): Version | undefined {
-  let lo = 0;
-  let hi = chain.length - 1;
-  let found: Version | undefined;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    if (chain[mid]!.seq <= seq) {
-      found = chain[mid];
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  return found;
 }

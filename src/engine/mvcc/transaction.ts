@@ -1,18 +1,37 @@
-// An interactive transaction: buffered writes under exclusive row locks, reads at the isolation level's
-// snapshot, savepoints, and at commit the serializable validation of every row and predicate it read.
+// A transaction: buffered writes under exclusive row locks, reads at the isolation level's snapshot, savepoints,
+// and at commit the serializable validation of every row and predicate it read. An autocommit write is a
+// one-write transaction through this same code.
 
 import { randomUUID } from 'node:crypto';
 import { assert } from '../../assert.js';
 import { DriftError, isDriftError, retryableCodes } from '../../errors.js';
 import { limits } from '../../limits.js';
-import type { Isolation, Transaction } from '../api.js';
-import type { Doc, RowOp } from '../types.js';
+import type {
+  DeleteInput,
+  GetInput,
+  HistoryResult,
+  Isolation,
+  Page,
+  PatchInput,
+  PutInput,
+  RowRead,
+  Transaction,
+  WriteConditions,
+  WriteResult,
+} from '../api.js';
+import type { LockManager } from '../locks/lock-manager.js';
+import { compileQuery, executeQuery, type QuerySpec, type RowSource } from '../query/index.js';
+import type { Store } from '../store.js';
+import type { Change, Doc, RowOp } from '../types.js';
+import { findConflict, rowId, type ConflictWindow, type Predicate } from './conflict-window.js';
+import { asOfSeq, cursorSnapshot, historyAt, LazyRowRead, readRowAt, rowNotFound } from './reads.js';
+import type { TransactionRegistry } from './registry.js';
 import { computeRowWrite, type CurrentRow, type RowWriteRequest } from './row-write.js';
 import { OverlaySource, SnapshotSource } from './sources.js';
 import type { TableState } from './table-state.js';
 
 /** A row write waiting for commit; the newest one per row wins. */
-export interface PendingWrite {
+interface PendingWrite {
   table: string;
   key: string;
   op: RowOp;
@@ -22,39 +41,22 @@ export interface PendingWrite {
   tableCreatedSeq: number;
 }
 
-/** A row change of a committed transaction, kept while a serializable transaction may need to validate it. */
-export interface CommittedRowChange {
-  table: string;
-  key: string;
-  /** rowId(table, key), made once per commit: every serializable commit after it looks it up. */
-  id: string;
-  json: string | null;
+/** The parts of the engine a transaction works with; none of them knows about transactions' internals. */
+export interface TransactionContext {
+  readonly store: Store;
+  readonly locks: LockManager;
+  readonly conflicts: ConflictWindow;
+  readonly registry: TransactionRegistry;
 }
 
-export interface RecentCommit {
-  seq: number;
-  rows: CommittedRowChange[];
+export interface TransactionOptions {
+  isolation: Isolation;
+  readOnly: boolean;
+  /** One write, committed at once by the caller: not registered as open, and named by a counter, not a UUID. */
+  autocommit?: boolean;
 }
 
-/** What a transaction needs from the database; implemented by database.ts. */
-export interface TxHost {
-  readonly durableSeq: number;
-  tsOf(seq: number): number;
-  table(name: string): TableState;
-  acquireRowLock(owner: string, table: string, key: string): Promise<void> | true;
-  /** Releases every lock of `owner`; a lock wait it still has is rejected with `reason`. */
-  releaseLocks(owner: string, reason?: Error): void;
-  commitRows(writes: PendingWrite[]): Promise<number>;
-  /** Other transactions' uncommitted writes to a table (for read_uncommitted). */
-  dirtyWrites(table: string): ReadonlyMap<string, string | null>;
-  setDirty(table: string, key: string, json: string | null | undefined): void;
-  /** Commits after `seq`, oldest first; null when they are no longer all kept. */
-  commitsAfter(seq: number): RecentCommit[] | null;
-  transactionEnded(tx: TransactionImpl): void;
-  countConflict(code: string): void;
-}
-
-type Predicate = (doc: Doc) => boolean;
+let autocommitCounter = 0;
 
 interface Savepoint {
   name: string;
@@ -67,7 +69,8 @@ export class TransactionImpl implements Transaction {
   readonly readOnly: boolean;
   readonly snapshotSeq: number;
   state: Transaction['state'] = 'active';
-  private readonly host: TxHost;
+  private readonly context: TransactionContext;
+  private readonly store: Store;
   private writes = new Map<string, PendingWrite>();
   /** JSON text held by `writes`; bounded by what one commit record can carry. */
   private writesBytes = 0;
@@ -77,12 +80,14 @@ export class TransactionImpl implements Transaction {
   private savepoints: Savepoint[] = [];
   private commitInFlight = false;
 
-  constructor(host: TxHost, options: { isolation: Isolation; readOnly: boolean }) {
-    this.host = host;
-    this.id = randomUUID();
+  constructor(context: TransactionContext, options: TransactionOptions) {
+    this.context = context;
+    this.store = context.store;
+    this.id = options.autocommit === true ? `autocommit:${++autocommitCounter}` : randomUUID();
     this.isolation = options.isolation;
     this.readOnly = options.readOnly;
-    this.snapshotSeq = host.durableSeq;
+    this.snapshotSeq = context.store.visibleSeq;
+    if (options.autocommit !== true) context.registry.open.add(this);
   }
 
   get usesOneSnapshot(): boolean {
@@ -100,7 +105,7 @@ export class TransactionImpl implements Transaction {
 
   /** The committed seq this transaction's reads see now. */
   readSeq(): number {
-    return this.usesOneSnapshot ? this.snapshotSeq : this.host.durableSeq;
+    return this.usesOneSnapshot ? this.snapshotSeq : this.store.visibleSeq;
   }
 
   checkActive(): void {
@@ -112,13 +117,50 @@ export class TransactionImpl implements Transaction {
     }
   }
 
+  // ---- reads ----------------------------------------------------------------------------------------------
+
+  /** A row as this transaction sees it; with `asOf`, the committed past (its own writes ignored). */
+  get(input: GetInput): RowRead {
+    const table = this.store.readableTable(input.table);
+    const asOf = asOfSeq(this.store, input.asOf);
+    if (asOf !== null) return readRowAt(table, input.key, asOf);
+    const row = this.readRow(table, input.key);
+    return row === null ? rowNotFound(input.key) : new LazyRowRead(input.key, row.seq, row.json);
+  }
+
+  /** The committed history its reads see (its snapshot, or the newest for read_committed); own writes are not events yet. */
+  history(input: { table: string; key: string }): HistoryResult {
+    const table = this.store.readableTable(input.table);
+    this.checkActive();
+    this.recordRead(table, input.key);
+    return historyAt(this.store, table, input.key, this.readSeq());
+  }
+
+  /** A query (or a page of rows) as this transaction sees it; with `asOf`, the committed past. */
+  query(spec: QuerySpec): Page {
+    const table = this.store.readableTable(spec.table);
+    const compiled = compileQuery(spec, table.def);
+    const seq = cursorSnapshot(this.store, spec) ?? asOfSeq(this.store, spec.asOf) ?? this.readSeq();
+    let source: RowSource;
+    if (spec.asOf !== undefined) {
+      source = new SnapshotSource(table, seq, (s) => this.store.tsOf(s));
+    } else if (spec.history !== true) {
+      source = this.source(table, seq, compiled.predicate);
+    } else {
+      // A history query reads committed versions only; serializable still validates what it matched.
+      this.readPredicate(table, seq, compiled.predicate);
+      source = new SnapshotSource(table, seq, (s) => this.store.tsOf(s));
+    }
+    return Object.assign(executeQuery(compiled, source), { seq: source.seq });
+  }
+
   /** Reads one row as this transaction sees it: its own writes first. Null when absent. */
-  readRow(table: TableState, key: string): { json: string; seq: number | null } | null {
+  private readRow(table: TableState, key: string): { json: string; seq: number | null } | null {
     this.checkActive();
     const own = this.writes.get(rowId(table.def.name, key));
     if (own !== undefined) return own.json === null ? null : { json: own.json, seq: null };
     if (this.isolation === 'read_uncommitted') {
-      const dirty = this.host.dirtyWrites(table.def.name);
+      const dirty = this.context.registry.dirtyWrites(table.def.name);
       if (dirty.has(key)) {
         const json = dirty.get(key)!;
         return json === null ? null : { json, seq: null };
@@ -129,50 +171,58 @@ export class TransactionImpl implements Transaction {
     return version === undefined || version.json === null ? null : { json: version.json, seq: version.seq };
   }
 
-  /** The seq a read of `key`'s history sees; serializable records it as a read of the row. */
-  readHistory(table: TableState, key: string): number {
-    this.checkActive();
-    this.recordRead(table, key);
-    return this.readSeq();
-  }
-
   private recordRead(table: TableState, key: string): void {
     if (this.isolation === 'serializable') this.reads.set(rowId(table.def.name, key), { table: table.def.name, key });
   }
 
   /** A RowSource for queries and scans inside this transaction at `seq`, recording the predicate read. */
-  source(table: TableState, seq: number, predicate: Predicate): OverlaySource {
+  private source(table: TableState, seq: number, predicate: Predicate): OverlaySource {
     this.readPredicate(table, seq, predicate);
     const overlay = new Map<string, string | null>();
     if (this.isolation === 'read_uncommitted') {
-      for (const [key, json] of this.host.dirtyWrites(table.def.name)) overlay.set(key, json);
+      for (const [key, json] of this.context.registry.dirtyWrites(table.def.name)) overlay.set(key, json);
     }
     for (const write of this.writes.values()) {
       if (write.table === table.def.name) overlay.set(write.key, write.json);
     }
-    return new OverlaySource(new SnapshotSource(table, seq, (s) => this.host.tsOf(s)), overlay);
+    return new OverlaySource(new SnapshotSource(table, seq, (s) => this.store.tsOf(s)), overlay);
   }
 
   /** Records a query's predicate read at `seq`, for serializable validation at commit. */
-  readPredicate(table: TableState, seq: number, predicate: Predicate): void {
+  private readPredicate(table: TableState, seq: number, predicate: Predicate): void {
     this.checkActive();
     if (this.isolation === 'serializable' && seq === this.snapshotSeq) {
       this.predicates.push({ table: table.def.name, predicate });
     }
   }
 
-  /** Buffers one row write after taking its lock; answers whether it created the row. */
-  async write(tableName: string, request: RowWriteRequest): Promise<{ created: boolean }> {
+  // ---- writes ---------------------------------------------------------------------------------------------
+
+  put(input: PutInput): Promise<WriteResult> {
+    return this.write(input.table, { op: 'put', key: input.key, body: input.doc, ...conditions(input) });
+  }
+
+  patch(input: PatchInput): Promise<WriteResult> {
+    return this.write(input.table, { op: 'patch', key: input.key, body: input.patch, ...conditions(input) });
+  }
+
+  delete(input: DeleteInput): Promise<WriteResult> {
+    return this.write(input.table, { op: 'delete', key: input.key, ...conditions(input) });
+  }
+
+  /** Buffers one row write after taking its lock; answers whether it created the row (seq null until commit). */
+  private async write(tableName: string, request: RowWriteRequest): Promise<WriteResult> {
     this.checkActive();
     if (this.readOnly) throw new DriftError('read_only', 'The transaction is read-only.');
     const id = rowId(tableName, request.key);
     if (!this.writes.has(id) && this.writes.size >= limits.transactionWritesMax) {
       throw new DriftError('validation_failed', `A transaction may write at most ${limits.transactionWritesMax} rows.`);
     }
-    this.host.table(tableName);
+    this.store.readableTable(tableName);
+    this.store.checkWritable();
     await this.lockRow(tableName, request.key);
     this.checkActive();
-    const table = this.host.table(tableName);
+    const table = this.store.readableTable(tableName);
     const current = this.currentRow(table, request.key);
     const computed = computeRowWrite(table, request, current);
     const bytes = this.writesBytes - pendingBytes(this.writes.get(id)) + (computed.json?.length ?? 0) + request.key.length;
@@ -192,12 +242,12 @@ export class TransactionImpl implements Transaction {
     };
     this.writes.set(id, write);
     this.writesBytes = bytes;
-    this.host.setDirty(tableName, request.key, computed.json);
-    return { created: computed.created };
+    this.context.registry.setDirty(tableName, request.key, computed.json);
+    return { key: request.key, seq: null, created: computed.created };
   }
 
   private async lockRow(table: string, key: string): Promise<void> {
-    const granted = this.host.acquireRowLock(this.id, table, key);
+    const granted = this.context.locks.acquire(this.id, rowId(table, key));
     if (granted === true) return;
     try {
       await granted;
@@ -230,7 +280,7 @@ export class TransactionImpl implements Transaction {
       // held up to its own commit, so writers serialize in commit order, and a snapshot is a prefix of that
       // order: a transaction that only read saw a state of the serial history, whatever committed after it.
       if (this.isolation === 'serializable' && writes.length > 0) this.validateReads();
-      const seq = writes.length === 0 ? null : await this.host.commitRows(writes);
+      const seq = writes.length === 0 ? null : await this.commitWrites(writes);
       this.end('committed');
       return { seq };
     } catch (error) {
@@ -239,6 +289,21 @@ export class TransactionImpl implements Transaction {
       if (isDriftError(error) && error.code === 'unavailable') this.end('aborted');
       throw error;
     }
+  }
+
+  /** One commit record of every pending write; a table dropped (or re-created) meanwhile fails it. */
+  private commitWrites(writes: PendingWrite[]): Promise<number> {
+    for (const write of writes) {
+      const table = this.store.tables.get(write.table);
+      if (table === undefined || table.def.createdSeq !== write.tableCreatedSeq) {
+        throw new DriftError('table_not_found', `Table '${write.table}' was dropped while the transaction ran.`);
+      }
+    }
+    const changes: Change[] = writes.map((w) => ({ kind: 'row', table: w.table, key: w.key, op: w.op, doc: w.json }));
+    return this.store.commit(
+      changes,
+      writes.map((w) => w.doc),
+    );
   }
 
   rollback(): void {
@@ -258,7 +323,7 @@ export class TransactionImpl implements Transaction {
     const savepoint = this.findSavepoint(name);
     for (const [id, write] of this.writes) {
       const before = savepoint.writes.get(id);
-      if (before !== write) this.host.setDirty(write.table, write.key, before === undefined ? undefined : before.json);
+      if (before !== write) this.context.registry.setDirty(write.table, write.key, before === undefined ? undefined : before.json);
     }
     this.writes = new Map(savepoint.writes);
     this.writesBytes = [...this.writes.values()].reduce((sum, write) => sum + pendingBytes(write), 0);
@@ -274,7 +339,7 @@ export class TransactionImpl implements Transaction {
   /** Ends the transaction as aborted (retryable failures) and rethrows the cause. */
   failWith(error: unknown): never {
     if (this.state === 'active') {
-      if (isDriftError(error)) this.host.countConflict(error.code);
+      if (isDriftError(error)) this.context.registry.countConflict(error.code);
       this.end('aborted');
     }
     throw error;
@@ -284,9 +349,9 @@ export class TransactionImpl implements Transaction {
   expire(reason: Error): void {
     if (this.state !== 'active' || this.commitInFlight) return;
     this.state = 'aborted';
-    for (const write of this.writes.values()) this.host.setDirty(write.table, write.key, undefined);
-    this.host.releaseLocks(this.id, reason);
-    this.host.transactionEnded(this);
+    for (const write of this.writes.values()) this.context.registry.setDirty(write.table, write.key, undefined);
+    this.context.locks.releaseAll(this.id, reason);
+    this.context.registry.ended(this);
   }
 
   /** Aborts the transaction when it has pending writes to the dropped table `name`: they can never commit. */
@@ -305,7 +370,7 @@ export class TransactionImpl implements Transaction {
   // snapshot. The decision depends only on the committed log and on this transaction's read/write sets.
   private validateReads(): void {
     if (this.reads.size === 0 && this.predicates.length === 0) return;
-    const commits = this.host.commitsAfter(this.snapshotSeq);
+    const commits = this.context.conflicts.after(this.snapshotSeq);
     const conflict =
       this.tableReplaced() ??
       (commits === null ? 'history' : findConflict(commits, this.reads, this.predicates, (t, k) => this.seenAtSnapshot(t, k)));
@@ -328,20 +393,13 @@ export class TransactionImpl implements Transaction {
   }
 
   private tableCreatedSeq(name: string): number | null {
-    try {
-      return this.host.table(name).def.createdSeq;
-    } catch {
-      return null;
-    }
+    const table = this.store.tables.get(name);
+    return table === undefined || table.def.createdSeq > this.store.visibleSeq ? null : table.def.createdSeq;
   }
 
   private seenAtSnapshot(table: string, key: string): Doc | null {
-    let state: TableState;
-    try {
-      state = this.host.table(table);
-    } catch {
-      return null;
-    }
+    const state = this.store.tables.get(table);
+    if (state === undefined) return null;
     const json = state.versionAt(key, this.snapshotSeq)?.json ?? null;
     return json === null ? null : (JSON.parse(json) as Doc);
   }
@@ -350,9 +408,9 @@ export class TransactionImpl implements Transaction {
     assert(this.state === 'active' || outcome === 'rolled_back', 'a transaction ends once');
     const wasActive = this.state === 'active';
     this.state = outcome;
-    for (const write of this.writes.values()) this.host.setDirty(write.table, write.key, undefined);
-    this.host.releaseLocks(this.id);
-    if (wasActive) this.host.transactionEnded(this);
+    for (const write of this.writes.values()) this.context.registry.setDirty(write.table, write.key, undefined);
+    this.context.locks.releaseAll(this.id);
+    if (wasActive) this.context.registry.ended(this);
   }
 }
 
@@ -361,29 +419,9 @@ function pendingBytes(write: PendingWrite | undefined): number {
   return write === undefined ? 0 : (write.json?.length ?? 0) + write.key.length;
 }
 
-export function rowId(table: string, key: string): string {
-  return `${table}\u0000${key}`;
-}
-
-/** Pure: the first committed change that invalidates a read (row or predicate), described, or null. */
-function findConflict(
-  commits: readonly RecentCommit[],
-  reads: ReadonlyMap<string, { table: string; key: string }>,
-  predicates: ReadonlyArray<{ table: string; predicate: Predicate }>,
-  seenAtSnapshot: (table: string, key: string) => Doc | null,
-): string | null {
-  for (const commit of commits) {
-    for (const change of commit.rows) {
-      if (reads.has(change.id)) return `row '${change.key}' of '${change.table}' at seq ${commit.seq}`;
-      for (const { table, predicate } of predicates) {
-        if (table !== change.table) continue;
-        const after = change.json === null ? null : (JSON.parse(change.json) as Doc);
-        const before = seenAtSnapshot(change.table, change.key);
-        if ((after !== null && predicate(after)) || (before !== null && predicate(before))) {
-          return `a query over '${table}' at seq ${commit.seq}`;
-        }
-      }
-    }
-  }
-  return null;
+function conditions(input: WriteConditions): Pick<RowWriteRequest, 'ifMatch' | 'ifNoneMatch'> {
+  const result: Pick<RowWriteRequest, 'ifMatch' | 'ifNoneMatch'> = {};
+  if (input.ifMatch !== undefined) result.ifMatch = input.ifMatch;
+  if (input.ifNoneMatch !== undefined) result.ifNoneMatch = input.ifNoneMatch;
+  return result;
 }

@@ -1,6 +1,7 @@
 // The FileSystem port: the few file operations the log and checkpoints need, so the disk can be swapped for
 // an in-memory one (test/helpers/memory-fs.ts) or wrapped to inject faults (test/helpers/faulty-fs.ts) in tests.
 
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
@@ -21,8 +22,21 @@ export interface FileHandle {
   close(): Promise<void>;
 }
 
+/**
+ * A file opened for synchronous positional reads. The version store reads old documents this way: a read from the
+ * page cache costs a few µs, far less than a round trip through the thread pool, and it keeps every read path of the
+ * engine synchronous (see docs/engine.md, "Version store").
+ */
+export interface SyncReadFile {
+  /** Reads up to `length` bytes at `position` into `buffer[offset..]`; answers the count read (0 at end of file). */
+  readSync(buffer: Buffer, offset: number, length: number, position: number): number;
+  close(): void;
+}
+
 export interface FileSystem {
   open(file: string, flags: OpenFlags): Promise<FileHandle>;
+  /** Opens an existing file for synchronous reads. */
+  openForSyncReads(file: string): SyncReadFile;
   readFile(file: string): Promise<Buffer>;
   /** Size in bytes of a regular file. */
   size(file: string): Promise<number>;
@@ -89,6 +103,13 @@ class NodeFileHandle implements FileHandle {
 export const nodeFileSystem: FileSystem = Object.freeze({
   async open(file: string, flags: OpenFlags): Promise<FileHandle> {
     return new NodeFileHandle(await fsp.open(file, flags));
+  },
+  openForSyncReads(file: string): SyncReadFile {
+    const fd = fs.openSync(file, 'r');
+    return {
+      readSync: (buffer, offset, length, position) => fs.readSync(fd, buffer, offset, length, position),
+      close: () => fs.closeSync(fd),
+    };
   },
   readFile(file: string): Promise<Buffer> {
     return fsp.readFile(file);

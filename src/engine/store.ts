@@ -1,0 +1,222 @@
+// The engine's state and the one way to change it: the catalog of tables, the commit times, and the commit
+// pipeline (decide the seq → apply in memory above the watermark → append to the log → place the documents →
+// raise the durable watermark). Recovery fills it from a checkpoint and the log; transactions commit through it.
+
+import { DriftError } from '../errors.js';
+import type { DocumentReader } from './log/document-reader.js';
+import type { SegmentList } from './log/segment-list.js';
+import type { RecordPlacement, WriteAheadLog } from './log/wal.js';
+import type { MemoryGuard } from './memory-guard.js';
+import { TableState } from './mvcc/table-state.js';
+import { compileTableSchema } from './table-schema.js';
+import type { Change, CommitRecord, Doc, TableDef } from './types.js';
+
+export interface StoreEvents {
+  /** A commit was decided and applied (not durable yet): serializable bookkeeping remembers it. */
+  decided(record: CommitRecord): void;
+  /** A commit is durable and visible: the checkpointer counts the log grown. */
+  durable(record: CommitRecord): void;
+}
+
+/** Why writes are refused now, for /readyz and the 503 answers; null while writes are accepted. */
+export type WriteRefusal = { code: 'log_failed' | 'memory' | 'closed'; detail: string };
+
+export class Store {
+  readonly tables = new Map<string, TableState>();
+  readonly documents: DocumentReader;
+  readonly segments: SegmentList;
+  /** Highest seq decided and applied in memory (durable or not). */
+  lastSeq = 0;
+  /** Highest seq durable and so visible to readers: every snapshot is at or below it. */
+  visibleSeq = 0;
+  /** Commits made durable since start. */
+  commits = 0;
+  private lastTs = 0;
+  private tsBySeq: Float64Array = new Float64Array(1024);
+  private log: WriteAheadLog | null = null;
+  /** Settles once the newest commit so far is durable and placed (or failed): a checkpoint waits for it. */
+  private lastPlaced: Promise<void> = Promise.resolve();
+  /** True while recovery fills the tables: they are made staged (hash maps, ordered once at the end). */
+  recovering = false;
+  private logFailure: string | null = null;
+  private closed = false;
+  private readonly memory: MemoryGuard | null;
+  private readonly events: StoreEvents;
+
+  constructor(options: { documents: DocumentReader; segments: SegmentList; memory: MemoryGuard | null; events: StoreEvents }) {
+    this.documents = options.documents;
+    this.segments = options.segments;
+    this.memory = options.memory;
+    this.events = options.events;
+  }
+
+  /** Hands the store its log once recovery has replayed it: commits go there from now on. */
+  attachLog(log: WriteAheadLog): void {
+    this.log = log;
+    this.visibleSeq = this.lastSeq;
+  }
+
+  get logBytes(): number {
+    return this.log?.bytes ?? 0;
+  }
+
+  /** Commit times loaded from a checkpoint (index = seq); `seq` is the checkpoint's. */
+  loadCommitTimes(tsBySeq: Float64Array, seq: number): void {
+    this.tsBySeq = tsBySeq;
+    this.lastSeq = seq;
+    this.lastTs = tsBySeq[seq] ?? 0;
+  }
+
+  tsOf(seq: number): number {
+    return this.tsBySeq[seq] ?? 0;
+  }
+
+  /** Every commit time up to `seq`, for a checkpoint. */
+  commitTimes(): (seq: number) => number {
+    return (seq) => this.tsOf(seq);
+  }
+
+  makeTable(def: TableDef): TableState {
+    const table = new TableState(def, def.schema === undefined ? null : compileTableSchema(def.schema), this.documents);
+    if (this.recovering) table.beginStaging();
+    return table;
+  }
+
+  /** A table visible to readers: created at or below the durable watermark. */
+  readableTable(name: string): TableState {
+    const table = this.tables.get(name);
+    if (table === undefined || table.def.createdSeq > this.visibleSeq) {
+      throw new DriftError('table_not_found', `Table '${name}' does not exist.`);
+    }
+    return table;
+  }
+
+  private requireTable(name: string): TableState {
+    const table = this.tables.get(name);
+    if (table === undefined) throw new DriftError('table_not_found', `Table '${name}' does not exist.`);
+    return table;
+  }
+
+  // ---- applying records ---------------------------------------------------------------------------------
+
+  /**
+   * Applies one commit to memory: at recovery (with where its documents lie in the log), and for a new commit before
+   * its record is durable (with the parsed documents, which save a parse for the indexes).
+   */
+  apply(record: CommitRecord, options: { docs?: ReadonlyArray<Doc | null>; placement?: RecordPlacement } = {}): void {
+    if (record.seq !== this.lastSeq + 1) throw new Error(`Log record seq ${record.seq} does not follow seq ${this.lastSeq}.`);
+    this.lastSeq = record.seq;
+    this.recordTs(record.seq, record.ts);
+    record.changes.forEach((change, i) => this.applyChange(record.seq, change, i, options));
+  }
+
+  private applyChange(seq: number, change: Change, i: number, options: { docs?: ReadonlyArray<Doc | null>; placement?: RecordPlacement }): void {
+    switch (change.kind) {
+      case 'row': {
+        const placement = options.placement;
+        const doc = options.docs?.[i] ?? undefined;
+        // A record of an older format has no per-document locations: its documents are read by whole frame.
+        const framed = placement !== undefined && placement.documentLocations === null;
+        const location = placement === undefined ? undefined : framed ? placement.frameLocation : placement.documentLocations![i]!;
+        this.requireTable(change.table).applyRow(seq, change.key, change.op, change.doc, {
+          ...(doc !== undefined ? { doc } : {}),
+          ...(location !== undefined ? { location } : {}),
+          framed,
+        });
+        return;
+      }
+      case 'createTable': {
+        const { kind: _kind, ...def } = change;
+        this.tables.set(change.name, this.makeTable({ ...def, indexes: [...def.indexes], createdSeq: seq }));
+        return;
+      }
+      case 'dropTable':
+        this.tables.delete(change.name);
+        return;
+      case 'createIndex':
+        this.requireTable(change.table).addIndex(change.field);
+        return;
+      case 'dropIndex':
+        this.requireTable(change.table).dropIndex(change.field);
+        return;
+    }
+  }
+
+  private recordTs(seq: number, ts: number): void {
+    if (seq >= this.tsBySeq.length) {
+      const grown = new Float64Array(Math.max(seq + 1, this.tsBySeq.length * 2));
+      grown.set(this.tsBySeq);
+      this.tsBySeq = grown;
+    }
+    this.tsBySeq[seq] = ts;
+    this.lastTs = ts;
+  }
+
+  // ---- the commit pipeline ------------------------------------------------------------------------------
+
+  /** Why a write would be refused now, or null. */
+  writeRefusal(): WriteRefusal | null {
+    if (this.closed) return { code: 'closed', detail: 'The database is shutting down.' };
+    if (this.logFailure !== null || this.log === null || this.log.failed) {
+      return { code: 'log_failed', detail: `The log cannot be written (${this.logFailure ?? 'not open'}); the server stopped accepting writes.` };
+    }
+    const memory = this.memory?.refusal() ?? null;
+    return memory === null ? null : { code: 'memory', detail: memory };
+  }
+
+  /** Throws 503 unavailable when writes are refused (log failed, memory limit, shutting down). */
+  checkWritable(): void {
+    const refusal = this.writeRefusal();
+    if (refusal === null) return;
+    throw new DriftError('unavailable', refusal.detail, { retryAfterSeconds: refusal.code === 'closed' ? 1 : 60 });
+  }
+
+  /**
+   * Decides the seq, applies the changes in memory (invisible above the watermark), appends the record, places
+   * its documents once durable, and raises the watermark so readers see it. Resolves with the seq.
+   */
+  async commit(changes: Change[], docs?: ReadonlyArray<Doc | null>): Promise<number> {
+    this.checkWritable();
+    const log = this.log!;
+    const record: CommitRecord = { seq: this.lastSeq + 1, ts: Math.max(Date.now(), this.lastTs), changes };
+    // The tables a record's rows go to, resolved now: a drop and re-create of a name must not receive them.
+    const targets = changes.map((change) => (change.kind === 'row' ? this.requireTable(change.table) : null));
+    this.apply(record, docs === undefined ? {} : { docs });
+    this.events.decided(record);
+    const placed = log.append(record).then((locations) => this.place(record, targets, locations));
+    this.lastPlaced = placed.catch(() => {});
+    try {
+      await placed;
+    } catch (error) {
+      this.logFailure ??= describeFailure(error);
+      throw new DriftError('unavailable', 'The log cannot be written; the server stopped accepting writes.', { retryAfterSeconds: 60 });
+    }
+    if (record.seq > this.visibleSeq) this.visibleSeq = record.seq;
+    this.commits++;
+    this.events.durable(record);
+    return record.seq;
+  }
+
+  private place(record: CommitRecord, targets: ReadonlyArray<TableState | null>, locations: readonly number[]): void {
+    record.changes.forEach((change, i) => {
+      if (change.kind === 'row' && change.doc !== null) targets[i]!.placeNewest(change.key, record.seq, locations[i]!);
+    });
+  }
+
+  /** Settles once every commit decided so far is durable and placed (or failed). */
+  placedUpToNow(): Promise<void> {
+    return this.lastPlaced;
+  }
+
+  /** Refuses writes from now on and waits for the log's last flush. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.log?.close();
+    this.documents.close();
+  }
+}
+
+function describeFailure(error: unknown): string {
+  if (typeof error === 'object' && error !== null && 'cause' in error && error.cause instanceof Error) return error.cause.message;
+  return error instanceof Error ? error.message : String(error);
+}
