@@ -2,7 +2,9 @@
 // The `driftdb` command: `serve` (listen first, then recover the log, then serve data) and `doctor` (check a data
 // dir offline). It is the only place that reads argv and the environment, listens, and exits.
 
+import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import v8 from 'node:v8';
 import type { FastifyInstance } from 'fastify';
 import { ConfigError, formatFlagsHelp, loadConfig, type Config } from './config/index.js';
@@ -59,11 +61,15 @@ async function serve(args: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig(args, process.env);
+  const memoryLimitMb = config.memoryLimitMb ?? defaultMemoryLimitMb();
+  const heapMb = heapLimitMbFor(memoryLimitMb);
+  if (currentHeapLimitMb() < heapMb && process.env[reexecMarker] === undefined) return serveWithHeap(heapMb);
+  if (process.env[reexecMarker] !== undefined) dieWithParent();
   servingHeapPolicy();
   const logger = createLogger(config);
   const holder = new DatabaseHolder();
   const app = await buildServer(config, { db: holder.get, logger });
-  const opening = openAfterListen(app, config, logger, holder);
+  const opening = openAfterListen(app, config, logger, holder, memoryLimitMb);
   installSignalHandlers(app, logger, holder, opening);
   return opening.then((code) => code ?? new Promise<number>(() => {}));
 }
@@ -72,7 +78,13 @@ async function serve(args: string[]): Promise<number> {
  * Listens first, so /healthz answers and /readyz says 503 during recovery, then opens the database.
  * Resolves with an exit code only when the process must stop; a serving process never resolves it.
  */
-async function openAfterListen(app: FastifyInstance, config: Config, logger: Logger, holder: DatabaseHolder): Promise<number | null> {
+async function openAfterListen(
+  app: FastifyInstance,
+  config: Config,
+  logger: Logger,
+  holder: DatabaseHolder,
+  memoryLimitMb: number,
+): Promise<number | null> {
   await app.listen({ host: config.host, port: config.port });
   // The "listening" line is part of the contract (scripts read the URL from it): logged whatever --log-level says.
   logger.child({}, { level: 'info' }).info({ url: urlOf(app, config) }, 'listening');
@@ -83,6 +95,15 @@ async function openAfterListen(app: FastifyInstance, config: Config, logger: Log
       logger,
       lockTimeoutMs: config.lockTimeoutMs,
       checkpointIntervalBytes: config.checkpointIntervalMb * MiB,
+      memoryLimitBytes: memoryLimitMb * MiB,
+      memoryLimitName: `--memory-limit-mb ${memoryLimitMb}`,
+      onFatal: (error) => {
+        // The log failed and could not be cut back to its last acknowledged record: a restart might replay writes
+        // that were refused. Stop now, loudly, rather than serve on.
+        logger.fatal({ err: error }, 'the log cannot be made consistent; exiting');
+        process.stderr.write(`driftdb: the log failed and could not be cut back (${error.message}); exiting\n`);
+        process.exit(1);
+      },
     });
   } catch (error) {
     if (error instanceof CorruptLogError) {
@@ -96,8 +117,46 @@ async function openAfterListen(app: FastifyInstance, config: Config, logger: Log
     throw error;
   }
   holder.open(database);
-  logger.info({ seq: database.durableSeq }, 'ready');
+  logger.info({ seq: database.durableSeq, memoryLimitMb, heapLimitMb: currentHeapLimitMb() }, 'ready');
   return null;
+}
+
+/** Set in the environment of the process `serve` restarts with a larger heap, so that it restarts only once. */
+const reexecMarker = 'DRIFTDB_HEAP_REEXEC';
+
+function currentHeapLimitMb(): number {
+  return Math.floor(v8.getHeapStatistics().heap_size_limit / MiB);
+}
+
+/** Without --memory-limit-mb: half the heap this process was given, so the heap it has is the heap it needs. */
+function defaultMemoryLimitMb(): number {
+  return Math.floor(currentHeapLimitMb() / 2);
+}
+
+/**
+ * The heap a server with this memory limit runs with: twice the limit. Recovery rebuilds what the server held and
+ * briefly more (staging maps, checkpoint chunks); a restart of a server filled to its limit must fit.
+ */
+function heapLimitMbFor(memoryLimitMb: number): number {
+  return 2 * memoryLimitMb;
+}
+
+/**
+ * Runs `serve` again in a child Node with a heap of `heapMb` MiB (V8 sizes its heap at start), passing signals on
+ * and exiting as it exits. If this process is killed outright, the child goes too (see dieWithParent).
+ */
+function serveWithHeap(heapMb: number): Promise<number> {
+  const child = spawn(process.execPath, [...process.execArgv, `--max-old-space-size=${heapMb}`, process.argv[1]!, ...process.argv.slice(2)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, [reexecMarker]: String(heapMb) },
+  });
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => child.kill(signal));
+  return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal === null ? 1 : 128 + (os.constants.signals[signal] ?? 0)))));
+}
+
+/** In the restarted child: when the parent dies without a word (kill -9), die as abruptly, as one process would. */
+function dieWithParent(): void {
+  process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
 }
 
 /**

@@ -151,6 +151,16 @@ export const settings = {
     min: 1,
     doc: 'A writer waits this long for a row lock, then fails with 409 lock_timeout.',
   }),
+  memoryLimitMb: integer({
+    default: null,
+    min: 16,
+    max: 1_048_576,
+    defaultDoc: 'half the heap limit',
+    doc:
+      'As the V8 heap in use reaches this many MiB, writes answer 503 unavailable (reads go on, /readyz says why). ' +
+      'serve runs Node with a heap limit of twice this (restarting itself with --max-old-space-size if needed), so ' +
+      'a restart can always load what the server held.',
+  }),
   checkpointIntervalMb: integer({
     default: 256,
     min: 1,

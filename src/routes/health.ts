@@ -2,6 +2,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { Database } from '../engine/index.js';
+import { DriftError } from '../errors.js';
 
 const statusSchema = {
   type: 'object',
@@ -15,9 +16,15 @@ export async function healthRoutes(app: FastifyInstance, opts: { db: () => Datab
     handler: async () => ({ status: 'ok' }),
   });
 
-  // db() throws 503 unavailable (with Retry-After) while the log is being recovered or the server is stopping.
+  // db() throws 503 unavailable (with Retry-After) while the log is being recovered or the server is stopping; a
+  // database that refuses writes (its log failed, or memory is at its limit) is not ready either, and says why.
   app.get('/readyz', {
     schema: { response: { 200: statusSchema } },
-    handler: async () => ({ status: 'ready', seq: opts.db().durableSeq }),
+    handler: async () => {
+      const db = opts.db();
+      const health = db.health();
+      if (!health.writable) throw new DriftError('unavailable', `Writes are refused: ${health.reason}`, { retryAfterSeconds: 5 });
+      return { status: 'ready', seq: db.durableSeq };
+    },
   });
 }

@@ -44,6 +44,8 @@ export interface SpawnOptions {
   env?: Record<string, string | undefined>;
   /** Use this data dir (e.g. to restart on one); default a fresh temp dir removed when the test process exits. */
   dataDir?: string;
+  /** Options for node itself, before the script (e.g. --max-old-space-size=128). */
+  nodeArgs?: string[];
 }
 
 export interface SpawnedServer {
@@ -92,7 +94,7 @@ export function spawnServer(options: SpawnOptions = {}): SpawnedServer {
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('DRIFTDB_')) env[name] = value;
   Object.assign(env, { DRIFTDB_ADMIN_PASSWORD: adminPassword }, options.env);
   for (const name of Object.keys(env)) if (env[name] === undefined) delete env[name];
-  const args = [cliPath, 'serve', '--port', '0', '--tls', 'off', '--data-dir', dataDir, ...(options.args ?? [])];
+  const args = [...(options.nodeArgs ?? []), cliPath, 'serve', '--port', '0', '--tls', 'off', '--data-dir', dataDir, ...(options.args ?? [])];
   const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   let out = '';
@@ -121,7 +123,13 @@ export function spawnServer(options: SpawnOptions = {}): SpawnedServer {
 }
 
 /** Starts the server and resolves once GET /readyz answers 200. */
-export async function startServer(options: SpawnOptions & { readyTimeoutMs?: number } = {}): Promise<TestServer> {
+export async function startServer(
+  options: SpawnOptions & {
+    readyTimeoutMs?: number;
+    /** When the server counts as started, from its /readyz answer; default a 200. */
+    readyWhen?: (response: Response) => boolean;
+  } = {},
+): Promise<TestServer> {
   const spawned = spawnServer(options);
   const url = await spawned.listening;
   const agentOptions = { keepAlive: true, maxSockets: 64 };
@@ -147,7 +155,7 @@ export async function startServer(options: SpawnOptions & { readyTimeoutMs?: num
     },
   };
   try {
-    await waitReady(server, options.readyTimeoutMs ?? 20_000);
+    await waitReady(server, options.readyTimeoutMs ?? 20_000, options.readyWhen ?? ((response) => response.status === 200));
   } catch (error) {
     await server.kill();
     throw error;
@@ -162,7 +170,7 @@ function trustedCert(dataDir: string, args: string[]): string {
   return fs.readFileSync(file, 'utf8');
 }
 
-async function waitReady(server: TestServer, timeoutMs: number): Promise<void> {
+async function waitReady(server: TestServer, timeoutMs: number, readyWhen: (response: Response) => boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
@@ -170,7 +178,7 @@ async function waitReady(server: TestServer, timeoutMs: number): Promise<void> {
     if (exit !== null) throw new Error(`server exited (code ${exit.code}) before ready:\n${server.stdout()}\n${server.stderr()}`);
     try {
       const response = await server.request('GET', '/readyz', { auth: false, timeoutMs: 2_000 });
-      if (response.status === 200) return;
+      if (readyWhen(response)) return;
       last = `${response.status} ${response.text}`;
     } catch (error) {
       last = String(error);

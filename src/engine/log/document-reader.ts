@@ -32,9 +32,15 @@ export class DocumentReader {
   private readonly logger: LogLayerLogger;
   /** Open read handles by segment ordinal, oldest opened first; at most limits.readFilesOpenMax. */
   private readonly files = new Map<number, SyncReadFile>();
-  /** Decoded texts by location, least recently used first; their characters total at most cacheCharsMax. */
-  private readonly cache = new Map<number, string>();
-  private cacheChars = 0;
+  /**
+   * Decoded texts by location, in two generations: new ones go to `young`; when its characters pass half the
+   * bound, it becomes `old` and the previous old generation is dropped whole. A hit in `old` moves the text back to
+   * `young`. So the cache holds at most cacheCharsMax characters, keeps what is read again, and never deletes
+   * entries one by one (a Map that is emptied from its front gets slower to walk with every deletion).
+   */
+  private young = new Map<number, string>();
+  private old = new Map<number, string>();
+  private youngChars = 0;
   private readonly cacheCharsMax: number;
   private readonly scratch = Buffer.allocUnsafe(firstReadBytes);
   /** Reads that went to disk (cache misses), for stats. */
@@ -50,11 +56,9 @@ export class DocumentReader {
   /** The document text `ref` names. Throws DriftError 'internal' (after logging file and offset) if it is damaged. */
   read(ref: DocumentRef): string {
     assert(ref.location >= 0, 'a version read from the log has a location');
-    const cached = this.cache.get(ref.location);
+    const cached = this.young.get(ref.location) ?? this.old.get(ref.location);
     if (cached !== undefined) {
-      // Re-inserting moves it to the recently used end.
-      this.cache.delete(ref.location);
-      this.cache.set(ref.location, cached);
+      if (!this.young.has(ref.location)) this.remember(ref.location, cached);
       return cached;
     }
     this.diskReads++;
@@ -65,14 +69,13 @@ export class DocumentReader {
 
   /** Keeps a text that is known to be stored at `location` (a newest version just superseded is read soon). */
   remember(location: number, text: string): void {
-    if (location < 0 || text.length > this.cacheCharsMax / 8) return;
-    if (this.cache.has(location)) return;
-    this.cache.set(location, text);
-    this.cacheChars += text.length;
-    for (const [oldest, evicted] of this.cache) {
-      if (this.cacheChars <= this.cacheCharsMax) break;
-      this.cache.delete(oldest);
-      this.cacheChars -= evicted.length;
+    if (location < 0 || text.length > this.cacheCharsMax / 8 || this.young.has(location)) return;
+    this.young.set(location, text);
+    this.youngChars += text.length;
+    if (this.youngChars > this.cacheCharsMax / 2) {
+      this.old = this.young;
+      this.young = new Map();
+      this.youngChars = 0;
     }
   }
 

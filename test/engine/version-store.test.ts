@@ -1,0 +1,231 @@
+// The version store keeps old versions in the log: reads of the past (asOf, history) come from disk, checked by
+// their own crc, and must equal an in-memory model across checkpoints and restarts; damage on disk fails loudly,
+// for that version only; older record formats are still read.
+
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import t from 'tap';
+import { doctor, openDatabase, type Database, type Doc } from '../../src/engine/index.js';
+import { encodeFrame } from '../../src/engine/log/frame.js';
+import { encodeRecord, segmentName } from '../../src/engine/log/segment.js';
+import type { CommitRecord } from '../../src/engine/types.js';
+
+type Test = Parameters<Parameters<typeof t.test>[0]>[0];
+
+function tempDir(t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'driftdb-versions-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A cache of one small document: nearly every read of an old version goes to the log file. */
+const tinyCache = { versionCacheCharsMax: 64 };
+
+/** Every key's history as the engine answered each write: (seq, doc or null). */
+type ModelHistory = Map<string, Array<{ seq: number; doc: Doc | null }>>;
+
+function modelAt(model: ModelHistory, key: string, seq: number): Doc | null | undefined {
+  let found: Doc | null | undefined;
+  for (const version of model.get(key) ?? []) if (version.seq <= seq) found = version.doc;
+  return found;
+}
+
+/** JSON with object members in sorted order: a patch that creates a row puts its key member last. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+  );
+}
+
+function readAt(db: Database, key: string, seq: number): Doc | null {
+  try {
+    return db.get({ table: 't', key, asOf: seq }).doc;
+  } catch (error) {
+    if ((error as { code?: string }).code === 'row_not_found') return null;
+    throw error;
+  }
+}
+
+const step = fc.oneof(
+  fc.record({ kind: fc.constant('put' as const), key: fc.constantFrom('a', 'b', 'c', 'd'), n: fc.integer({ min: 0, max: 9 }), pad: fc.nat(300) }),
+  fc.record({ kind: fc.constant('patch' as const), key: fc.constantFrom('a', 'b', 'c', 'd'), n: fc.integer({ min: 0, max: 9 }) }),
+  fc.record({ kind: fc.constant('delete' as const), key: fc.constantFrom('a', 'b', 'c', 'd') }),
+  fc.record({ kind: fc.constant('batch' as const), keys: fc.uniqueArray(fc.constantFrom('a', 'b', 'c', 'd'), { minLength: 1, maxLength: 4 }), n: fc.nat(9) }),
+  fc.constant({ kind: 'checkpoint' as const }),
+  fc.constant({ kind: 'reopen' as const }),
+);
+
+t.test('reads of the past from the log equal the model, across checkpoints and restarts', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 40 }), async (steps) => {
+      const dir = mkdtempSync(join(tmpdir(), 'driftdb-versions-'));
+      let db = await openDatabase({ dataDir: dir, ...tinyCache });
+      try {
+        await db.createTable({ name: 't', primaryKey: 'id' });
+        const model: ModelHistory = new Map();
+        const record = (key: string, seq: number, doc: Doc | null): void => {
+          model.set(key, [...(model.get(key) ?? []), { seq, doc }]);
+        };
+        for (const s of steps) {
+          if (s.kind === 'checkpoint') await db.checkpoint();
+          else if (s.kind === 'reopen') {
+            await db.close();
+            db = await openDatabase({ dataDir: dir, ...tinyCache });
+          } else if (s.kind === 'put') {
+            const doc = { id: s.key, n: s.n, pad: 'x'.repeat(s.pad) };
+            const { seq } = await db.put({ table: 't', key: s.key, doc });
+            record(s.key, seq!, doc);
+          } else if (s.kind === 'patch') {
+            const { seq } = await db.patch({ table: 't', key: s.key, patch: { n: s.n } });
+            const before = modelAt(model, s.key, seq! - 1) ?? { id: s.key };
+            record(s.key, seq!, { ...before, n: s.n });
+          } else if (s.kind === 'delete') {
+            if (!modelAt(model, s.key, db.durableSeq)) continue;
+            const { seq } = await db.delete({ table: 't', key: s.key });
+            record(s.key, seq!, null);
+          } else {
+            const tx = db.begin({ isolation: 'read_committed' });
+            for (const key of s.keys) await tx.put({ table: 't', key, doc: { id: key, n: s.n, batch: true } });
+            const { seq } = await tx.commit();
+            for (const key of s.keys) record(key, seq!, { id: key, n: s.n, batch: true });
+          }
+        }
+        const newest = db.durableSeq;
+        for (const [key, versions] of model) {
+          for (let seq = 0; seq <= newest; seq++) {
+            const expected = modelAt(model, key, seq) ?? null;
+            const actual = readAt(db, key, seq);
+            if (canonical(actual) !== canonical(expected)) throw new Error(`${key} at ${seq}: ${JSON.stringify(actual)} ≠ ${JSON.stringify(expected)}`);
+          }
+          const history = db.history({ table: 't', key }).versions.map((v) => ({ seq: v.seq, doc: v.doc }));
+          if (canonical(history) !== canonical(versions)) throw new Error(`history of ${key} differs`);
+        }
+      } finally {
+        await db.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }),
+    { numRuns: 25 },
+  );
+  t.pass('every read of the past matched the model');
+});
+
+t.test('memory holds the newest documents; older ones are read from the log', async (t) => {
+  const dir = tempDir(t);
+  const db = await openDatabase({ dataDir: dir, ...tinyCache });
+  t.teardown(() => db.close());
+  await db.createTable({ name: 't', primaryKey: 'id' });
+  for (let n = 0; n < 50; n++) await db.put({ table: 't', key: 'k', doc: { id: 'k', n } });
+  const before = db.stats().versionReads;
+  t.same(db.get({ table: 't', key: 'k' }).doc, { id: 'k', n: 49 });
+  t.equal(db.stats().versionReads, before, 'the newest version is read from memory');
+  t.same(db.get({ table: 't', key: 'k', asOf: 10 }).doc, { id: 'k', n: 8 });
+  t.ok(db.stats().versionReads > before, 'an old version is read from the log');
+  t.equal(db.history({ table: 't', key: 'k' }).versions.length, 50);
+  t.equal(db.stats().versions, 50);
+});
+
+/** The offset of the first document of `key` written at `seq`, found by its text in the only segment. */
+function documentOffset(segment: Buffer, text: string): number {
+  const at = segment.indexOf(Buffer.from(text));
+  if (at < 0) throw new Error(`${text} is not in the segment`);
+  return at;
+}
+
+t.test('a version whose bytes rot on disk fails loudly, names file and offset, and only that version', async (t) => {
+  const dir = tempDir(t);
+  const errors: Array<Record<string, unknown>> = [];
+  const logger = { info() {}, warn() {}, error: (fields: object) => errors.push(fields as Record<string, unknown>) };
+  const db = await openDatabase({ dataDir: dir, logger, ...tinyCache });
+  t.teardown(() => db.close());
+  await db.createTable({ name: 't', primaryKey: 'id' });
+  const first = await db.put({ table: 't', key: 'rot', doc: { id: 'rot', text: 'ROTTEN-SOON' } });
+  await db.put({ table: 't', key: 'rot', doc: { id: 'rot', text: 'newer' } });
+  const other = await db.put({ table: 't', key: 'fine', doc: { id: 'fine', text: 'old and well' } });
+  await db.put({ table: 't', key: 'fine', doc: { id: 'fine', text: 'new and well' } });
+  const wal = join(dir, 'wal');
+  const file = join(wal, readdirSync(wal)[0]!);
+  const bytes = readFileSync(file);
+  const at = documentOffset(bytes, 'ROTTEN-SOON');
+  bytes[at] = bytes[at]! ^ 0x20;
+  writeFileSync(file, bytes);
+
+  t.throws(() => db.get({ table: 't', key: 'rot', asOf: first.seq! }), { name: 'DriftError', code: 'internal' });
+  t.throws(() => db.history({ table: 't', key: 'rot' }), { code: 'internal' });
+  const logged = errors.find((e) => e['msg'] === undefined && e['file'] !== undefined) ?? errors[0]!;
+  t.equal(logged['file'], file, 'the log names the file');
+  t.ok(typeof logged['offset'] === 'number' && (logged['offset'] as number) < at && at - (logged['offset'] as number) < 64, 'and the offset');
+  t.same(db.get({ table: 't', key: 'rot' }).doc, { id: 'rot', text: 'newer' }, 'the newest version still reads');
+  t.same(db.get({ table: 't', key: 'fine', asOf: other.seq! }).doc, { id: 'fine', text: 'old and well' }, 'other keys read');
+
+  const report = await doctor({ dataDir: dir });
+  t.equal(report.healthy, false, 'doctor reports the damage');
+  t.ok(report.problems.some((p) => p.file === file && p.severity === 'corrupt'), JSON.stringify(report.problems));
+});
+
+t.test('documents written in the older record formats are read by whole frame', async (t) => {
+  const dir = tempDir(t);
+  const walDir = join(dir, 'wal');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(walDir, { recursive: true });
+  const ts = 1_700_000_000_000;
+  const create: CommitRecord = { seq: 1, ts, changes: [{ kind: 'createTable', name: 't', primaryKey: 'id', indexes: ['n'] }] };
+  const row = (seq: number, keys: string[]): CommitRecord => ({
+    seq,
+    ts: ts + seq,
+    changes: keys.map((key) => ({ kind: 'row', table: 't', key, op: 'put', doc: JSON.stringify({ id: key, n: seq }) })),
+  });
+  // The 0xd2 format: documents as u32 length + text, no crc of their own.
+  const older = (r: CommitRecord): Buffer => {
+    const { frame, documentOffsets } = encodeRecord(r, r.seq - 1);
+    const payload = frame.subarray(8);
+    const parts: Buffer[] = [Buffer.from([0xd2])];
+    let from = 1;
+    for (const offset of documentOffsets) {
+      if (offset < 0) continue;
+      const crcAt = offset - 8 + 4;
+      parts.push(payload.subarray(from, crcAt));
+      from = crcAt + 4;
+    }
+    parts.push(payload.subarray(from));
+    return encodeFrame(Buffer.concat(parts));
+  };
+  writeFileSync(join(walDir, segmentName(1)), Buffer.concat([older(create), older(row(2, ['a', 'b'])), older(row(3, ['a']))]));
+  const db = await openDatabase({ dataDir: dir, ...tinyCache });
+  t.teardown(() => db.close());
+  t.same(db.get({ table: 't', key: 'a', asOf: 2 }).doc, { id: 'a', n: 2 }, 'an old version from a record of two rows');
+  t.same(db.history({ table: 't', key: 'a' }).versions.map((v) => v.doc), [{ id: 'a', n: 2 }, { id: 'a', n: 3 }]);
+  t.same(db.query({ table: 't', where: { n: 2 }, asOf: 2 }).rows.map((r) => r['id']), ['a', 'b'], 'the index covers them');
+  await db.put({ table: 't', key: 'a', doc: { id: 'a', n: 4 } });
+  await db.checkpoint();
+  await db.close();
+  const reopened = await openDatabase({ dataDir: dir, ...tinyCache });
+  t.same(reopened.get({ table: 't', key: 'a', asOf: 3 }).doc, { id: 'a', n: 3 }, 'and after a checkpoint and a restart');
+  await reopened.close();
+});
+
+t.test('a checkpoint from before the old-versions-in-the-log format is skipped and the log replayed', async (t) => {
+  const dir = tempDir(t);
+  const db = await openDatabase({ dataDir: dir });
+  await db.createTable({ name: 't', primaryKey: 'id' });
+  await db.put({ table: 't', key: 'a', doc: { id: 'a', v: 1 } });
+  await db.put({ table: 't', key: 'a', doc: { id: 'a', v: 2 } });
+  await db.checkpoint();
+  await db.close();
+  // Rewrite the checkpoint's header as the previous version (2): the loader must not trust its contents.
+  const checkpoints = join(dir, 'checkpoints');
+  const name = readdirSync(checkpoints).find((f) => f.endsWith('.ckpt'))!;
+  const bytes = readFileSync(join(checkpoints, name));
+  const header = bytes.subarray(9, 8 + bytes.readUInt32LE(0)).toString('utf8');
+  const downgraded = JSON.stringify({ ...JSON.parse(header), version: 2 });
+  const frame = encodeFrame(Buffer.concat([Buffer.from([0x01]), Buffer.from(downgraded)]));
+  writeFileSync(join(checkpoints, name), Buffer.concat([frame, bytes.subarray(8 + bytes.readUInt32LE(0))]));
+  const warnings: object[] = [];
+  const reopened = await openDatabase({ dataDir: dir, logger: { info() {}, warn: (o) => warnings.push(o), error() {} } });
+  t.teardown(() => reopened.close());
+  t.same(reopened.history({ table: 't', key: 'a' }).versions.map((v) => v.doc), [{ id: 'a', v: 1 }, { id: 'a', v: 2 }]);
+  t.equal(reopened.stats().checkpointSeq, null, 'the log was replayed instead');
+  t.ok(warnings.length > 0, 'with a warning');
+});
