@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { basicAuth, describeAnswer, httpCall, makeAgent, type HttpAnswer } from './http.js';
-import { freePort, hasExited, stopChild, track } from './procs.js';
+import { freePort, hasExited, stopChild, track, waitExit } from './procs.js';
 
 export const cliPath = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 
@@ -98,6 +98,19 @@ export function logTail(logPath: string): string {
   } catch {
     return '(no log)';
   }
+}
+
+/** How long a failed scenario waits for a dying server's exit before describing the failure. */
+const exitNoticeMs = 2_000;
+
+/**
+ * A scenario's failure, with the server's exit and log tail when the server is gone (a heap out of memory shows
+ * up here only as a dropped connection, and the exit may be noticed a moment after it).
+ */
+export async function failureWithServer(error: unknown, server: DriftServer): Promise<Error> {
+  const message = error instanceof Error ? error.message : String(error);
+  if (!(await waitExit(server.child, exitNoticeMs))) return new Error(message);
+  return new Error(`${message} (the server exited, code ${server.child.exitCode}, signal ${server.child.signalCode}; log tail: ${logTail(server.logPath)})`);
 }
 
 /** An authenticated JSON call to the server. */

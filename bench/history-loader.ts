@@ -22,6 +22,10 @@ export interface HistoryLoadJob {
 
 export interface HistoryLoadSummary {
   seconds: number;
+  /** The batches' part of `seconds`: the load rate, without the history key's single PUTs at the end (if any). */
+  batchSeconds: number;
+  /** Versions written by the batches. */
+  batchVersions: number;
   /** Versions written, the history key's included. */
   versionsWritten: number;
   commits: number;
@@ -54,7 +58,7 @@ async function load(job: HistoryLoadJob): Promise<HistoryLoadSummary> {
   // predecessor has long committed when it starts, and the load keeps all its batches in flight.
   const stride = Math.max(job.batchesInFlight, Math.floor(batches / job.historyKeyVersions));
   const round0Batches = Math.ceil(job.keys / job.batchOps);
-  const summary: HistoryLoadSummary = { seconds: 0, versionsWritten: 0, commits: 0, seqAllKeys: 0, seqLast: 0, historyKeyTailPuts: 0, windowWaits: 0 };
+  const summary: HistoryLoadSummary = { seconds: 0, batchSeconds: 0, batchVersions: 0, versionsWritten: 0, commits: 0, seqAllKeys: 0, seqLast: 0, historyKeyTailPuts: 0, windowWaits: 0 };
   const window = keyWindow(job);
   let nextBatch = 0;
   /** Versions of the history key handed to batches so far; each is written by exactly one. */
@@ -101,6 +105,8 @@ async function load(job: HistoryLoadJob): Promise<HistoryLoadSummary> {
   };
   try {
     await Promise.all(Array.from({ length: job.batchesInFlight }, worker));
+    summary.batchSeconds = (performance.now() - started) / 1000;
+    summary.batchVersions = summary.versionsWritten;
     // A small load has fewer batches than the history key has versions: the rest, one commit each.
     while (historyVersions < job.historyKeyVersions) {
       const path = `/v1/tables/${job.table}/rows/${encodeURIComponent(job.historyKey)}`;

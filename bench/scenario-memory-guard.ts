@@ -7,9 +7,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type BenchContext } from './context.js';
 import { benchDoc, groupsFor, rowKey } from './docs.js';
-import { driftCall, logTail, serverLogPath, startDriftServer, stopDriftServer, type DriftServer } from './drift-server.js';
+import { driftCall, failureWithServer, serverLogPath, startDriftServer, stopDriftServer, type DriftServer } from './drift-server.js';
 import { describeAnswer, httpCall, isRecord, makeAgent, type HttpAnswer } from './http.js';
-import { hasExited } from './procs.js';
 import { failed, measured, skipped, type ScenarioResult } from './report.js';
 import { rssMiB } from './scenario-restart.js';
 import { checkRowCount, createTable } from './scenarios-http.js';
@@ -44,9 +43,7 @@ export async function memoryGuardScenario(ctx: BenchContext): Promise<ScenarioRe
   try {
     return await fillUntilRefused(server, name, limitMb);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const died = hasExited(server.child) ? ` (the server exited, code ${server.child.exitCode}, signal ${server.child.signalCode}; log tail: ${logTail(server.logPath)})` : '';
-    return failed(name, new Error(`${message}${died}`));
+    return failed(name, await failureWithServer(error, server));
   } finally {
     await stopDriftServer(server);
   }

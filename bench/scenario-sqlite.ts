@@ -31,7 +31,9 @@ export async function sqliteScenarios(ctx: BenchContext, earlier: readonly Scena
     const setup = `SQLite ${ready.sqliteVersion} (better-sqlite3), journal_mode=${ready.journalMode}, synchronous=${ready.synchronous === 2 ? 'FULL' : ready.synchronous}`;
     const results = await peerRows(ctx, peer);
     for (const result of results) {
-      result.notes.push(...floorComparison(result, earlier));
+      const floor = floorComparison(result, earlier);
+      result.notes.push(floor.note);
+      if (floor.quotient !== null) result.details = { ...result.details, ratioToFloor: floor.quotient };
       if (result.details?.['kind'] === 'query') {
         result.notes.push(`query plan: ${ready.queryPlan.join('; ')}`);
         if (!ready.queryPlan.some((step) => step.includes('USING INDEX'))) result.notes.push('the query does not use the group index: its figure is a scan');
@@ -45,11 +47,11 @@ export async function sqliteScenarios(ctx: BenchContext, earlier: readonly Scena
 }
 
 /** The row beside the floor's row of the same kind: both ratios to their own ceiling runs, and their quotient. */
-function floorComparison(result: ScenarioResult, earlier: readonly ScenarioResult[]): string[] {
+function floorComparison(result: ScenarioResult, earlier: readonly ScenarioResult[]): { note: string; quotient: number | null } {
   const kind = result.details?.['kind'];
   const floor = earlier.find((r) => r.status === 'measured' && r.details?.['peer'] === 'floor' && r.details['kind'] === kind);
-  if (floor?.ratio === undefined || result.ratio === undefined) return ['no spec floor row of this kind in this run to compare with'];
+  if (floor?.ratio === undefined || result.ratio === undefined) return { note: 'no spec floor row of this kind in this run to compare with', quotient: null };
   const quotient = result.ratio / floor.ratio;
-  if (result.details !== undefined) result.details['ratioToFloor'] = quotient;
-  return [`${quotient.toFixed(2)} × the spec floor (ratio ${result.ratio.toFixed(3)} against the floor's ${floor.ratio.toFixed(3)}; ${Math.round(result.value ?? 0)} against ${Math.round(floor.value ?? 0)} req/s)`];
+  const note = `${quotient.toFixed(2)} × the spec floor (ratio ${result.ratio.toFixed(3)} against the floor's ${floor.ratio.toFixed(3)}; ${Math.round(result.value ?? 0)} against ${Math.round(floor.value ?? 0)} req/s)`;
+  return { note, quotient };
 }
