@@ -19,8 +19,8 @@ import { createTable } from './scenarios-http.js';
 
 const historyTable = 'bench_history';
 /** The key written `historyKeyVersions` times during the load, for the history-latency row. */
-export const historyKey = 'long-history';
-export const historyKeyVersions = 1000;
+const historyKey = 'long-history';
+const historyKeyVersions = 1000;
 /** Rows per batch: the API's most, less one for the history key some batches also carry. */
 const batchOps = limits.batchOpsMax - 1;
 /** Batches in flight during the load: enough to keep the server busy while one batch travels and parses. */
@@ -36,7 +36,7 @@ const targetVersionsCount = 20_000_000;
 /** Without a checkpoint, a restart may take this long per million events (versions) in the log. */
 const replaySecondsPerMillionMax = 5;
 
-export const historyTargets = {
+const historyTargets = {
   rssMiB: { on: 'value', op: '<=', limit: 1024 },
   withCheckpoint: { on: 'value', op: '<=', limit: 2 },
   asOfP99Ms: { on: 'value', op: '<=', limit: 1 },

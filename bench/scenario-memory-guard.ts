@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { type BenchContext } from './context.js';
+import type { BenchContext } from './context.js';
 import { benchDoc, groupsFor, rowKey } from './docs.js';
 import { driftCall, failureWithServer, serverLogPath, startDriftServer, stopDriftServer, type DriftServer } from './drift-server.js';
 import { describeAnswer, httpCall, isRecord, makeAgent, type HttpAnswer } from './http.js';
