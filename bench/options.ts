@@ -26,8 +26,8 @@ export interface BenchOptions {
 
 export const usage = `usage: node dist/bench/run.js [options]
   --only a,b            scenarios to run (default: all): ${scenarioNames.join(', ')}
-  --duration N          seconds measured per load run (default 10)
-  --warmup N            seconds of discarded warm-up before each load run (default 2)
+  --duration N          seconds measured per load or latency run (default 10)
+  --warmup N            seconds of discarded warm-up before each load or latency run (default 2)
   --connections N       HTTP connections for ceiling, calibration, put, get, query (default 32)
   --tx-clients N        concurrent transaction clients (default 32)
   --rows N              rows preloaded for get/query/tx and the floor/sqlite peers (default 100000)
