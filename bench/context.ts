@@ -24,9 +24,12 @@ function script(name: string): string {
 export const workerScripts = {
   ceiling: script('ceiling-server.js'),
   floor: script('floor-server.js'),
+  sqlite: script('sqlite-server.js'),
   load: script('load-worker.js'),
   tx: script('tx-worker.js'),
   gen: script('gen-log.js'),
+  historyLoader: script('history-loader.js'),
+  latency: script('latency-worker.js'),
 };
 
 /** Slack on top of a load run's own duration before its worker is declared hung and killed. */

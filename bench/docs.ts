@@ -39,3 +39,25 @@ export function benchDoc(i: number, groups: number): Doc {
   doc.note = 'x'.repeat(Math.max(0, docBytesTarget - bytesWithoutNote));
   return doc;
 }
+
+/** A history key's `grp` changes once in this many of its versions. */
+export const grpStepVersions = 10;
+
+/**
+ * Version `version` of history key `i`: ~200 bytes, with an indexed `grp` that moves to another value every
+ * `grpStepVersions` versions (so 1 update in 10 changes the index) and stays shared by about `groupRowsCount` keys.
+ */
+export function historyDoc(i: number, version: number, groups: number): Doc {
+  const doc: Doc = {
+    grp: `g${(i + Math.floor(version / grpStepVersions)) % groups}`,
+    v: version,
+    name: `user-${i}`,
+    score: ((i * 7919 + version * 104_729) % 100_000) / 100,
+    active: (i + version) % 2 === 0,
+    tags: ['alpha', 'beta'],
+    note: '',
+  };
+  const bytesWithoutNote = Buffer.byteLength(JSON.stringify(doc));
+  doc.note = 'y'.repeat(Math.max(0, docBytesTarget - bytesWithoutNote));
+  return doc;
+}

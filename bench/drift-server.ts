@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { basicAuth, describeAnswer, httpCall, makeAgent, type HttpAnswer } from './http.js';
-import { freePort, hasExited, stopChild, track } from './procs.js';
+import { freePort, hasExited, stopChild, track, waitExit } from './procs.js';
 
 export const cliPath = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 
@@ -33,6 +33,8 @@ export interface StartInput {
   readyTimeoutMs: number;
   /** Write a V8 CPU profile of the server into this directory when it exits. */
   cpuProfDir?: string | null;
+  /** More `serve` flags, after the bench's own (e.g. `--checkpoint-interval-mb`). */
+  serveArgs?: readonly string[];
 }
 
 /** Spawns the server and resolves once /readyz answers 200, with the seconds from spawn to that answer. */
@@ -42,7 +44,7 @@ export async function startDriftServer(input: StartInput): Promise<{ server: Dri
   const baseUrl = `https://127.0.0.1:${port}`;
   const env = serverEnv(input.password);
   const profile = input.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', input.cpuProfDir] : [];
-  const args = [...profile, cliPath, 'serve', '--data-dir', input.dataDir, '--host', '127.0.0.1', '--port', String(port), '--tls', 'self-signed'];
+  const args = [...profile, cliPath, 'serve', '--data-dir', input.dataDir, '--host', '127.0.0.1', '--port', String(port), '--tls', 'self-signed', ...(input.serveArgs ?? [])];
   const logFd = openSync(input.logPath, 'a');
   const started = performance.now();
   const child = track(spawn(process.execPath, args, { env, stdio: ['ignore', logFd, logFd] }));
@@ -96,6 +98,19 @@ export function logTail(logPath: string): string {
   } catch {
     return '(no log)';
   }
+}
+
+/** How long a failed scenario waits for a dying server's exit before describing the failure. */
+const exitNoticeMs = 2_000;
+
+/**
+ * A scenario's failure, with the server's exit and log tail when the server is gone (a heap out of memory shows
+ * up here only as a dropped connection, and the exit may be noticed a moment after it).
+ */
+export async function failureWithServer(error: unknown, server: DriftServer): Promise<Error> {
+  const message = error instanceof Error ? error.message : String(error);
+  if (!(await waitExit(server.child, exitNoticeMs))) return new Error(message);
+  return new Error(`${message} (the server exited, code ${server.child.exitCode}, signal ${server.child.signalCode}; log tail: ${logTail(server.logPath)})`);
 }
 
 /** An authenticated JSON call to the server. */

@@ -1,20 +1,17 @@
 // The spec floor: DriftDB's PUT, GET and query requests answered by a Fastify server over HTTPS that does only what
 // http-api.md asks of every request (Basic auth, the security headers, a request id, an ETag, the same answer shapes)
 // and keeps its rows in a Map, with each write appended to a log file and fdatasynced in groups. No engine, no
-// validation beyond JSON parsing, no history. It frames records and coalesces answer writes with DriftDB's own code.
+// validation beyond JSON parsing, no history. It frames records with DriftDB's own code; peer-http.ts is its HTTP.
 // What it reaches is what any database behind this HTTP contract could reach on the machine, which gives every
 // ratio target a yardstick measured in the same run.
 
 import { mkdtempSync, openSync, rmSync, write, fdatasync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Fastify, { type FastifyReply } from 'fastify';
-import { generate } from 'selfsigned';
+import type { FastifyInstance } from 'fastify';
 import { encodeTextFrame } from '../src/engine/log/frame.js';
-import { requestIdFrom } from '../src/observability/logger.js';
-import { coalesceResponseWrites } from '../src/routes/write-coalescing.js';
-import { securityHeaders } from '../src/security/headers.js';
 import { benchDoc, groupsFor, groupValue, rowKey } from './docs.js';
+import { runPeer, sendProblem, sendText, servePeer } from './peer-http.js';
 
 /** The floor server's first IPC message. */
 export interface FloorReady {
@@ -30,8 +27,6 @@ interface PendingWrite {
   frame: Buffer;
   acknowledge: () => void;
 }
-
-const jsonType = 'application/json; charset=utf-8';
 
 /** The preloaded rows (`rowKey(i)` → benchDoc with its key, as DriftDB stores it) and their `group` index. */
 function preload(rows: number): { byKey: Map<string, StoredRow>; byGroup: Map<string, StoredRow[]> } {
@@ -80,61 +75,36 @@ async function main(): Promise<void> {
   const rows = Number(process.argv[2]);
   const authorization = process.argv[3];
   if (!Number.isSafeInteger(rows) || rows < 1 || authorization === undefined) throw new Error('usage: floor-server <rows> <authorization>');
-  const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keySize: 2048, algorithm: 'sha256' });
   const { byKey, byGroup } = preload(rows);
   const logDir = mkdtempSync(join(tmpdir(), 'driftdb-floor-'));
   const append = groupLog(join(logDir, 'log'));
   let seqLast = rows;
 
-  const headers = securityHeaders({ https: true });
-  const app = Fastify({ logger: false, https: { key: pems.private, cert: pems.cert }, genReqId: (request) => requestIdFrom(request.headers['x-request-id']) });
-  coalesceResponseWrites(app);
-  // The cheapest credential check there is: the header itself as the cache key (DriftDB hashes it first).
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.headers(headers).header('x-request-id', request.id);
-    if (request.headers.authorization !== authorization) {
-      void reply.code(401).type('application/problem+json').send({ status: 401, code: 'unauthenticated' });
-      return;
-    }
-    done();
-  });
-  const sendText = (reply: FastifyReply, text: string): FastifyReply => reply.type(jsonType).send(text);
-
-  app.get<{ Params: { table: string; key: string } }>('/v1/tables/:table/rows/:key', (request, reply) => {
-    const row = byKey.get(request.params.key);
-    if (row === undefined) return reply.code(404).type('application/problem+json').send({ status: 404, code: 'row_not_found' });
-    return sendText(reply.header('etag', `"${row.seq}"`), row.text);
-  });
-  app.put<{ Params: { table: string; key: string }; Body: Record<string, unknown> }>('/v1/tables/:table/rows/:key', (request, reply) => {
-    const { table, key } = request.params;
-    const text = JSON.stringify({ id: key, ...request.body });
-    const seq = ++seqLast;
-    append(encodeTextFrame(JSON.stringify({ seq, ts: Date.now(), table, key, doc: text })), () => {
-      const created = !byKey.has(key);
-      byKey.set(key, { text, seq });
-      void reply.code(created ? 201 : 200).header('etag', `"${seq}"`).send({ key, seq });
+  const routes = (app: FastifyInstance): void => {
+    app.get<{ Params: { table: string; key: string } }>('/v1/tables/:table/rows/:key', (request, reply) => {
+      const row = byKey.get(request.params.key);
+      if (row === undefined) return sendProblem(reply, 'row_not_found', 'no such row');
+      return sendText(reply.header('etag', `"${row.seq}"`), row.text);
     });
-    return reply;
-  });
-  app.post<{ Body: { where?: { group?: unknown } } }>('/v1/query', (request, reply) => {
-    const members = byGroup.get(String(request.body?.where?.group)) ?? [];
-    return sendText(reply, `{"rows":[${members.map((row) => row.text).join(',')}],"nextCursor":null,"seq":${seqLast}}`);
-  });
-
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
-  const stop = (): void => {
-    rmSync(logDir, { recursive: true, force: true });
-    process.exit(0);
+    app.put<{ Params: { table: string; key: string }; Body: Record<string, unknown> }>('/v1/tables/:table/rows/:key', (request, reply) => {
+      const { table, key } = request.params;
+      const text = JSON.stringify({ id: key, ...request.body });
+      const seq = ++seqLast;
+      append(encodeTextFrame(JSON.stringify({ seq, ts: Date.now(), table, key, doc: text })), () => {
+        const created = !byKey.has(key);
+        byKey.set(key, { text, seq });
+        void reply.code(created ? 201 : 200).header('etag', `"${seq}"`).send({ key, seq });
+      });
+      return reply;
+    });
+    app.post<{ Body: { where?: { group?: unknown } } }>('/v1/query', (request, reply) => {
+      const members = byGroup.get(String(request.body?.where?.group)) ?? [];
+      return sendText(reply, `{"rows":[${members.map((row) => row.text).join(',')}],"nextCursor":null,"seq":${seqLast}}`);
+    });
   };
-  process.once('SIGTERM', () => void app.close().then(stop));
-  process.once('disconnect', stop);
+  const port = await servePeer({ authorization, routes, onStop: () => rmSync(logDir, { recursive: true, force: true }) });
   const ready: FloorReady = { port };
   process.send!(ready);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`floor server failed: ${String(error)}\n`);
-  process.exit(1);
-});
+runPeer('floor server', main);

@@ -1,6 +1,6 @@
 // Command-line options of `npm run bench`: parsed once, validated, frozen and passed down.
 
-export const scenarioNames = ['ceiling', 'calibration', 'floor', 'put', 'get', 'query', 'tx-distinct', 'tx-hot', 'restart'] as const;
+export const scenarioNames = ['ceiling', 'calibration', 'floor', 'sqlite', 'put', 'get', 'query', 'tx-distinct', 'tx-hot', 'restart', 'memory-guard', 'history'] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
 export interface BenchOptions {
@@ -13,6 +13,11 @@ export interface BenchOptions {
   readonly restartEvents: number;
   /** Concurrent PUTs (or batches) while preloading rows over HTTP. */
   readonly preloadInFlight: number;
+  /** The history scenario's keys, and versions written per key. */
+  readonly historyKeys: number;
+  readonly historyVersions: number;
+  /** The --memory-limit-mb the memory-guard scenario starts its server with. */
+  readonly guardLimitMb: number;
   /** Keep the temp dir (server logs, data dirs) for a post-mortem instead of removing it. */
   readonly keepTemp: boolean;
   /** When set, every DriftDB server the bench starts writes a V8 CPU profile (.cpuprofile) into this directory. */
@@ -21,13 +26,17 @@ export interface BenchOptions {
 
 export const usage = `usage: node dist/bench/run.js [options]
   --only a,b            scenarios to run (default: all): ${scenarioNames.join(', ')}
-  --duration N          seconds measured per load run (default 10)
-  --warmup N            seconds of discarded warm-up before each load run (default 2)
+  --duration N          seconds measured per load or latency run (default 10)
+  --warmup N            seconds of discarded warm-up before each load or latency run (default 2)
   --connections N       HTTP connections for ceiling, calibration, put, get, query (default 32)
   --tx-clients N        concurrent transaction clients (default 32)
-  --rows N              rows preloaded for get/query/tx (default 100000)
+  --rows N              rows preloaded for get/query/tx and the floor/sqlite peers (default 100000)
   --restart-events N    events in the restart/RSS log (default 1000000)
   --preload-in-flight N concurrent preload requests (default 64)
+  --history-keys N      keys of the history scenario (default 100000)
+  --history-versions N  versions written per history key (default 200: 20M versions, about 20 minutes
+                        and 10 GB of disk; --history-keys 10000 --history-versions 50 takes a few minutes)
+  --guard-limit-mb N    --memory-limit-mb of the memory-guard scenario's server (default 256)
   --keep-temp           keep the temp dir (server logs, data dirs) and print its path
   --cpu-prof DIR        servers write V8 CPU profiles into DIR (open them in Chrome DevTools)`;
 
@@ -39,6 +48,9 @@ const defaults = {
   rows: 100_000,
   restartEvents: 1_000_000,
   preloadInFlight: 64,
+  historyKeys: 100_000,
+  historyVersions: 200,
+  guardLimitMb: 256,
 };
 
 /** Upper bounds so a typo cannot start a day-long run or exhaust the machine. */
@@ -50,7 +62,13 @@ const optionValueMax = {
   rows: 10_000_000,
   restartEvents: 20_000_000,
   preloadInFlight: 1024,
+  historyKeys: 10_000_000,
+  historyVersions: 10_000,
+  guardLimitMb: 1_048_576,
 };
+
+/** The history scenario's keys × versions: five times the default scale, about 25 GB of log. */
+const historyVersionsTotalMax = 100_000_000;
 
 type NumericOption = keyof typeof defaults;
 
@@ -62,6 +80,9 @@ const numericFlags: Record<string, NumericOption> = {
   '--rows': 'rows',
   '--restart-events': 'restartEvents',
   '--preload-in-flight': 'preloadInFlight',
+  '--history-keys': 'historyKeys',
+  '--history-versions': 'historyVersions',
+  '--guard-limit-mb': 'guardLimitMb',
 };
 
 export class UsageError extends Error {}
@@ -91,6 +112,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     } else {
       throw new UsageError(`unknown option ${flag}`);
     }
+  }
+  if (numbers.historyKeys * numbers.historyVersions > historyVersionsTotalMax) {
+    throw new UsageError(`--history-keys × --history-versions must be at most ${historyVersionsTotalMax}`);
   }
   return Object.freeze({ ...numbers, scenarios, keepTemp, cpuProfDir });
 }

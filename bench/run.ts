@@ -14,7 +14,10 @@ import { cleanUpSync, installCleanupHandlers, keepTempDir, makeTempDir, removeTe
 import { failed, renderTable, skipped, writeReport, type ScenarioResult } from './report.js';
 import { calibrationScenarios } from './scenario-calibration.js';
 import { floorScenarios } from './scenario-floor.js';
+import { historyScenarios } from './scenario-history.js';
+import { memoryGuardScenario } from './scenario-memory-guard.js';
 import { restartScenarios } from './scenario-restart.js';
+import { sqliteScenarios } from './scenario-sqlite.js';
 import { ceilingScenario, getScenario, preloadScenario, putScenario, queryScenario, transactionsMissing, txScenario } from './scenarios-http.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -102,8 +105,12 @@ async function runAll(options: BenchOptions): Promise<ScenarioResult[]> {
     // Before the DriftDB server starts, so nothing but the ceiling and its load generator runs.
     if (options.scenarios.has('calibration')) await attempt('calibration', results, () => calibrationScenarios(ctx));
     if (options.scenarios.has('floor')) await attempt('floor', results, () => floorScenarios(ctx));
+    if (options.scenarios.has('sqlite')) await attempt('sqlite', results, () => sqliteScenarios(ctx, results));
     await runHttpGroup(ctx, results);
     if (options.scenarios.has('restart')) await attempt('restart', results, () => restartScenarios(ctx));
+    if (options.scenarios.has('memory-guard')) await attempt('memory-guard', results, () => memoryGuardScenario(ctx));
+    // Last: at its default scale it runs longer than everything before it together.
+    if (options.scenarios.has('history')) await attempt('history', results, () => historyScenarios(ctx));
   } finally {
     if (ceilingStart !== null) await stopChild(ceilingStart.child);
     if (options.keepTemp) {

@@ -22,7 +22,7 @@ const generateInFlight = 1000;
 const restartTimeoutMs = 10 * 60_000;
 const checkpointTimeoutMs = 10 * 60_000;
 /** RSS is read this long after /readyz, once the recovery's garbage had a chance to be collected. */
-const rssSettleMs = 2_000;
+export const rssSettleMs = 2_000;
 
 export const restartTargets = {
   withoutCheckpoint: { on: 'value', op: '<=', limit: 10 },
@@ -30,7 +30,7 @@ export const restartTargets = {
   rssMiB: { on: 'value', op: '<=', limit: 1536 },
 } satisfies Record<string, Target>;
 
-interface Restart {
+export interface Restart {
   readySeconds: number;
   /** The engine's own account of its recovery, from the server log line with msg "recovered", if there is one. */
   engineRecovery: Record<string, unknown> | null;
@@ -39,7 +39,7 @@ interface Restart {
   notes: string[];
 }
 
-function rssMiB(server: DriftServer): number | null {
+export function rssMiB(server: DriftServer): number | null {
   const bytes = server.child.pid === undefined ? null : vmRssBytes(server.child.pid);
   return bytes === null ? null : Math.round(bytes / MiB);
 }
@@ -49,15 +49,32 @@ function checkpointFiles(dataDir: string): string[] {
   return existsSync(dir) ? readdirSync(dir) : [];
 }
 
+export interface RestartInput {
+  dataDir: string;
+  /** Names the server's log file. */
+  label: string;
+  /** The table whose rowCount the restarted server must report. */
+  table: string;
+  rows: number;
+  serveArgs?: readonly string[];
+}
+
 /** Starts the server on the data dir, times it to /readyz, reads its RSS, checks the row count; leaves it running. */
-async function restart(ctx: BenchContext, dataDir: string, label: string): Promise<{ server: DriftServer; restart: Restart }> {
-  const logPath = serverLogPath(join(ctx.tmpRoot, 'logs'), label);
-  const { server, readySeconds } = await startDriftServer({ dataDir, logPath, password: ctx.password, readyTimeoutMs: restartTimeoutMs, cpuProfDir: ctx.options.cpuProfDir });
+export async function timedRestart(ctx: BenchContext, input: RestartInput): Promise<{ server: DriftServer; restart: Restart }> {
+  const logPath = serverLogPath(join(ctx.tmpRoot, 'logs'), input.label);
+  const { server, readySeconds } = await startDriftServer({
+    dataDir: input.dataDir,
+    logPath,
+    password: ctx.password,
+    readyTimeoutMs: restartTimeoutMs,
+    cpuProfDir: ctx.options.cpuProfDir,
+    ...(input.serveArgs !== undefined ? { serveArgs: input.serveArgs } : {}),
+  });
   try {
     const rssAtReadyMiB = rssMiB(server);
     await sleep(rssSettleMs);
     const rssSettledMiB = rssMiB(server);
-    const notes = await checkRowCount(server, ctx.options.restartEvents, bigTable);
+    const notes = await checkRowCount(server, input.rows, input.table);
     const engineRecovery = recoveryLine(logPath);
     if (engineRecovery !== null) notes.push(`engine log: ${JSON.stringify(engineRecovery)}`);
     return { server, restart: { readySeconds, engineRecovery, rssAtReadyMiB, rssSettledMiB, notes } };
@@ -65,6 +82,10 @@ async function restart(ctx: BenchContext, dataDir: string, label: string): Promi
     await stopDriftServer(server);
     throw error;
   }
+}
+
+function restart(ctx: BenchContext, dataDir: string, label: string): Promise<{ server: DriftServer; restart: Restart }> {
+  return timedRestart(ctx, { dataDir, label, table: bigTable, rows: ctx.options.restartEvents });
 }
 
 /** The figures of the server's "recovered" log line (replayed records, ms), to split engine time from process start. */
@@ -115,7 +136,7 @@ async function generate(dataDir: string, events: number): Promise<GenSummary> {
 }
 
 /** POST /v1/admin/checkpoint; if the route is not usable, the engine writes it in-process after the server stops. */
-async function checkpointOverHttp(server: DriftServer): Promise<{ seconds: number; note: string } | string> {
+export async function checkpointOverHttp(server: DriftServer): Promise<{ seconds: number; note: string } | string> {
   const started = performance.now();
   const answer = await driftCall(server, 'POST', '/v1/admin/checkpoint', undefined, checkpointTimeoutMs);
   const seconds = (performance.now() - started) / 1000;

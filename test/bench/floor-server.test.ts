@@ -1,49 +1,16 @@
-// The benchmark's spec floor: it must answer DriftDB's own bench requests as DriftDB does (rows with their key and
-// ETag, writes that are read back, a query's 10 rows, the security headers, 401 without credentials), or its ratios
-// would bound nothing.
+// The benchmark's spec floor answers DriftDB's own bench requests as DriftDB does (peer-answers.ts says what that is).
 
 import t from 'tap';
 import { workerScripts } from '../../bench/context.js';
-import { groupRowsCount, groupsFor, groupValue } from '../../bench/docs.js';
 import type { FloorReady } from '../../bench/floor-server.js';
-import { basicAuth, httpCall, makeAgent } from '../../bench/http.js';
+import { basicAuth } from '../../bench/http.js';
 import { startService, stopChild } from '../../bench/procs.js';
+import { checkPeerAnswers } from './peer-answers.js';
 
 t.test('the floor answers the bench requests the way DriftDB does', async (t) => {
   const rows = 1000;
   const authorization = basicAuth('admin', 'floor-test-password');
   const { child, ready } = await startService<FloorReady>(workerScripts.floor, 60_000, [String(rows), authorization]);
-  const agent = makeAgent(1);
-  t.teardown(async () => {
-    agent.destroy();
-    await stopChild(child);
-  });
-  const baseUrl = `https://127.0.0.1:${ready.port}`;
-  const headers = { authorization };
-
-  const row = await httpCall({ agent, baseUrl, method: 'GET', path: '/v1/tables/bench_rows/rows/row-7', headers });
-  t.equal(row.status, 200);
-  t.match(row.body, { id: 'row-7', group: groupValue(7, groupsFor(rows)) });
-  t.equal(row.headers.etag, '"8"', 'the ETag of its version');
-  t.equal(row.headers['x-content-type-options'], 'nosniff', 'the security headers');
-  t.ok(row.headers['x-request-id'], 'a request id');
-
-  const put = await httpCall({ agent, baseUrl, method: 'PUT', path: '/v1/tables/bench_put/rows/new-1', headers, body: { n: 1 } });
-  t.same([put.status, put.body], [201, { key: 'new-1', seq: rows + 1 }], 'a new key is created at the next seq');
-  const again = await httpCall({ agent, baseUrl, method: 'PUT', path: '/v1/tables/bench_put/rows/new-1', headers, body: { n: 2 } });
-  t.same([again.status, again.body], [200, { key: 'new-1', seq: rows + 2 }], 'a second write replaces it');
-  const read = await httpCall({ agent, baseUrl, method: 'GET', path: '/v1/tables/bench_put/rows/new-1', headers });
-  t.same([read.status, read.body, read.headers.etag], [200, { id: 'new-1', n: 2 }, `"${rows + 2}"`], 'the write is read back');
-
-  const query = await httpCall({ agent, baseUrl, method: 'POST', path: '/v1/query', headers, body: { table: 'bench_rows', where: { group: 'g3' } } });
-  t.equal(query.status, 200);
-  const answer = query.body as { rows: { id: string; group: string }[]; nextCursor: null; seq: number };
-  t.equal(answer.rows.length, groupRowsCount, 'a group holds 10 rows');
-  t.ok(answer.rows.every((r) => r.group === 'g3'), 'all of that group');
-  t.same([answer.nextCursor, answer.seq], [null, rows + 2], 'one page at the newest seq');
-
-  const anonymous = await httpCall({ agent, baseUrl, method: 'GET', path: '/v1/tables/bench_rows/rows/row-7' });
-  t.equal(anonymous.status, 401, 'no credentials, no row');
-  const wrong = await httpCall({ agent, baseUrl, method: 'GET', path: '/v1/tables/bench_rows/rows/row-7', headers: { authorization: basicAuth('admin', 'nope') } });
-  t.equal(wrong.status, 401, 'wrong credentials, no row');
+  t.teardown(() => stopChild(child));
+  await checkPeerAnswers(t, `https://127.0.0.1:${ready.port}`, authorization, rows);
 });
