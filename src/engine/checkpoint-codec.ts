@@ -94,10 +94,10 @@ class RowBatch {
   texts: Array<string | null> = [];
   bodyBytes = 0;
 
-  add(key: string, meta: number[], text: string | null): void {
+  add(key: string, meta: ArrayLike<number>, text: string | null): void {
     this.keys.push(key);
     this.counts.push(meta.length / 2);
-    for (const n of meta) this.meta.push(n);
+    for (let i = 0; i < meta.length; i++) this.meta.push(meta[i]!);
     this.texts.push(text);
     this.bodyBytes += 8 * meta.length + 12 + 2 * key.length + 3 * (text?.length ?? 0);
   }
@@ -134,7 +134,8 @@ function* dumpRows(state: TableState, seq: number, ordinals: Map<string, number>
     // A long history is cut into pieces that each fit a chunk; the loader joins a key's pieces again.
     for (let from = 0; from < visible; ) {
       const to = Math.min(visible, from + chunkVersionsMax);
-      batch.add(key, history.meta.slice(2 * from, 2 * to), to === visible ? text : null);
+      const meta = history.meta;
+      batch.add(key, Array.isArray(meta) ? meta.slice(2 * from, 2 * to) : meta.subarray(2 * from, 2 * to), to === visible ? text : null);
       from = to;
       if (batch.bodyBytes >= chunkBodyBytesTarget || from < visible) {
         yield batch.encode();
@@ -291,17 +292,16 @@ export class CheckpointLoader {
       const key = keysText.slice(keyChar, (keyChar += keyLength));
       const docLength = body.readUInt32LE(docLengthsAt + 4 * i);
       const json = docLength === 0 ? null : docsText.slice(docChar, (docChar += docLength));
-      const meta = Array.from(packed.subarray(2 * version, 2 * (version += counts[i]!)));
-      this.addHistory(key, meta, json);
+      this.addHistory(key, packed.subarray(2 * version, 2 * (version += counts[i]!)), json);
     }
     assert(version === versionCount && keyChar === keysText.length && docChar === docsText.length, 'rows chunk lengths do not add up');
   }
 
-  private addHistory(key: string, meta: number[], json: string | null): void {
+  private addHistory(key: string, meta: Float64Array, json: string | null): void {
     const last = this.keys.length - 1;
     if (last >= 0 && this.keys[last] === key) {
       const history = this.histories[last]!;
-      for (const n of meta) history.meta.push(n);
+      history.grow(meta);
       history.json = json;
       return;
     }

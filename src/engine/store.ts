@@ -199,7 +199,7 @@ export class Store {
 
   private place(record: CommitRecord, targets: ReadonlyArray<TableState | null>, locations: readonly number[]): void {
     record.changes.forEach((change, i) => {
-      if (change.kind === 'row' && change.doc !== null) targets[i]!.placeNewest(change.key, record.seq, locations[i]!);
+      if (change.kind === 'row' && change.doc !== null) targets[i]!.placeVersion(change.key, record.seq, locations[i]!);
     });
   }
 

@@ -19,6 +19,10 @@ const versionSeqScale = 8;
 /** The location of a version with no document yet known: a delete, or a commit whose record is not placed yet. */
 export const noLocation = -1;
 
+function unplacedId(key: string, seq: number): string {
+  return `${seq}\u0000${key}`;
+}
+
 export function packVersion(seq: number, op: RowOp, framed = false): number {
   return seq * versionSeqScale + opCodes[op] + (framed ? framedFlag : 0);
 }
@@ -42,12 +46,33 @@ function isFramed(packed: number): boolean {
 export class RowHistory {
   /** Text of the newest applied version; null when that is a delete. */
   json: string | null;
-  /** Oldest first, two numbers per version: packVersion(seq, op), then the location of its document (or -1). */
-  readonly meta: number[];
+  /**
+   * Oldest first, two numbers per version: packVersion(seq, op), then the location of its document (or -1). A
+   * history loaded from a checkpoint is a view of the chunk it came in (no copy into the heap, which made restarts
+   * of long histories slow); it becomes an array of its own when it next grows.
+   */
+  meta: number[] | Float64Array;
 
-  constructor(json: string | null, meta: number[]) {
+  constructor(json: string | null, meta: number[] | Float64Array) {
     this.json = json;
     this.meta = meta;
+  }
+
+  /** Appends versions' packed numbers (pairs) at the end. */
+  append(...numbers: number[]): void {
+    this.grow(numbers);
+  }
+
+  /** Appends the pairs of `numbers` (a history's next piece, from a checkpoint). */
+  grow(numbers: ArrayLike<number>): void {
+    let meta = this.meta;
+    if (!Array.isArray(meta)) {
+      // Sized exactly, then filled: Array.from and spreading reserve more room, and spreading boxes the numbers.
+      const copy = new Array<number>(meta.length);
+      for (let i = 0; i < meta.length; i++) copy[i] = meta[i]!;
+      this.meta = meta = copy;
+    }
+    for (let i = 0; i < numbers.length; i++) (meta as number[]).push(numbers[i]!);
   }
 
   get count(): number {
@@ -102,6 +127,12 @@ export class TableState {
   /** Versions of every key, deletes included. */
   versionCount = 0;
   private readonly documents: DocumentReader;
+  /**
+   * Texts of versions superseded before their commit was placed in the log (keyed rowId-like by key and seq). Row
+   * locks make that rare (a writer waits until the commit before it is durable), but a writer that takes no row
+   * locks must not leave a version unreadable; each entry goes when its version is placed.
+   */
+  private readonly unplaced = new Map<string, string>();
   private rowMap = new SortedMap<string, RowHistory>(compareCodePoints);
   /**
    * While recovery stages the table, histories of keys the row map does not hold gather here, hashed: recovery
@@ -170,6 +201,7 @@ export class TableState {
     if (i === history.count - 1) return { seq, op, json: history.json };
     if (op === 'delete') return { seq, op, json: null };
     const location = history.meta[2 * i + 1]!;
+    if (location === noLocation) return { seq, op, json: this.unplaced.get(unplacedId(key, seq))! };
     return { seq, op, json: this.documents.read({ location, seq, framed: isFramed(packed), table: this.def.name, key }) };
   }
 
@@ -195,10 +227,12 @@ export class TableState {
       assert(history.newestSeq < seq, 'row events must be applied in seq order');
       // The newest text is about to be superseded: readers of older snapshots may ask for it soon.
       const newest = history.meta.length - 2;
-      if (history.json !== null && this.staged === null && !isFramed(history.meta[newest]!)) {
+      if (history.json !== null && history.meta[newest + 1] === noLocation) {
+        this.unplaced.set(unplacedId(key, versionSeq(history.meta[newest]!)), history.json);
+      } else if (history.json !== null && this.staged === null && !isFramed(history.meta[newest]!)) {
         this.documents.remember(history.meta[newest + 1]!, history.json);
       }
-      history.meta.push(packed, location);
+      history.append(packed, location);
       history.json = json;
     }
     this.versionCount++;
@@ -211,11 +245,13 @@ export class TableState {
     }
   }
 
-  /** Records where the newest version of `key`, committed at `seq`, lies in the log now that it is durable. */
-  placeNewest(key: string, seq: number, location: number): void {
+  /** Records where the version of `key` committed at `seq` lies in the log, now that it is durable. */
+  placeVersion(key: string, seq: number, location: number): void {
     const history = this.findHistory(key);
-    assert(history !== undefined && history.newestSeq === seq, 'a placed version is its row\'s newest');
-    history.meta[history.meta.length - 1] = location;
+    const i = history === undefined ? -1 : history.indexAt(seq);
+    assert(history !== undefined && i >= 0 && history.seq(i) === seq, 'a placed version exists');
+    history.meta[2 * i + 1] = location;
+    if (i < history.count - 1) this.unplaced.delete(unplacedId(key, seq));
   }
 
   // Keys often arrive in order (ids): a key past the last one is new without a search.
