@@ -28,20 +28,18 @@ import {
   rawProblemResponse,
   sendProblem,
 } from './routes/problem.js';
-import { Authenticator } from './security/auth.js';
 import { parseJsonBody } from './security/json-body.js';
+import { registerRateLimits } from './security/rate-limit.js';
+import type { Security } from './security/security.js';
 import { loadTlsMaterial } from './security/tls.js';
-import { UserStore } from './security/users.js';
 import { TransactionService } from './service/transactions.js';
 
 export interface ServerDeps {
   /** The open database; throws DriftError('unavailable') while it is being recovered or after it closed. */
   db: () => Database;
+  /** Users, tokens, lockout and the audit log, opened with the database; throws DriftError('unavailable') until then. */
+  security: () => Security;
   logger: Logger;
-  /** Defaults to <data-dir>/users.json (created with the admin user on first start). */
-  users?: UserStore;
-  /** Where a generated admin password is shown, once; defaults to a line on stdout. */
-  announce?: (line: string) => void;
 }
 
 /** Whole-request and socket-idle bounds, so a slow or silent client cannot hold a connection forever. */
@@ -57,20 +55,13 @@ const shuttingDownProblem = problemOf('unavailable', 'the server is shutting dow
 export async function buildServer(config: Config, deps: ServerDeps): Promise<FastifyInstance> {
   await fs.mkdir(config.dataDir, { recursive: true });
   const tls = await loadTlsMaterial(config, deps.logger);
-  const users =
-    deps.users ??
-    (await UserStore.open({
-      dataDir: config.dataDir,
-      adminPassword: config.adminPassword,
-      announce: deps.announce ?? ((line) => process.stdout.write(`${line}\n`)),
-    }));
 
   const headers = securityHeaders({ https: tls !== null });
   const options: FastifyServerOptions = { ...serverOptions(headers), loggerInstance: deps.logger as FastifyBaseLogger };
   const app = (
     tls === null
       ? fastify(options)
-      : fastify({ ...options, https: { key: tls.key, cert: tls.cert } } as FastifyHttpsOptions<https.Server>)
+      : fastify({ ...options, https: { key: tls.key, cert: tls.cert, minVersion: config.tlsMinVersion } } as FastifyHttpsOptions<https.Server>)
   ) as unknown as FastifyInstance;
   // Set once close() begins, before the listener stops: a request that still arrives (pipelined, or on a kept-alive
   // connection between sweeps) is refused as a problem, where Fastify's own return503OnClosing answer is bare JSON.
@@ -111,10 +102,16 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   });
   // Closing the server rolls back every open transaction, before the CLI closes the database.
   app.addHook('onClose', async () => transactions.closeAll());
+  const rateLimits = await registerRateLimits(app, {
+    config,
+    // A limit can only be hit once security is open (every limited request authenticates or asks for a token).
+    onLimited: (kind, context, details) => deps.security().audit.record('rate_limited', context, { limit: kind, ...details }),
+  });
   await registerRoutes(app, {
     db: deps.db,
+    security: deps.security,
+    rateLimits,
     transactions,
-    authenticator: new Authenticator({ users }),
     loadOpenApi: loadOpenApiJson,
   });
   return app;

@@ -11,12 +11,14 @@ const statusSchema = {
 
 export async function healthRoutes(app: FastifyInstance, opts: { db: () => Database }): Promise<void> {
   app.get('/healthz', {
+    config: { permission: 'public' },
     schema: { response: { 200: statusSchema } },
     handler: async () => ({ status: 'ok' }),
   });
 
   // db() throws 503 unavailable (with Retry-After) while the log is being recovered or the server is stopping.
   app.get('/readyz', {
+    config: { permission: 'public' },
     schema: { response: { 200: statusSchema } },
     handler: async () => ({ status: 'ready', seq: opts.db().durableSeq }),
   });
