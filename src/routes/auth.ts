@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { requestContext } from '../security/hooks.js';
 import type { RateLimits } from '../security/rate-limit.js';
 import type { Security } from '../security/security.js';
-import { closedObject, dataValidatorCompiler, problemResponses } from './schemas.js';
+import { addSharedSchemas, closedObject, dataValidatorCompiler, problemResponses } from './schemas.js';
 
 export interface AuthRouteDeps {
   security: () => Security;
@@ -35,6 +35,8 @@ const passwordBody = closedObject({ currentPassword: password, newPassword }, ['
 
 /** POST /v1/auth/token: public (it is how one authenticates), but limited per client address. */
 export async function tokenRoutes(app: FastifyInstance, opts: AuthRouteDeps): Promise<void> {
+  // In the public scope: its problem responses need the shared schemas too.
+  addSharedSchemas(app);
   // Bodies are checked as sent: a password given as a number is refused, not turned into text.
   app.setValidatorCompiler(dataValidatorCompiler);
   app.post<{ Body: { username: string; password: string } }>('/v1/auth/token', {

@@ -102,13 +102,14 @@ async function server(t: Test) {
 
 const doc: Json = parse(yamlText);
 
-t.test('openapi.yaml parses as OpenAPI 3.1 with HTTP Basic security and resolvable references', async (t) => {
+t.test('openapi.yaml parses as OpenAPI 3.1 with HTTP Basic and bearer security and resolvable references', async (t) => {
   t.match(doc.openapi, /^3\.1\.\d+$/);
   t.type(doc.info.title, 'string');
   t.type(doc.info.version, 'string');
   t.ok(Array.isArray(doc['x-driftdb-notes']) && doc['x-driftdb-notes'].length > 0, 'the documented choices are there');
   t.same(doc.components.securitySchemes.basicAuth, { type: 'http', scheme: 'basic', description: doc.components.securitySchemes.basicAuth.description });
-  t.same(doc.security, [{ basicAuth: [] }]);
+  t.same(doc.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer', description: doc.components.securitySchemes.bearerAuth.description });
+  t.same(doc.security, [{ basicAuth: [] }, { bearerAuth: [] }]);
   const unresolved = refsIn(doc).filter((ref) => resolve(doc, ref) === undefined);
   t.same(unresolved, [], 'every $ref resolves inside the document');
   for (const [id, operation] of operations(doc)) {
