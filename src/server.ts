@@ -42,8 +42,7 @@ export interface ServerDeps {
   logger: Logger;
 }
 
-/** Whole-request and socket-idle bounds, so a slow or silent client cannot hold a connection forever. */
-const requestTimeoutMs = 30_000;
+/** Socket-idle bounds, so a silent client cannot hold a connection forever (--request-timeout-ms bounds a slow one). */
 const connectionIdleTimeoutMs = 120_000;
 const keepAliveTimeoutMs = 72_000;
 /** A percent-encoded key may take up to 9 characters per UTF-16 unit (3 UTF-8 bytes × "%XX"). */
@@ -57,11 +56,17 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   const tls = await loadTlsMaterial(config, deps.logger);
 
   const headers = securityHeaders({ https: tls !== null });
-  const options: FastifyServerOptions = { ...serverOptions(headers), loggerInstance: deps.logger as FastifyBaseLogger };
+  const options: FastifyServerOptions = { ...serverOptions(headers, config), loggerInstance: deps.logger as FastifyBaseLogger };
+  // Node checks for requests past the timeout only every connectionsCheckingInterval (30 s by default): often
+  // enough that a slow client (slow-loris) is cut off close to the timeout it was given.
+  const connectionsCheckingInterval = connectionsCheckIntervalMs(config.requestTimeoutMs);
   const app = (
     tls === null
-      ? fastify(options)
-      : fastify({ ...options, https: { key: tls.key, cert: tls.cert, minVersion: config.tlsMinVersion } } as FastifyHttpsOptions<https.Server>)
+      ? fastify({ ...options, http: { connectionsCheckingInterval } })
+      : fastify({
+          ...options,
+          https: { key: tls.key, cert: tls.cert, minVersion: config.tlsMinVersion, connectionsCheckingInterval },
+        } as FastifyHttpsOptions<https.Server>)
   ) as unknown as FastifyInstance;
   // Set once close() begins, before the listener stops: a request that still arrives (pipelined, or on a kept-alive
   // connection between sweeps) is refused as a problem, where Fastify's own return503OnClosing answer is bare JSON.
@@ -117,15 +122,20 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   return app;
 }
 
+/** A quarter of the request timeout, between 50 ms and 5 s. */
+function connectionsCheckIntervalMs(requestTimeoutMs: number): number {
+  return Math.min(5_000, Math.max(50, Math.floor(requestTimeoutMs / 4)));
+}
+
 /** Fastify's options, every bound explicit. */
-function serverOptions(headers: Readonly<Record<string, string>>): FastifyServerOptions {
+function serverOptions(headers: Readonly<Record<string, string>>, config: Config): FastifyServerOptions {
   return {
     genReqId: (request) => requestIdFrom(request.headers['x-request-id']),
     childLoggerFactory: lazyChildLogger,
     // Fastify's two access lines per request are replaced by one debug line (see buildServer).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: limits.requestBodyBytesMax,
-    requestTimeout: requestTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
     connectionTimeout: connectionIdleTimeoutMs,
     keepAliveTimeout: keepAliveTimeoutMs,
     // Requests during shutdown get a 503 unavailable problem from buildServer's first onRequest hook instead.

@@ -131,6 +131,11 @@ export const settings = {
     default: 'TLSv1.2',
     doc: 'Oldest TLS version a client may connect with.',
   }),
+  requestTimeoutMs: integer({
+    default: 30_000,
+    min: 100,
+    doc: 'A request (headers and body) must arrive whole within this long, or it is answered 400 and its connection closed (slow clients).',
+  }),
   txIdleTimeoutMs: integer({ default: 30_000, min: 1, doc: 'An open transaction idle this long is rolled back.' }),
   txPerUserMax: integer({
     default: 64,

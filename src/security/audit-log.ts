@@ -196,6 +196,7 @@ export class AuditLog {
    */
   async verify(): Promise<VerifyResult> {
     const snapshot = this.enqueueWrite(async () => {
+      await this.writePending();
       const files = await listAuditFiles(this.options.file);
       return { files, endOffsets: await fileSizes(files) };
     });
