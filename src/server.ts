@@ -57,16 +57,11 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
 
   const headers = securityHeaders({ https: tls !== null });
   const options: FastifyServerOptions = { ...serverOptions(headers, config), loggerInstance: deps.logger as FastifyBaseLogger };
-  // Node checks for requests past the timeout only every connectionsCheckingInterval (30 s by default): often
-  // enough that a slow client (slow-loris) is cut off close to the timeout it was given.
-  const connectionsCheckingInterval = connectionsCheckIntervalMs(config.requestTimeoutMs);
+  const timeouts = nodeTimeouts(config.requestTimeoutMs);
   const app = (
     tls === null
-      ? fastify({ ...options, http: { connectionsCheckingInterval } })
-      : fastify({
-          ...options,
-          https: { key: tls.key, cert: tls.cert, minVersion: config.tlsMinVersion, connectionsCheckingInterval },
-        } as FastifyHttpsOptions<https.Server>)
+      ? fastify({ ...options, http: timeouts })
+      : fastify({ ...options, https: { key: tls.key, cert: tls.cert, minVersion: config.tlsMinVersion, ...timeouts } } as FastifyHttpsOptions<https.Server>)
   ) as unknown as FastifyInstance;
   // Set once close() begins, before the listener stops: a request that still arrives (pipelined, or on a kept-alive
   // connection between sweeps) is refused as a problem, where Fastify's own return503OnClosing answer is bare JSON.
@@ -122,9 +117,19 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   return app;
 }
 
-/** A quarter of the request timeout, between 50 ms and 5 s. */
-function connectionsCheckIntervalMs(requestTimeoutMs: number): number {
-  return Math.min(5_000, Math.max(50, Math.floor(requestTimeoutMs / 4)));
+/**
+ * Node's own bounds on a slow client (slow-loris), given to the server when it is made. The request timeout only cuts
+ * off a trickling body when the headers timeout is not longer (Node 20: with Fastify's later `requestTimeout` alone,
+ * headers stayed at 60 s and a body could trickle in forever). Node looks for expired requests every
+ * connectionsCheckingInterval (30 s by default): a quarter of the timeout, between 50 ms and 5 s, cuts them off close
+ * to it.
+ */
+function nodeTimeouts(requestTimeoutMs: number): { requestTimeout: number; headersTimeout: number; connectionsCheckingInterval: number } {
+  return {
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: Math.min(5_000, Math.max(50, Math.floor(requestTimeoutMs / 4))),
+  };
 }
 
 /** Fastify's options, every bound explicit. */
