@@ -31,9 +31,14 @@ export function rolesAllow(roles: readonly string[], permission: Permission): bo
   return permission === 'public' || roles.some((role) => (permissionsByRole[role as Role] ?? []).includes(permission));
 }
 
+/** Every permission the roles allow together, as a set to check in one lookup. */
+export function permissionsOf(roles: readonly string[]): ReadonlySet<Permission> {
+  return new Set(permissions.filter((permission) => rolesAllow(roles, permission)));
+}
+
 /** Why the caller's roles do not allow this permission, or null when they do. */
 export function roleDenial(principal: Principal, permission: Permission): string | null {
-  if (rolesAllow(principal.roles, permission)) return null;
+  if (principal.permissions.has(permission)) return null;
   return `user "${principal.username}" may not ${verb(permission)} here (roles: ${principal.roles.join(', ')})`;
 }
 
@@ -43,7 +48,7 @@ export function tableDenial(principal: Principal, access: TableAccess): string |
   if (table.startsWith('_')) {
     throw new DriftError('validation_failed', `Table names starting with _ are reserved for the system ('${table.slice(0, 64)}').`);
   }
-  if (!rolesAllow(principal.roles, permission)) return `user "${principal.username}" may not ${verb(permission)} table '${table}'`;
+  if (!principal.permissions.has(permission)) return `user "${principal.username}" may not ${verb(permission)} table '${table}'`;
   if (principal.grants !== null && !principal.grants.has(table)) return `user "${principal.username}" has no grant for table '${table}'`;
   return null;
 }

@@ -5,6 +5,7 @@
 import { hash } from 'node:crypto';
 import { DriftError } from '../errors.js';
 import type { AuditContext, AuditLog } from './audit-log.js';
+import { permissionsOf, type Permission } from './access.js';
 import type { LoginGuard } from './lockout.js';
 import type { TokenRecord, TokenStore } from './tokens.js';
 import type { Role, UserRecord, UserStore } from './users.js';
@@ -15,6 +16,8 @@ export interface Principal {
   readonly roles: readonly Role[];
   /** Tables the caller may touch; null = every table. */
   readonly grants: ReadonlySet<string> | null;
+  /** What the roles allow, worked out once per user record (checked on every request). */
+  readonly permissions: ReadonlySet<Permission>;
   /** The bearer token the request carried, if that is how it authenticated. */
   readonly token?: TokenRecord;
 }
@@ -75,6 +78,8 @@ export class Authenticator {
   /** Concurrent first requests with the same credentials share one scrypt check. */
   private readonly pending = new Map<string, Promise<Principal>>();
   private readonly principals = new WeakMap<UserRecord, Principal>();
+  /** A token's principal, kept while its user's record is the same: a bearer request allocates nothing either. */
+  private readonly tokenPrincipals = new WeakMap<TokenRecord, { user: UserRecord; principal: Principal }>();
 
   constructor(private readonly options: AuthenticatorOptions) {
     this.now = options.now ?? Date.now;
@@ -136,7 +141,7 @@ export class Authenticator {
     let principal = this.principals.get(user);
     if (principal === undefined) {
       const grants = user.grants === undefined || user.roles.includes('admin') ? null : new Set(user.grants);
-      principal = Object.freeze({ username: user.username, roles: user.roles, grants });
+      principal = Object.freeze({ username: user.username, roles: user.roles, grants, permissions: permissionsOf(user.roles) });
       this.principals.set(user, principal);
     }
     return principal;
@@ -151,7 +156,11 @@ export class Authenticator {
     }
     const user = this.options.users.get(record.username);
     if (user === undefined) return this.fail(context(), { detail: 'unknown or revoked token', username: record.username, method: 'bearer' });
-    return { ...this.principalOf(user), token: record };
+    const known = this.tokenPrincipals.get(record);
+    if (known?.user === user) return known.principal;
+    const principal: Principal = Object.freeze({ ...this.principalOf(user), token: record });
+    this.tokenPrincipals.set(record, { user, principal });
+    return principal;
   }
 
   private async basic(header: string, cacheKey: string, context: RequestContext): Promise<Principal> {

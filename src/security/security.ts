@@ -7,6 +7,7 @@ import path from 'node:path';
 import { ConfigError, type Config } from '../config/index.js';
 import type { Database } from '../engine/index.js';
 import { DriftError } from '../errors.js';
+import { MiB } from '../limits.js';
 import type { JsonValue } from './audit-chain.js';
 import { AuditLog, type AuditContext, type AuditLogger } from './audit-log.js';
 import { Authenticator, type Principal, type RequestContext } from './auth.js';
@@ -15,7 +16,7 @@ import { rowOrNull, systemTables } from './system-tables.js';
 import { TokenStore } from './tokens.js';
 import { UserStore, viewOf, type Role, type UserView } from './users.js';
 
-export interface SecurityLogger extends AuditLogger {}
+export type SecurityLogger = AuditLogger;
 
 export interface OpenSecurityOptions {
   config: Config;
@@ -62,7 +63,7 @@ export class Security {
     const audit = await AuditLog.open({
       db,
       file: config.auditLogPath!,
-      rotateBytes: config.auditLogRotateMb * 1024 * 1024,
+      rotateBytes: config.auditLogRotateMb * MiB,
       ringEntriesMax: config.auditMaxEntries,
       key,
       enabled: config.auditLog === 'on',
