@@ -16,10 +16,28 @@ export const securityTargets = {
   auditedOverUnaudited: { on: 'ratio', op: '>=', limit: 0.95 },
 } satisfies Record<string, Target>;
 
-/** Runs per side, alternated (A B A B …), so drift in the machine's load falls on both sides alike. */
+/** Runs per side, in the order A B B A (then again), so a steady drift in the machine's load falls on both alike. */
 const alternations = 2;
+/** Logins vary more from run to run (a few hundred scrypt checks each): twice the runs. */
+const loginAlternations = 4;
 /** Logins are scrypt-bound (libuv's four threads on two cores): a few connections keep every thread busy. */
 const loginConnections = 8;
+
+/** Runs `a` and `b` `times` times each, A B B A A B …; answers the runs of each side. */
+async function alternate(times: number, a: () => Promise<MeasuredLoad>, b: () => Promise<MeasuredLoad>): Promise<[MeasuredLoad[], MeasuredLoad[]]> {
+  const runsA: MeasuredLoad[] = [];
+  const runsB: MeasuredLoad[] = [];
+  for (let i = 0; i < times; i++) {
+    if (i % 2 === 0) {
+      runsA.push(await a());
+      runsB.push(await b());
+    } else {
+      runsB.push(await b());
+      runsA.push(await a());
+    }
+  }
+  return [runsA, runsB];
+}
 
 /** The mean of the runs' rates, and of their server CPU per response where known. */
 function combine(runs: MeasuredLoad[]): { okPerSecond: number; cpuMicros: number | null; errors: number; last: MeasuredLoad } {
@@ -43,12 +61,8 @@ async function issueToken(server: DriftServer, password: string): Promise<string
 export async function getBearerScenario(ctx: BenchContext, server: DriftServer): Promise<ScenarioResult> {
   const token = await issueToken(server, ctx.password);
   const request = (authorization: string): LoadRequest => ({ kind: 'get', table: rowsTable, rows: ctx.options.rows, authorization });
-  const basicRuns: MeasuredLoad[] = [];
-  const bearerRuns: MeasuredLoad[] = [];
-  for (let i = 0; i < alternations; i++) {
-    basicRuns.push(await loadRun(ctx, server.baseUrl, ctx.options.connections, request(server.authorization), server.child.pid));
-    bearerRuns.push(await loadRun(ctx, server.baseUrl, ctx.options.connections, request(`Bearer ${token}`), server.child.pid));
-  }
+  const run = (authorization: string) => () => loadRun(ctx, server.baseUrl, ctx.options.connections, request(authorization), server.child.pid);
+  const [basicRuns, bearerRuns] = await alternate(alternations, run(server.authorization), run(`Bearer ${token}`));
   const basic = combine(basicRuns);
   const bearer = combine(bearerRuns);
   return measured({
@@ -60,7 +74,7 @@ export async function getBearerScenario(ctx: BenchContext, server: DriftServer):
     latencyMs: bearer.last.latencyMs,
     errors: basic.errors + bearer.errors,
     notes: [
-      `ratio = bearer / Basic, each the mean of ${alternations} alternated runs: Basic ${basic.okPerSecond.toFixed(0)} req/s, bearer ${bearer.okPerSecond.toFixed(0)} req/s`,
+      `ratio = bearer / Basic, each the mean of ${alternations} runs (A B B A): Basic ${basic.okPerSecond.toFixed(0)} req/s, bearer ${bearer.okPerSecond.toFixed(0)} req/s`,
       ...(basic.cpuMicros !== null && bearer.cpuMicros !== null ? [`server CPU per response: Basic ${basic.cpuMicros} µs, bearer ${bearer.cpuMicros} µs`] : []),
       ...errorNotes('basic', basic.last),
       ...errorNotes('bearer', bearer.last),
@@ -89,12 +103,8 @@ export async function loginScenario(ctx: BenchContext): Promise<ScenarioResult> 
     audited = await start('audited', []);
     unaudited = await start('unaudited', ['--audit-log', 'off']);
     const request: LoadRequest = { kind: 'login', username: 'admin', password: ctx.password };
-    const withRuns: MeasuredLoad[] = [];
-    const withoutRuns: MeasuredLoad[] = [];
-    for (let i = 0; i < alternations; i++) {
-      withRuns.push(await loadRun(ctx, audited.baseUrl, loginConnections, request, audited.child.pid));
-      withoutRuns.push(await loadRun(ctx, unaudited.baseUrl, loginConnections, request, unaudited.child.pid));
-    }
+    const run = (server: DriftServer) => () => loadRun(ctx, server.baseUrl, loginConnections, request, server.child.pid);
+    const [withRuns, withoutRuns] = await alternate(loginAlternations, run(audited), run(unaudited));
     const withAudit = combine(withRuns);
     const without = combine(withoutRuns);
     return measured({
@@ -106,7 +116,7 @@ export async function loginScenario(ctx: BenchContext): Promise<ScenarioResult> 
       latencyMs: withAudit.last.latencyMs,
       errors: withAudit.errors + without.errors,
       notes: [
-        `ratio = with audit / without, each the mean of ${alternations} alternated runs: ${withAudit.okPerSecond.toFixed(1)} vs ${without.okPerSecond.toFixed(1)} logins/s`,
+        `ratio = with audit / without, each the mean of ${loginAlternations} runs (A B B A …): ${withAudit.okPerSecond.toFixed(1)} vs ${without.okPerSecond.toFixed(1)} logins/s`,
         ...(withAudit.cpuMicros !== null && without.cpuMicros !== null
           ? [`server CPU per login: ${withAudit.cpuMicros} µs with the audit log, ${without.cpuMicros} µs without (scrypt runs on libuv's threads, counted too)`]
           : []),
