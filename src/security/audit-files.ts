@@ -73,7 +73,7 @@ export async function readTail(file: string): Promise<FileTail | null> {
   }
 }
 
-export function parseObject(line: string): Record<string, unknown> | null {
+function parseObject(line: string): Record<string, unknown> | null {
   try {
     const value: unknown = JSON.parse(line);
     return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;

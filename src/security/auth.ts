@@ -237,7 +237,7 @@ export function unauthorized(detail: string): DriftError {
   return new DriftError('unauthorized', detail);
 }
 
-export function rateLimited(verdict: RateVerdict): DriftError {
+function rateLimited(verdict: RateVerdict): DriftError {
   return new DriftError('rate_limited', `too many failed authentications or token requests from this address; retry in ${verdict.retryAfterSeconds} s`, {
     retryAfterSeconds: verdict.retryAfterSeconds,
   });
