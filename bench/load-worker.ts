@@ -13,7 +13,9 @@ export type LoadRequest =
   | { kind: 'get'; table: string; rows: number; authorization: string }
   | { kind: 'query'; table: string; groups: number; authorization: string }
   /** begin → get → put → commit on a random preloaded key, per connection, over and over. */
-  | { kind: 'tx'; table: string; rows: number; authorization: string };
+  | { kind: 'tx'; table: string; rows: number; authorization: string }
+  /** POST /v1/auth/token with a username and password: a login, one scrypt check each. */
+  | { kind: 'login'; username: string; password: string };
 
 export interface LoadJob {
   url: string;
@@ -83,6 +85,15 @@ function requestsFor(spec: LoadRequest): AutocannonRequest[] {
       return [queryRequest(spec.table, spec.groups, spec.authorization)];
     case 'tx':
       return txRequests(spec.table, spec.rows, spec.authorization);
+    case 'login':
+      return [
+        {
+          method: 'POST',
+          path: '/v1/auth/token',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ username: spec.username, password: spec.password }),
+        },
+      ];
   }
 }
 

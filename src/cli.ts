@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The `driftdb` command: `serve` (listen first, then recover the log, then serve data) and `doctor` (check a data
-// dir offline). It is the only place that reads argv and the environment, listens, and exits.
+// The `driftdb` command: `serve` (listen first, then recover the log, then serve data), `doctor` (check a data dir
+// offline) and `audit verify` (check the audit chain offline). It is the only place that reads argv and the
+// environment, listens, and exits.
 
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
@@ -12,11 +13,15 @@ import { CorruptLogError, doctor, openDatabase, type Database } from './engine/i
 import { DriftError } from './errors.js';
 import { MiB } from './limits.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { verifyAuditOffline } from './security/audit-offline.js';
+import { loadAuditHmacKey, Security } from './security/security.js';
 import { buildServer } from './server.js';
 
 const usage = `Usage:
   driftdb serve [flags]           serve the HTTP API (driftdb serve --help lists the flags)
   driftdb doctor --data-dir DIR   check a data dir offline: exit 0 healthy, 1 corrupt
+  driftdb audit verify --data-dir DIR [--audit-log-path FILE] [--audit-hmac-key-file FILE]
+                                  check the audit chain offline (server stopped): exit 0 valid, 1 not
   driftdb --help`;
 
 /** An in-flight shutdown gets this long to finish its requests and close the log before the process gives up. */
@@ -27,25 +32,39 @@ function fail(message: string, code: number): number {
   return code;
 }
 
-/** Holds the database once recovery has opened it; until then (and once stopping) every use answers 503. */
+/**
+ * Holds the database and the security services once recovery has opened them; until then (and once stopping) every
+ * use answers 503, so no request is authenticated against a store that is not loaded.
+ */
 class DatabaseHolder {
   private database: Database | null = null;
+  private securityServices: Security | null = null;
   private stopping = false;
 
   readonly get = (): Database => {
-    if (this.database !== null && !this.stopping) return this.database;
-    const detail = this.stopping ? 'the server is shutting down' : 'recovering the log; retry shortly';
-    throw new DriftError('unavailable', detail, { retryAfterSeconds: 1 });
+    if (this.database !== null && this.securityServices !== null && !this.stopping) return this.database;
+    throw this.unavailable();
   };
 
-  open(database: Database): void {
+  readonly security = (): Security => {
+    if (this.securityServices !== null && !this.stopping) return this.securityServices;
+    throw this.unavailable();
+  };
+
+  open(database: Database, security: Security): void {
     this.database = database;
+    this.securityServices = security;
   }
 
-  /** Takes the database out of service and answers it (or null if it never opened) for closing. */
-  stop(): Database | null {
+  /** Takes both out of service and answers them (null if they never opened) for closing. */
+  stop(): { database: Database | null; security: Security | null } {
     this.stopping = true;
-    return this.database;
+    return { database: this.database, security: this.securityServices };
+  }
+
+  private unavailable(): DriftError {
+    const detail = this.stopping ? 'the server is shutting down' : 'recovering the log; retry shortly';
+    return new DriftError('unavailable', detail, { retryAfterSeconds: 1 });
   }
 }
 
@@ -67,9 +86,11 @@ async function serve(args: string[]): Promise<number> {
   if (process.env[reexecMarker] !== undefined) dieWithParent();
   servingHeapPolicy();
   const logger = createLogger(config);
+  // Read before listening, like the TLS files: a bad key file stops the start with exit 2.
+  const hmacKey = await loadAuditHmacKey(config);
   const holder = new DatabaseHolder();
-  const app = await buildServer(config, { db: holder.get, logger });
-  const opening = openAfterListen(app, config, logger, holder, memoryLimitMb);
+  const app = await buildServer(config, { db: holder.get, security: holder.security, logger });
+  const opening = openAfterListen(app, config, logger, holder, { hmacKey, memoryLimitMb });
   installSignalHandlers(app, logger, holder, opening);
   return opening.then((code) => code ?? new Promise<number>(() => {}));
 }
@@ -83,7 +104,7 @@ async function openAfterListen(
   config: Config,
   logger: Logger,
   holder: DatabaseHolder,
-  memoryLimitMb: number,
+  options: { hmacKey: Buffer | null; memoryLimitMb: number },
 ): Promise<number | null> {
   await app.listen({ host: config.host, port: config.port });
   // The "listening" line is part of the contract (scripts read the URL from it): logged whatever --log-level says.
@@ -95,8 +116,8 @@ async function openAfterListen(
       logger,
       lockTimeoutMs: config.lockTimeoutMs,
       checkpointIntervalBytes: config.checkpointIntervalMb * MiB,
-      memoryLimitBytes: memoryLimitMb * MiB,
-      memoryLimitName: `--memory-limit-mb ${memoryLimitMb}`,
+      memoryLimitBytes: options.memoryLimitMb * MiB,
+      memoryLimitName: `--memory-limit-mb ${options.memoryLimitMb}`,
       onFatal: (error) => {
         // The log failed and could not be cut back to its last acknowledged record: a restart might replay writes
         // that were refused. Stop now, loudly, rather than serve on.
@@ -116,8 +137,15 @@ async function openAfterListen(
     }
     throw error;
   }
-  holder.open(database);
-  logger.info({ seq: database.durableSeq, memoryLimitMb, heapLimitMb: currentHeapLimitMb() }, 'ready');
+  const security = await Security.open({
+    config,
+    db: database,
+    logger: logger.child({ module: 'security' }),
+    announce: (line) => process.stdout.write(`${line}\n`),
+    hmacKey: options.hmacKey,
+  });
+  holder.open(database, security);
+  logger.info({ seq: database.durableSeq, memoryLimitMb: options.memoryLimitMb, heapLimitMb: currentHeapLimitMb() }, 'ready');
   return null;
 }
 
@@ -193,7 +221,10 @@ function installSignalHandlers(app: FastifyInstance, logger: Logger, holder: Dat
     clearInterval(sweep);
     // A signal during recovery waits for it: the log is closed cleanly rather than cut mid-replay.
     await opening.catch(() => undefined);
-    await holder.stop()?.close();
+    const { database, security } = holder.stop();
+    // The audit log's last entries and its head go through the database, so security closes first.
+    await security?.close();
+    await database?.close();
     logger.info({}, 'stopped');
     process.exit(0);
   };
@@ -225,6 +256,23 @@ async function runDoctor(args: string[]): Promise<number> {
   return report.healthy ? 0 : 1;
 }
 
+async function runAudit(args: string[]): Promise<number> {
+  const [action, ...rest] = args;
+  if (action === '--help' || action === '-h' || action === undefined) {
+    process.stdout.write(
+      'Usage: driftdb audit verify --data-dir DIR [--audit-log-path FILE] [--audit-hmac-key-file FILE]\n\n' +
+        'Verifies the audit chain across every file against the head recorded in the database, with the server\n' +
+        'stopped (it opens the database, as a start would): exit 0 valid, 1 invalid or truncated.\n',
+    );
+    return action === undefined ? 2 : 0;
+  }
+  if (action !== 'verify') return fail(`unknown audit action "${action}" (try: driftdb audit verify --data-dir DIR)`, 2);
+  const config = loadConfig(rest, process.env, { only: ['dataDir', 'auditLogPath', 'auditHmacKeyFile'] });
+  const result = await verifyAuditOffline(config);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  return result.valid ? 0 : 1;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === '--help' || command === '-h' || command === 'help') {
@@ -234,6 +282,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (command === 'serve') return await serve(rest);
     if (command === 'doctor') return await runDoctor(rest);
+    if (command === 'audit') return await runAudit(rest);
   } catch (error) {
     if (error instanceof ConfigError) return fail(error.message, 2);
     throw error;

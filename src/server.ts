@@ -28,24 +28,21 @@ import {
   rawProblemResponse,
   sendProblem,
 } from './routes/problem.js';
-import { Authenticator } from './security/auth.js';
 import { parseJsonBody } from './security/json-body.js';
+import { registerRateLimits } from './security/rate-limit.js';
+import type { Security } from './security/security.js';
 import { loadTlsMaterial } from './security/tls.js';
-import { UserStore } from './security/users.js';
 import { TransactionService } from './service/transactions.js';
 
 export interface ServerDeps {
   /** The open database; throws DriftError('unavailable') while it is being recovered or after it closed. */
   db: () => Database;
+  /** Users, tokens, lockout and the audit log, opened with the database; throws DriftError('unavailable') until then. */
+  security: () => Security;
   logger: Logger;
-  /** Defaults to <data-dir>/users.json (created with the admin user on first start). */
-  users?: UserStore;
-  /** Where a generated admin password is shown, once; defaults to a line on stdout. */
-  announce?: (line: string) => void;
 }
 
-/** Whole-request and socket-idle bounds, so a slow or silent client cannot hold a connection forever. */
-const requestTimeoutMs = 30_000;
+/** Socket-idle bounds, so a silent client cannot hold a connection forever (--request-timeout-ms bounds a slow one). */
 const connectionIdleTimeoutMs = 120_000;
 const keepAliveTimeoutMs = 72_000;
 /** A percent-encoded key may take up to 9 characters per UTF-16 unit (3 UTF-8 bytes × "%XX"). */
@@ -57,20 +54,14 @@ const shuttingDownProblem = problemOf('unavailable', 'the server is shutting dow
 export async function buildServer(config: Config, deps: ServerDeps): Promise<FastifyInstance> {
   await fs.mkdir(config.dataDir, { recursive: true });
   const tls = await loadTlsMaterial(config, deps.logger);
-  const users =
-    deps.users ??
-    (await UserStore.open({
-      dataDir: config.dataDir,
-      adminPassword: config.adminPassword,
-      announce: deps.announce ?? ((line) => process.stdout.write(`${line}\n`)),
-    }));
 
   const headers = securityHeaders({ https: tls !== null });
-  const options: FastifyServerOptions = { ...serverOptions(headers), loggerInstance: deps.logger as FastifyBaseLogger };
+  const options: FastifyServerOptions = { ...serverOptions(headers, config), loggerInstance: deps.logger as FastifyBaseLogger };
+  const timeouts = nodeTimeouts(config.requestTimeoutMs);
   const app = (
     tls === null
-      ? fastify(options)
-      : fastify({ ...options, https: { key: tls.key, cert: tls.cert } } as FastifyHttpsOptions<https.Server>)
+      ? fastify({ ...options, http: timeouts })
+      : fastify({ ...options, https: { key: tls.key, cert: tls.cert, minVersion: config.tlsMinVersion, ...timeouts } } as FastifyHttpsOptions<https.Server>)
   ) as unknown as FastifyInstance;
   // Set once close() begins, before the listener stops: a request that still arrives (pipelined, or on a kept-alive
   // connection between sweeps) is refused as a problem, where Fastify's own return503OnClosing answer is bare JSON.
@@ -111,24 +102,45 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   });
   // Closing the server rolls back every open transaction, before the CLI closes the database.
   app.addHook('onClose', async () => transactions.closeAll());
+  const rateLimits = await registerRateLimits(app, {
+    config,
+    // A limit can only be hit once security is open (every limited request authenticates or asks for a token).
+    onLimited: (kind, context, details) => deps.security().audit.record('rate_limited', context, { limit: kind, ...details }),
+  });
   await registerRoutes(app, {
     db: deps.db,
+    security: deps.security,
+    rateLimits,
     transactions,
-    authenticator: new Authenticator({ users }),
     loadOpenApi: loadOpenApiJson,
   });
   return app;
 }
 
+/**
+ * Node's own bounds on a slow client (slow-loris), given to the server when it is made. The request timeout only cuts
+ * off a trickling body when the headers timeout is not longer (Node 20: with Fastify's later `requestTimeout` alone,
+ * headers stayed at 60 s and a body could trickle in forever). Node looks for expired requests every
+ * connectionsCheckingInterval (30 s by default): a quarter of the timeout, between 50 ms and 5 s, cuts them off close
+ * to it.
+ */
+function nodeTimeouts(requestTimeoutMs: number): { requestTimeout: number; headersTimeout: number; connectionsCheckingInterval: number } {
+  return {
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: Math.min(5_000, Math.max(50, Math.floor(requestTimeoutMs / 4))),
+  };
+}
+
 /** Fastify's options, every bound explicit. */
-function serverOptions(headers: Readonly<Record<string, string>>): FastifyServerOptions {
+function serverOptions(headers: Readonly<Record<string, string>>, config: Config): FastifyServerOptions {
   return {
     genReqId: (request) => requestIdFrom(request.headers['x-request-id']),
     childLoggerFactory: lazyChildLogger,
     // Fastify's two access lines per request are replaced by one debug line (see buildServer).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: limits.requestBodyBytesMax,
-    requestTimeout: requestTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
     connectionTimeout: connectionIdleTimeoutMs,
     keepAliveTimeout: keepAliveTimeoutMs,
     // Requests during shutdown get a 503 unavailable problem from buildServer's first onRequest hook instead.

@@ -104,14 +104,13 @@ function common(options: Common): Pick<Setting<unknown>, 'doc' | 'later' | 'defa
   return { doc: options.doc, later: options.later, defaultDoc: options.defaultDoc };
 }
 
-const securityIssue = 'the security issue (tokens, lockout, rate limits, audit log)';
 const observabilityIssue = 'the observability issue (slow-query log, metrics)';
 
 export const settings = {
   dataDir: text({
     default: './data',
     shape: 'DIR',
-    doc: 'Directory holding the log (wal/), checkpoints, users.json and the TLS files.',
+    doc: 'Directory holding the log (wal/), checkpoints, the TLS files and the audit log.',
   }),
   host: text({ default: '127.0.0.1', shape: 'HOST', doc: 'Address to listen on.' }),
   port: integer({
@@ -128,6 +127,15 @@ export const settings = {
   }),
   tlsCert: text({ default: null, doc: 'PEM certificate (chain) for --tls files.' }),
   tlsKey: text({ default: null, doc: 'PEM private key for --tls files.' }),
+  tlsMinVersion: choice(['TLSv1.2', 'TLSv1.3'] as const, {
+    default: 'TLSv1.2',
+    doc: 'Oldest TLS version a client may connect with.',
+  }),
+  requestTimeoutMs: integer({
+    default: 30_000,
+    min: 100,
+    doc: 'A request (headers and body) must arrive whole within this long, or it is answered 400 and its connection closed (slow clients).',
+  }),
   txIdleTimeoutMs: integer({ default: 30_000, min: 1, doc: 'An open transaction idle this long is rolled back.' }),
   txPerUserMax: integer({
     default: 64,
@@ -187,45 +195,65 @@ export const settings = {
   }),
   slowQueryStdout: boolean({ doc: 'Also log slow-query entries on stdout.', later: observabilityIssue }),
   metricsPublic: boolean({ doc: 'Serve GET /metrics without authentication.', later: observabilityIssue }),
+  auditLog: choice(['on', 'off'] as const, {
+    default: 'on',
+    doc:
+      'off records no audit entries at all (the chain resumes where it stopped when turned on again, and the change ' +
+      'is audited as config_changed); for benchmarks and throwaway servers, not for production.',
+  }),
   auditLogPath: text({
     default: null,
     defaultDoc: '<data-dir>/audit.log',
-    doc: 'The hash-chained audit log file.',
-    later: securityIssue,
+    doc: 'The hash-chained audit log (JSON lines, mode 0600); rotated files sit beside it as FILE.1, FILE.2, … (oldest first).',
+  }),
+  auditLogRotateMb: integer({
+    default: 64,
+    min: 1,
+    max: 1_048_576,
+    doc: 'Rotate the audit log file once it passes this many MiB; the hash chain continues in the next file. Rotated files are kept.',
   }),
   auditMaxEntries: integer({
     default: 100_000,
     min: 1,
-    doc: 'Audit entries per log file; past it the file rotates and the hash chain continues in the next.',
-    later: securityIssue,
+    max: 10_000_000,
+    doc: 'Newest audit entries kept in memory for GET /v1/admin/audit and /stats (the file keeps them all).',
+  }),
+  auditHmacKeyFile: text({
+    default: null,
+    doc:
+      'Chain the audit log with HMAC-SHA256 under the key in this file (at least 32 bytes) instead of plain SHA-256, so ' +
+      'entries cannot be forged without it. Keep it outside the data dir (refused inside it).',
+  }),
+  tokenTtlMs: integer({
+    default: 86_400_000,
+    min: 1_000,
+    doc: 'Lifetime of a bearer token from POST /v1/auth/token; past it the token answers 401 (audited token_expired).',
   }),
   loginFailureThreshold: integer({
     default: 5,
     min: 1,
-    doc: 'Failed logins for one username within 15 minutes that lock it.',
-    later: securityIssue,
+    max: 1_000_000,
+    doc: 'Failed logins for one username within --login-failure-window-ms that lock it (the last one locks).',
   }),
-  lockoutMs: integer({ default: 900_000, min: 1, doc: 'How long a locked user stays locked.', later: securityIssue }),
+  loginFailureWindowMs: integer({
+    default: 900_000,
+    min: 1,
+    doc: 'Window in which failed logins for one username are counted towards --login-failure-threshold.',
+  }),
+  lockoutMs: integer({ default: 900_000, min: 1, doc: 'How long a locked user stays locked (423 user_locked), unless an admin unlocks it.' }),
   rateLimitMax: integer({
     default: null,
     min: 1,
     defaultDoc: 'off',
     doc: 'Data-route requests per window per user (else per client address); unset = unlimited.',
-    later: securityIssue,
   }),
-  rateLimitWindowMs: integer({ default: 60_000, min: 1, doc: 'Window of --rate-limit-max.', later: securityIssue }),
+  rateLimitWindowMs: integer({ default: 60_000, min: 1, doc: 'Window of --rate-limit-max.' }),
   authRateLimitMax: integer({
     default: 100,
     min: 1,
-    doc: 'Token requests and failed authentications per window per client address.',
-    later: securityIssue,
+    doc: 'Token requests and failed authentications per window per client address; past it they answer 429.',
   }),
-  authRateLimitWindowMs: integer({
-    default: 60_000,
-    min: 1,
-    doc: 'Window of --auth-rate-limit-max.',
-    later: securityIssue,
-  }),
+  authRateLimitWindowMs: integer({ default: 60_000, min: 1, doc: 'Window of --auth-rate-limit-max.' }),
   logLevel: choice(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, {
     default: 'info',
     doc: 'Least severe level written to the JSON log on stdout.',

@@ -24,6 +24,11 @@ export interface CreateTableInput {
   schema?: Doc;
 }
 
+/** How a table is created: `system` tables (names starting with "_") belong to DriftDB itself, not to clients. */
+export interface CreateTableOptions {
+  system?: boolean;
+}
+
 /** `asOf` as a client sent it: a seq (number or decimal string) or an RFC 3339 instant. */
 export type AsOf = number | string;
 
@@ -156,7 +161,8 @@ export interface Health {
 export interface Database {
   /** Newest durable (and visible) seq. */
   readonly durableSeq: number;
-  createTable(input: CreateTableInput): Promise<TableInfo>;
+  /** With `{ system: true }` the name must start with "_" (reserved for DriftDB's own tables); without, it must not. */
+  createTable(input: CreateTableInput, options?: CreateTableOptions): Promise<TableInfo>;
   listTables(): TableInfo[];
   getTable(name: string): TableInfo;
   dropTable(name: string): Promise<void>;

@@ -8,6 +8,7 @@ import { limits } from '../limits.js';
 import type {
   BeginInput,
   CreateTableInput,
+  CreateTableOptions,
   Database,
   DeleteInput,
   EngineStats,
@@ -164,8 +165,8 @@ class Engine implements Database {
     };
   }
 
-  async createTable(input: CreateTableInput): Promise<TableInfo> {
-    checkTableName(input.name);
+  async createTable(input: CreateTableInput, options: CreateTableOptions = {}): Promise<TableInfo> {
+    checkTableName(input.name, options.system === true);
     if (typeof input.primaryKey !== 'string' || input.primaryKey.length === 0 || input.primaryKey.length > limits.fieldPathLengthMax) {
       throw new DriftError('validation_failed', 'primaryKey must be a non-empty field name.');
     }
@@ -361,11 +362,14 @@ class Engine implements Database {
   }
 }
 
-function checkTableName(name: unknown): void {
+function checkTableName(name: unknown, system: boolean): void {
   if (typeof name !== 'string' || !tableNamePattern.test(name)) {
     throw new DriftError('validation_failed', 'A table name must match ^[A-Za-z_][A-Za-z0-9_]{0,62}$.');
   }
-  if (name.startsWith('_')) throw new DriftError('validation_failed', 'Table names starting with _ are reserved.');
+  // System tables (users, token hashes, the audit head) live in the log like any table, under names no client may use.
+  if (name.startsWith('_') !== system) {
+    throw new DriftError('validation_failed', system ? 'A system table name must start with _.' : 'Table names starting with _ are reserved.');
+  }
 }
 
 function checkFieldPath(field: unknown): void {

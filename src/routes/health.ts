@@ -12,6 +12,7 @@ const statusSchema = {
 
 export async function healthRoutes(app: FastifyInstance, opts: { db: () => Database }): Promise<void> {
   app.get('/healthz', {
+    config: { permission: 'public' },
     schema: { response: { 200: statusSchema } },
     handler: async () => ({ status: 'ok' }),
   });
@@ -19,6 +20,7 @@ export async function healthRoutes(app: FastifyInstance, opts: { db: () => Datab
   // db() throws 503 unavailable (with Retry-After) while the log is being recovered or the server is stopping; a
   // database that refuses writes (its log failed, or memory is at its limit) is not ready either, and says why.
   app.get('/readyz', {
+    config: { permission: 'public' },
     schema: { response: { 200: statusSchema } },
     handler: async () => {
       const db = opts.db();

@@ -1,11 +1,16 @@
 // Registers every route plugin in a named scope, so load order and who may call what are visible in one place:
-// public (health, OpenAPI), authenticated (/v1 data routes), admin (/v1/admin, role admin by route permission).
+// public (health, OpenAPI, POST /v1/auth/token), authenticated (/v1 data routes, one's own token and password),
+// admin (/v1/admin, role admin by route permission). Every route declares its permission; hooks enforce it.
 
 import type { FastifyInstance } from 'fastify';
 import type { Database } from '../engine/index.js';
-import { installAuth, type Authenticator } from '../security/auth.js';
+import { installAuth, requirePermissionDeclarations } from '../security/hooks.js';
+import type { RateLimits } from '../security/rate-limit.js';
+import type { Security } from '../security/security.js';
 import type { TransactionService } from '../service/transactions.js';
 import { adminRoutes } from './admin.js';
+import { auditRoutes } from './audit.js';
+import { selfRoutes, tokenRoutes } from './auth.js';
 import { batchRoutes } from './batch.js';
 import { healthRoutes } from './health.js';
 import { openApiRoutes } from './openapi.js';
@@ -14,27 +19,35 @@ import { rowsRoutes } from './rows.js';
 import { addSharedSchemas } from './schemas.js';
 import { tablesRoutes } from './tables.js';
 import { transactionRoutes } from './transactions.js';
+import { userRoutes } from './users.js';
 
 export interface RouteDeps {
   db: () => Database;
+  /** The security services; throws DriftError('unavailable') until the database is open. */
+  security: () => Security;
+  rateLimits: RateLimits;
   transactions: TransactionService;
-  authenticator: Authenticator;
   /** Loads openapi.yaml as JSON text (null when absent); called once, on the first GET /openapi.json. */
   loadOpenApi: () => Promise<string | null>;
 }
 
 export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
+  requirePermissionDeclarations(app);
+  const auth = { security: deps.security, rateLimits: deps.rateLimits };
+
   await app.register(async function publicScope(scope) {
     await scope.register(healthRoutes, { db: deps.db });
     await scope.register(openApiRoutes, { load: deps.loadOpenApi });
+    await scope.register(tokenRoutes, auth);
   });
 
   await app.register(async function authenticatedScope(scope) {
-    installAuth(scope, deps.authenticator);
+    installAuth(scope, auth);
     // Shared schemas ($id) once, at the scope every data plugin inherits from.
     addSharedSchemas(scope);
-    // One options object for every data plugin: each takes the members it needs (db, transactions).
-    const data = { db: deps.db, transactions: deps.transactions };
+    // One options object for every data plugin: each takes the members it needs (db, transactions, security).
+    const data = { db: deps.db, transactions: deps.transactions, security: deps.security };
+    await scope.register(selfRoutes, auth);
     await scope.register(tablesRoutes, data);
     await scope.register(rowsRoutes, data);
     await scope.register(queryRoutes, data);
@@ -43,6 +56,8 @@ export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Pro
 
     await scope.register(async function adminScope(admin) {
       await admin.register(adminRoutes, { db: deps.db });
+      await admin.register(userRoutes, { security: deps.security });
+      await admin.register(auditRoutes, { security: deps.security });
     });
   });
 }

@@ -38,7 +38,7 @@ export async function loadOpenApiJson(): Promise<string | null> {
 
 export async function openApiRoutes(app: FastifyInstance, opts: { load: () => Promise<string | null> }): Promise<void> {
   let document: Promise<string | null> | undefined;
-  app.get('/openapi.json', async (_request, reply) => {
+  app.get('/openapi.json', { config: { permission: 'public' } }, async (_request, reply) => {
     document ??= opts.load();
     const json = await document;
     if (json === null) throw new DriftError('not_found', 'this build ships no openapi.yaml');

@@ -37,7 +37,8 @@ function titleOf(code: ErrorCode): string {
 }
 
 export const problemContentType = 'application/problem+json; charset=utf-8';
-export const authenticateChallenge = 'Basic realm="driftdb"';
+/** Both schemes a client may answer with (RFC 9110 §11.6.1 allows several challenges in one header). */
+export const authenticateChallenge = 'Basic realm="driftdb", Bearer realm="driftdb"';
 
 export interface Problem {
   status: number;

@@ -17,13 +17,13 @@ export async function queryRoutes(
   app.setValidatorCompiler(dataValidatorCompiler);
 
   app.post<{ Body: QuerySpec }>('/v1/query', {
-    config: { permission: 'read' },
+    config: { permission: 'read', bodyTables: 'query' },
     schema: { body: ref('Query'), response: { 200: ref('Page'), ...problemResponses({ extra: [404], withBody: true }) } },
     handler: async (req, reply) => sendPage(reply, await inTransaction(opts.transactions, req, (ref) => opts.db().query(req.body, ref))),
   });
 
   app.post<{ Body: QuerySpec }>('/v1/query/explain', {
-    config: { permission: 'read' },
+    config: { permission: 'read', bodyTables: 'query' },
     schema: { body: ref('Query'), response: { 200: ref('Explain'), ...problemResponses({ extra: [404], withBody: true }) } },
     handler: async (req) => opts.db().explain(req.body),
   });

@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { refuseTransactionId } from './transaction-context.js';
 import type { CreateTableInput, Database, TableInfo } from '../engine/index.js';
+import { visibleTables } from '../security/access.js';
 import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, tableParams } from './schemas.js';
 
 interface TableParams {
@@ -38,7 +39,7 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
   };
 
   app.post<{ Body: CreateTableInput }>('/v1/tables', {
-    config: { permission: 'write' },
+    config: { permission: 'write', bodyTables: 'createTable', audit: 'table_created' },
     onRequest: refuseTransaction,
     schema: {
       body: ref('CreateTable'),
@@ -56,7 +57,8 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
   app.get('/v1/tables', {
     config: { permission: 'read' },
     schema: { response: { 200: ref('TableList'), ...problemResponses() } },
-    handler: async () => ({ tables: opts.db().listTables().filter(isUserTable) }),
+    // Grants narrow the listing too: a user sees the names of the tables they may touch.
+    handler: async (req) => ({ tables: visibleTables(req.principal, opts.db().listTables().filter(isUserTable)) }),
   });
 
   app.get<{ Params: TableParams }>('/v1/tables/:table', {
@@ -66,7 +68,7 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
   });
 
   app.delete<{ Params: TableParams }>('/v1/tables/:table', {
-    config: { permission: 'admin' },
+    config: { permission: 'admin', audit: 'table_dropped' },
     onRequest: refuseTransaction,
     schema: {
       params: tableParams,

@@ -1,7 +1,7 @@
 // The server's TLS key and certificate: generated once into <data-dir>/tls/ (--tls self-signed), read from the
 // operator's files (--tls files), or none (--tls off).
 
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, type Config } from '../config/index.js';
@@ -16,6 +16,7 @@ export interface TlsMaterial {
 
 export interface TlsLogger {
   info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
 }
 
 /** The self-signed certificate lives this long; a start within the renewal margin of its end makes a new one. */
@@ -32,13 +33,17 @@ export async function loadTlsMaterial(config: Config, logger: TlsLogger): Promis
     case 'off':
       return null;
     case 'files':
-      return readOperatorFiles(config.tlsCert!, config.tlsKey!);
+      return readOperatorFiles(config.tlsCert!, config.tlsKey!, logger);
     case 'self-signed':
       return loadOrCreateSelfSigned(config.dataDir, logger);
   }
 }
 
-async function readOperatorFiles(certPath: string, keyPath: string): Promise<TlsMaterial> {
+/**
+ * Reads --tls-cert and --tls-key and checks them before the server listens: each must parse, and the key must be the
+ * certificate's, or every handshake would fail later with an error no client can explain. Any of it is a ConfigError.
+ */
+async function readOperatorFiles(certPath: string, keyPath: string, logger: TlsLogger): Promise<TlsMaterial> {
   const read = async (file: string, flag: string): Promise<string> => {
     try {
       return await fs.readFile(file, 'utf8');
@@ -48,10 +53,23 @@ async function readOperatorFiles(certPath: string, keyPath: string): Promise<Tls
   };
   const cert = await read(certPath, '--tls-cert');
   const key = await read(keyPath, '--tls-key');
+  let x509: X509Certificate;
   try {
-    new X509Certificate(cert);
+    x509 = new X509Certificate(cert);
   } catch {
     throw new ConfigError(`--tls-cert: ${certPath} holds no PEM certificate`);
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    throw new ConfigError(`--tls-key: ${keyPath} holds no PEM private key (or it is encrypted)`);
+  }
+  if (!x509.checkPrivateKey(privateKey)) {
+    throw new ConfigError(`--tls-key: ${keyPath} is not the private key of the certificate in ${certPath}`);
+  }
+  if (Date.parse(x509.validTo) <= Date.now()) {
+    logger.warn({ cert: certPath, validTo: x509.validTo }, 'the --tls-cert certificate has expired: clients will refuse it');
   }
   return { key, cert, certPath };
 }

@@ -1,63 +1,90 @@
-// The user store: <data-dir>/users.json, rewritten atomically on every change, held in memory for authentication.
-// First start of an empty data dir creates `admin`; its password comes from DRIFTDB_ADMIN_PASSWORD or is generated and shown once.
+// The user store: one row per user in the system table `_users` (so users are in the log, survive crashes and
+// show up in checkpoints), mirrored in memory for authentication. Every change is committed before memory shows it.
+// An empty store is bootstrapped from an older <data-dir>/users.json, or with the `admin` user.
 
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { Database, Doc } from '../engine/index.js';
 import { DriftError } from '../errors.js';
-import { writeFileAtomic } from './atomic-file.js';
 import { decoyPasswordHash, generatePassword, hashPassword, verifyPassword, type PasswordHash } from './password.js';
+import { allRows, ensureSystemTable, systemTables } from './system-tables.js';
 
 export const roles = ['admin', 'writer', 'reader'] as const;
 export type Role = (typeof roles)[number];
 
 export interface UserRecord {
-  username: string;
-  roles: Role[];
-  /** Tables this user may touch; absent = all tables (per-table grants arrive with the security issue). */
-  grants?: string[];
-  password: PasswordHash;
-  createdAt: string;
+  readonly username: string;
+  readonly roles: readonly Role[];
+  /** Tables this user may touch; absent = every table. Admins are never narrowed. */
+  readonly grants?: readonly string[];
+  readonly password: PasswordHash;
+  readonly createdAt: string;
+  readonly updatedAt: string;
 }
 
-interface UsersFile {
-  version: 1;
-  users: UserRecord[];
+/** A user as the admin routes show it: never the hash. */
+export interface UserView {
+  username: string;
+  roles: Role[];
+  grants?: string[];
+  createdAt: string;
+  updatedAt: string;
 }
 
 export const usernamePattern = /^[A-Za-z0-9_.@-]{1,64}$/;
-const usersFileName = 'users.json';
+export const grantPattern = /^[A-Za-z][A-Za-z0-9_]{0,62}$/;
+export const usersMax = 10_000;
+export const grantsPerUserMax = 1_000;
+
+/** The file earlier versions kept users in; migrated into `_users` on the first start that finds it. */
+export const legacyUsersFileName = 'users.json';
+export const migratedUsersFileName = 'users.json.migrated';
 
 export interface OpenUserStoreOptions {
+  db: Database;
   dataDir: string;
-  /** Password for the admin created in an empty data dir; absent = generate one and announce it. */
+  /** Password for the admin created in an empty store; null = generate one and announce it. */
   adminPassword: string | null;
   /** Shows a generated admin password to the operator, once. */
   announce: (line: string) => void;
+  logger: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+}
+
+/** What opening the store did, for the audit log. */
+export interface OpenedUsers {
+  store: UserStore;
+  /** Users created by the bootstrap (the first admin); migrated users are not new. */
+  created: UserRecord[];
+  migrated: number;
 }
 
 export class UserStore {
   private readonly byName = new Map<string, UserRecord>();
-  private generationValue = 0;
-  private writes: Promise<void> = Promise.resolve();
+  /** Changes run one at a time, so a check and the write it guards see the same state. */
+  private changes: Promise<unknown> = Promise.resolve();
 
-  private constructor(private readonly filePath: string) {}
+  private constructor(private readonly db: Database) {}
 
-  /** Loads users.json, creating it with the admin user when the data dir has none. */
-  static async open(options: OpenUserStoreOptions): Promise<UserStore> {
-    await fs.mkdir(options.dataDir, { recursive: true });
-    const store = new UserStore(path.join(options.dataDir, usersFileName));
-    const file = await readUsersFile(store.filePath);
-    if (file === null) {
-      await store.createInitialAdmin(options);
-    } else {
-      for (const user of file.users) store.byName.set(user.username, user);
+  static async open(options: OpenUserStoreOptions): Promise<OpenedUsers> {
+    await ensureSystemTable(options.db, systemTables.users);
+    const store = new UserStore(options.db);
+    for (const doc of allRows(options.db, systemTables.users.name)) {
+      const user = userFromDoc(doc);
+      store.byName.set(user.username, user);
     }
-    return store;
-  }
-
-  /** Bumped on every change, so caches of verified credentials can tell they are stale. */
-  get generation(): number {
-    return this.generationValue;
+    if (store.byName.size > 0) {
+      await renameLegacyFile(options);
+      return { store, created: [], migrated: 0 };
+    }
+    const legacy = await readLegacyFile(path.join(options.dataDir, legacyUsersFileName));
+    if (legacy !== null) {
+      await store.putAll(legacy);
+      await renameLegacyFile(options);
+      options.logger.info({ module: 'users', users: legacy.length }, `migrated ${legacyUsersFileName} into the database`);
+      return { store, created: [], migrated: legacy.length };
+    }
+    const admin = await store.createInitialAdmin(options);
+    return { store, created: [admin], migrated: 0 };
   }
 
   get(username: string): UserRecord | undefined {
@@ -65,10 +92,13 @@ export class UserStore {
   }
 
   list(): UserRecord[] {
-    return [...this.byName.values()];
+    return [...this.byName.values()].sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0));
   }
 
-  /** The user when the password is theirs, else null; takes as long for an unknown user as for a wrong password. */
+  /**
+   * The user when the password is theirs, else null. An unknown user is checked against a decoy hash with the same
+   * cost, so a failure takes as long whether the user exists or not.
+   */
   async verify(username: string, password: string): Promise<UserRecord | null> {
     const user = this.byName.get(username);
     const ok = await verifyPassword(password, user?.password ?? (await decoyPasswordHash()));
@@ -76,58 +106,145 @@ export class UserStore {
   }
 
   async create(input: { username: string; password: string; roles: Role[]; grants?: string[] }): Promise<UserRecord> {
-    if (!usernamePattern.test(input.username)) {
-      throw new DriftError('validation_failed', `username must match ${usernamePattern.source}`);
-    }
-    if (this.byName.has(input.username)) {
-      throw new DriftError('validation_failed', `user "${input.username}" already exists`);
-    }
-    const user: UserRecord = {
-      username: input.username,
-      roles: [...input.roles],
-      ...(input.grants === undefined ? {} : { grants: [...input.grants] }),
-      password: await hashPassword(input.password),
-      createdAt: new Date().toISOString(),
-    };
-    await this.change(() => this.byName.set(user.username, user));
+    checkUsername(input.username);
+    checkAccess(input.roles, input.grants);
+    const password = await hashPassword(input.password);
+    return this.change(async () => {
+      if (this.byName.has(input.username)) throw new DriftError('validation_failed', `user "${input.username}" already exists`);
+      if (this.byName.size >= usersMax) throw new DriftError('validation_failed', `at most ${usersMax} users may exist`);
+      const now = new Date().toISOString();
+      const user = freezeUser({ username: input.username, roles: input.roles, grants: input.grants, password, createdAt: now, updatedAt: now });
+      await this.db.put({ table: systemTables.users.name, key: user.username, doc: user, ifNoneMatch: true });
+      this.byName.set(user.username, user);
+      return user;
+    });
+  }
+
+  async setPassword(username: string, password: string): Promise<UserRecord> {
+    const hash = await hashPassword(password);
+    return this.update(username, (user) => ({ ...user, password: hash }));
+  }
+
+  /** Replaces roles and grants together: absent grants = every table. */
+  async setAccess(username: string, access: { roles: Role[]; grants?: string[] }): Promise<{ before: UserRecord; after: UserRecord }> {
+    checkAccess(access.roles, access.grants);
+    let before!: UserRecord;
+    const after = await this.update(username, (user) => {
+      before = user;
+      if (user.roles.includes('admin') && !access.roles.includes('admin')) this.checkAnotherAdmin(username);
+      return { ...user, roles: access.roles, grants: access.grants };
+    });
+    return { before, after };
+  }
+
+  async remove(username: string): Promise<UserRecord> {
+    return this.change(async () => {
+      const user = this.require(username);
+      if (user.roles.includes('admin')) this.checkAnotherAdmin(username);
+      await this.db.delete({ table: systemTables.users.name, key: username });
+      this.byName.delete(username);
+      return user;
+    });
+  }
+
+  private update(username: string, edit: (user: UserRecord) => Omit<UserRecord, 'updatedAt'>): Promise<UserRecord> {
+    return this.change(async () => {
+      const next = freezeUser({ ...edit(this.require(username)), updatedAt: new Date().toISOString() });
+      await this.db.put({ table: systemTables.users.name, key: username, doc: next });
+      this.byName.set(username, next);
+      return next;
+    });
+  }
+
+  private require(username: string): UserRecord {
+    const user = this.byName.get(username);
+    if (user === undefined) throw new DriftError('not_found', `no user "${username}"`);
     return user;
   }
 
-  async setPassword(username: string, password: string): Promise<void> {
-    const user = this.byName.get(username);
-    if (user === undefined) throw new DriftError('not_found', `no user "${username}"`);
-    const hash = await hashPassword(password);
-    await this.change(() => this.byName.set(username, { ...user, password: hash }));
+  /** Nobody could administer the server again without an admin: the last one may not go. */
+  private checkAnotherAdmin(username: string): void {
+    const others = [...this.byName.values()].some((user) => user.username !== username && user.roles.includes('admin'));
+    if (!others) throw new DriftError('bad_request', `"${username}" is the last admin: make another admin first`);
   }
 
-  async remove(username: string): Promise<void> {
-    if (!this.byName.has(username)) throw new DriftError('not_found', `no user "${username}"`);
-    await this.change(() => this.byName.delete(username));
+  private change<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.changes.then(work);
+    this.changes = run.catch(() => undefined);
+    return run;
   }
 
-  private async createInitialAdmin(options: OpenUserStoreOptions): Promise<void> {
+  /** Writes many users in one commit (the migration): all of them or none survive a crash. */
+  private async putAll(users: UserRecord[]): Promise<void> {
+    const tx = this.db.begin({ isolation: 'read_committed' });
+    try {
+      for (const user of users) await this.db.put({ table: systemTables.users.name, key: user.username, doc: user, tx });
+      await tx.commit();
+    } finally {
+      if (tx.state === 'active') tx.rollback();
+    }
+    for (const user of users) this.byName.set(user.username, user);
+  }
+
+  private async createInitialAdmin(options: OpenUserStoreOptions): Promise<UserRecord> {
     const password = options.adminPassword ?? generatePassword();
-    await this.create({ username: 'admin', password, roles: ['admin'] });
+    const admin = await this.create({ username: 'admin', password, roles: ['admin'] });
     if (options.adminPassword === null) {
       options.announce(
         `driftdb: created user "admin" with password ${password} - shown only this once; ` +
           'set DRIFTDB_ADMIN_PASSWORD on first start to choose it instead',
       );
     }
-  }
-
-  /** Applies a change in memory and persists it; writes are serialized so the file always holds a whole state. */
-  private async change(apply: () => void): Promise<void> {
-    apply();
-    this.generationValue++;
-    const snapshot: UsersFile = { version: 1, users: this.list() };
-    const write = this.writes.then(() => writeFileAtomic(this.filePath, JSON.stringify(snapshot, null, 2) + '\n'));
-    this.writes = write.catch(() => undefined);
-    await write;
+    return admin;
   }
 }
 
-async function readUsersFile(filePath: string): Promise<UsersFile | null> {
+export function viewOf(user: UserRecord): UserView {
+  return {
+    username: user.username,
+    roles: [...user.roles],
+    ...(user.grants === undefined ? {} : { grants: [...user.grants] }),
+    createdAt: user.createdAt,
+    updatedAt: user.updatedAt,
+  };
+}
+
+function checkUsername(username: string): void {
+  if (!usernamePattern.test(username)) throw new DriftError('validation_failed', `username must match ${usernamePattern.source}`);
+}
+
+function checkAccess(userRoles: readonly string[], grants: readonly string[] | undefined): void {
+  if (userRoles.length === 0 || userRoles.some((role) => !(roles as readonly string[]).includes(role))) {
+    throw new DriftError('validation_failed', `roles must be a non-empty list of ${roles.join(', ')}`);
+  }
+  if (grants === undefined) return;
+  if (userRoles.includes('admin')) throw new DriftError('validation_failed', 'grants narrow writers and readers; an admin may touch every table');
+  if (grants.length > grantsPerUserMax) throw new DriftError('validation_failed', `at most ${grantsPerUserMax} grants per user`);
+  const bad = grants.find((grant) => !grantPattern.test(grant));
+  if (bad !== undefined) throw new DriftError('validation_failed', `grant "${bad.slice(0, 80)}" is not a table name a client may use`);
+}
+
+function freezeUser(user: Omit<UserRecord, 'grants'> & { grants?: readonly string[] | undefined }): UserRecord {
+  const { grants, ...rest } = user;
+  return Object.freeze({
+    ...rest,
+    roles: Object.freeze([...new Set(user.roles)]),
+    ...(grants === undefined ? {} : { grants: Object.freeze([...new Set(grants)].sort()) }),
+    password: Object.freeze({ ...user.password }),
+  });
+}
+
+function userFromDoc(doc: Doc): UserRecord {
+  const user = doc as unknown as UserRecord;
+  return freezeUser({ ...user, updatedAt: user.updatedAt ?? user.createdAt });
+}
+
+interface LegacyUsersFile {
+  version: 1;
+  users: Array<Omit<UserRecord, 'updatedAt'> & { updatedAt?: string }>;
+}
+
+async function readLegacyFile(filePath: string): Promise<UserRecord[] | null> {
   let text: string;
   try {
     text = await fs.readFile(filePath, 'utf8');
@@ -135,9 +252,22 @@ async function readUsersFile(filePath: string): Promise<UsersFile | null> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;
   }
-  const file = JSON.parse(text) as UsersFile;
+  const file = JSON.parse(text) as LegacyUsersFile;
   if (file.version !== 1 || !Array.isArray(file.users)) {
     throw new Error(`${filePath} is not a DriftDB users file (version ${String(file.version)})`);
   }
-  return file;
+  return file.users.map((user) => freezeUser({ ...user, updatedAt: user.updatedAt ?? user.createdAt }));
+}
+
+/** users.json stays beside the data, renamed, so a downgrade can still find it and nobody mistakes it for live. */
+async function renameLegacyFile(options: OpenUserStoreOptions): Promise<void> {
+  const from = path.join(options.dataDir, legacyUsersFileName);
+  const to = path.join(options.dataDir, migratedUsersFileName);
+  try {
+    await fs.rename(from, to);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  options.logger.warn({ module: 'users', from, to }, `${legacyUsersFileName} is no longer read: users live in the database`);
 }

@@ -5,6 +5,7 @@
 import type { Test } from 'tap';
 import { groupRowsCount, groupsFor, groupValue } from '../../bench/docs.js';
 import { basicAuth, httpCall, makeAgent } from '../../bench/http.js';
+import { authenticateChallenge } from '../../src/routes/problem.js';
 
 /** Checks the peer at `baseUrl`, preloaded with `rows` rows and expecting `authorization`. */
 export async function checkPeerAnswers(t: Test, baseUrl: string, authorization: string, rows: number): Promise<void> {
@@ -36,7 +37,7 @@ export async function checkPeerAnswers(t: Test, baseUrl: string, authorization: 
   const anonymous = await httpCall({ agent, baseUrl, method: 'GET', path: '/v1/tables/bench_rows/rows/row-7' });
   t.equal(anonymous.status, 401, 'no credentials, no row');
   t.match(anonymous.body, { status: 401, code: 'unauthorized' }, 'the contract\'s problem');
-  t.equal(anonymous.headers['www-authenticate'], 'Basic realm="driftdb"', 'with a challenge, as DriftDB sends it');
+  t.equal(anonymous.headers['www-authenticate'], authenticateChallenge, 'with a challenge, as DriftDB sends it');
   const wrong = await httpCall({ agent, baseUrl, method: 'GET', path: '/v1/tables/bench_rows/rows/row-7', headers: { authorization: basicAuth('admin', 'nope') } });
   t.equal(wrong.status, 401, 'wrong credentials, no row');
 }

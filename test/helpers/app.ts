@@ -1,12 +1,15 @@
-// In-process route tests: buildServer over a real engine in a fresh data dir, spoken to with fastify.inject.
+// In-process route tests: buildServer over a real engine and real security services in a fresh data dir, spoken to
+// with fastify.inject.
 
 import type { Test } from 'tap';
 import { pino } from 'pino';
-import { loadConfig } from '../../src/config/index.js';
-import { openDatabase } from '../../src/engine/index.js';
-import { UserStore } from '../../src/security/users.js';
+import { loadConfig, type Config } from '../../src/config/index.js';
+import { openDatabase, type Database } from '../../src/engine/index.js';
+import { hashPassword, type PasswordHash } from '../../src/security/password.js';
+import { Security } from '../../src/security/security.js';
+import { ensureSystemTable, systemTables } from '../../src/security/system-tables.js';
 import { buildServer } from '../../src/server.js';
-import { adminPassword, basicAuth, makeTempDir, type Response } from './server.js';
+import { adminPassword, basicAuth, type Response } from './server.js';
 
 export interface Call {
   body?: unknown;
@@ -14,20 +17,37 @@ export interface Call {
   auth?: string | false;
 }
 
-// One user store for the file: hashing the admin password (scrypt) per test would dominate the run time.
-let usersOnce: Promise<UserStore> | undefined;
+// One scrypt hash of the admin password for the whole file: hashing it per test would dominate the run time.
+let adminHashOnce: Promise<PasswordHash> | undefined;
 
-export async function startApp(t: Test) {
+/** Puts the admin (with the shared hash) into a new database, so opening security does not hash again. */
+export async function seedAdmin(db: Database): Promise<void> {
+  adminHashOnce ??= hashPassword(adminPassword);
+  await ensureSystemTable(db, systemTables.users);
+  const now = new Date().toISOString();
+  const doc = { username: 'admin', roles: ['admin'], password: await adminHashOnce, createdAt: now, updatedAt: now };
+  await db.put({ table: systemTables.users.name, key: 'admin', doc });
+}
+
+/** An open database with seeded admin and security services, closed when the test ends. */
+export async function openServices(t: Test, args: string[] = []): Promise<{ config: Config; db: Database; security: Security }> {
   const dataDir = t.testdir();
-  const config = loadConfig(['--data-dir', dataDir, '--tls', 'off', '--log-level', 'silent'], {});
+  const config = loadConfig(['--data-dir', dataDir, '--tls', 'off', '--log-level', 'silent', ...args], {});
   const db = await openDatabase({ dataDir });
-  usersOnce ??= UserStore.open({ dataDir: makeTempDir(), adminPassword, announce: () => undefined });
-  const users = await usersOnce;
-  const app = await buildServer(config, { db: () => db, logger: pino({ level: 'silent' }), users });
+  await seedAdmin(db);
+  const security = await Security.open({ config, db, logger: pino({ level: 'silent' }), announce: () => undefined });
   t.teardown(async () => {
-    await app.close();
+    await security.close();
     await db.close();
   });
+  return { config, db, security };
+}
+
+export async function startApp(t: Test, args: string[] = []) {
+  const { config, db, security } = await openServices(t, args);
+  const app = await buildServer(config, { db: () => db, security: () => security, logger: pino({ level: 'silent' }) });
+  // Registered after openServices' teardown, so it runs first: the server closes before security and the database.
+  t.teardown(() => app.close());
   const call = async (method: string, url: string, options: Call = {}): Promise<Response> => {
     const headers: Record<string, string> = {};
     if (options.auth !== false) headers.authorization = options.auth ?? basicAuth('admin', adminPassword);
@@ -41,7 +61,7 @@ export async function startApp(t: Test) {
     const json = /json/.test(String(res.headers['content-type'])) && res.body !== '' ? JSON.parse(res.body) : undefined;
     return { status: res.statusCode, headers: res.headers as Response['headers'], text: res.body, json };
   };
-  return { app, db, users, call };
+  return { app, db, security, users: security.users, call };
 }
 
 export function expectProblem(t: Test, res: Response, status: number, code: string): void {

@@ -1,22 +1,19 @@
 // Basic authentication and role permissions against the real server: every /v1 route needs valid credentials,
 // and a route's declared permission decides what admin, writer and reader may do.
 
-import path from 'node:path';
 import t, { type Test } from 'tap';
-import { UserStore } from '../../src/security/users.js';
-import { adminPassword, basicAuth, makeTempDir, startServer, type TestServer } from '../helpers/server.js';
+import { adminPassword, basicAuth, startServer, type TestServer } from '../helpers/server.js';
 
 let server: TestServer;
 const writer = basicAuth('wendy', 'writer-password');
 const reader = basicAuth('rick', 'reader-password');
 
 t.before(async () => {
-  // Users made through the store the server itself reads, before it starts (the users API comes later).
-  const dataDir = path.join(makeTempDir(), 'data');
-  const users = await UserStore.open({ dataDir, adminPassword, announce: () => undefined });
-  await users.create({ username: 'wendy', password: 'writer-password', roles: ['writer'] });
-  await users.create({ username: 'rick', password: 'reader-password', roles: ['reader'] });
-  server = await startServer({ dataDir });
+  server = await startServer();
+  for (const [username, password, role] of [['wendy', 'writer-password', 'writer'], ['rick', 'reader-password', 'reader']] as const) {
+    const created = await server.request('POST', '/v1/admin/users', { body: { username, password, roles: [role] } });
+    if (created.status !== 201) throw new Error(`creating ${username}: ${created.status} ${created.text}`);
+  }
 });
 
 t.teardown(() => server?.kill());
@@ -24,7 +21,7 @@ t.teardown(() => server?.kill());
 function check401(t: Test, response: { status: number; headers: Record<string, unknown>; json: any }, label: string): void {
   t.equal(response.status, 401, label);
   t.equal(response.json?.code, 'unauthorized', `${label}: code`);
-  t.equal(response.headers['www-authenticate'], 'Basic realm="driftdb"', `${label}: challenge`);
+  t.equal(response.headers['www-authenticate'], 'Basic realm="driftdb", Bearer realm="driftdb"', `${label}: challenge`);
 }
 
 t.test('missing, malformed and wrong credentials are all 401 unauthorized with WWW-Authenticate', async (t) => {

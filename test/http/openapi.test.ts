@@ -8,15 +8,12 @@ import fastify, { type RouteOptions } from 'fastify';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { parse } from 'yaml';
-import { loadConfig } from '../../src/config/index.js';
-import { openDatabase } from '../../src/engine/index.js';
 import { registerRoutes } from '../../src/routes/index.js';
 import { sharedSchemas } from '../../src/routes/schemas.js';
-import { Authenticator } from '../../src/security/auth.js';
-import { UserStore } from '../../src/security/users.js';
+import { registerRateLimits } from '../../src/security/rate-limit.js';
 import { buildServer } from '../../src/server.js';
 import { TransactionService } from '../../src/service/transactions.js';
-import { adminPassword, makeTempDir } from '../helpers/server.js';
+import { openServices } from '../helpers/app.js';
 
 // The yaml and Fastify's route options are untyped trees here.
 type Json = any;
@@ -95,23 +92,24 @@ function refsIn(node: Json, found: string[] = []): string[] {
   return found;
 }
 
-async function serverDeps(t: Test) {
-  const dataDir = makeTempDir();
-  const db = await openDatabase({ dataDir });
-  const users = await UserStore.open({ dataDir, adminPassword, announce: () => undefined });
-  t.teardown(() => db.close());
-  return { dataDir, db, users };
+/** A server over real services; closed before them when the test ends. */
+async function server(t: Test) {
+  const { config, db, security } = await openServices(t);
+  const app = await buildServer(config, { db: () => db, security: () => security, logger: pino({ level: 'silent' }) });
+  t.teardown(() => app.close());
+  return app;
 }
 
 const doc: Json = parse(yamlText);
 
-t.test('openapi.yaml parses as OpenAPI 3.1 with HTTP Basic security and resolvable references', async (t) => {
+t.test('openapi.yaml parses as OpenAPI 3.1 with HTTP Basic and bearer security and resolvable references', async (t) => {
   t.match(doc.openapi, /^3\.1\.\d+$/);
   t.type(doc.info.title, 'string');
   t.type(doc.info.version, 'string');
   t.ok(Array.isArray(doc['x-driftdb-notes']) && doc['x-driftdb-notes'].length > 0, 'the documented choices are there');
   t.same(doc.components.securitySchemes.basicAuth, { type: 'http', scheme: 'basic', description: doc.components.securitySchemes.basicAuth.description });
-  t.same(doc.security, [{ basicAuth: [] }]);
+  t.same(doc.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer', description: doc.components.securitySchemes.bearerAuth.description });
+  t.same(doc.security, [{ basicAuth: [] }, { bearerAuth: [] }]);
   const unresolved = refsIn(doc).filter((ref) => resolve(doc, ref) === undefined);
   t.same(unresolved, [], 'every $ref resolves inside the document');
   for (const [id, operation] of operations(doc)) {
@@ -123,10 +121,7 @@ t.test('openapi.yaml parses as OpenAPI 3.1 with HTTP Basic security and resolvab
 });
 
 t.test('every route the server registers is in openapi.yaml, and every documented route is registered', async (t) => {
-  const { dataDir, db, users } = await serverDeps(t);
-  const config = loadConfig(['--data-dir', dataDir, '--tls', 'off', '--log-level', 'silent'], {});
-  const app = await buildServer(config, { db: () => db, logger: pino({ level: 'silent' }), users });
-  t.teardown(() => app.close());
+  const app = await server(t);
   await app.ready();
   const registered = routesOfTree(app.printRoutes({ commonPrefix: false }));
   t.ok(registered.has('PUT /v1/tables/{table}/rows/{key}'), `the route tree was read (${[...registered].length} routes)`);
@@ -136,7 +131,7 @@ t.test('every route the server registers is in openapi.yaml, and every documente
 });
 
 t.test('each route\'s request, success schemas, statuses and permission are the ones openapi.yaml documents', async (t) => {
-  const { db, users } = await serverDeps(t);
+  const { config, db, security } = await openServices(t);
   // A bare instance with an onRoute hook sees each route's options; buildServer registers its routes before it returns.
   const app = fastify();
   const routes: RouteOptions[] = [];
@@ -144,7 +139,8 @@ t.test('each route\'s request, success schemas, statuses and permission are the 
     if (route.method !== 'HEAD') routes.push(route);
   });
   const transactions = new TransactionService(() => db);
-  await registerRoutes(app, { db: () => db, transactions, authenticator: new Authenticator({ users }), loadOpenApi: async () => null });
+  const rateLimits = await registerRateLimits(app, { config, onLimited: () => undefined });
+  await registerRoutes(app, { db: () => db, security: () => security, rateLimits, transactions, loadOpenApi: async () => null });
   t.teardown(async () => {
     await app.close();
     transactions.closeAll();
@@ -191,10 +187,7 @@ t.test('components.schemas carry exactly the shared schemas of src/routes/schema
 });
 
 t.test('documented public routes answer without credentials; every other route asks for them (401)', async (t) => {
-  const { dataDir, db, users } = await serverDeps(t);
-  const config = loadConfig(['--data-dir', dataDir, '--tls', 'off', '--log-level', 'silent'], {});
-  const app = await buildServer(config, { db: () => db, logger: pino({ level: 'silent' }), users });
-  t.teardown(() => app.close());
+  const app = await server(t);
   for (const [id, operation] of operations(doc)) {
     const [method, route] = id.split(' ') as [string, string];
     const url = route.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(placeholders[name] ?? 'x'));
@@ -209,10 +202,7 @@ t.test('documented public routes answer without credentials; every other route a
 });
 
 t.test('GET /openapi.json serves openapi.yaml as JSON', async (t) => {
-  const { dataDir, db, users } = await serverDeps(t);
-  const config = loadConfig(['--data-dir', dataDir, '--tls', 'off', '--log-level', 'silent'], {});
-  const app = await buildServer(config, { db: () => db, logger: pino({ level: 'silent' }), users });
-  t.teardown(() => app.close());
+  const app = await server(t);
   const res = await app.inject({ method: 'GET', url: '/openapi.json' });
   t.equal(res.statusCode, 200);
   t.match(String(res.headers['content-type']), /^application\/json/);

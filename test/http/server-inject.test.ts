@@ -10,13 +10,18 @@ import type { Database } from '../../src/engine/index.js';
 import { DriftError, errorCodes } from '../../src/errors.js';
 import { problemFromError, problemOf, statusByCode } from '../../src/routes/problem.js';
 import { buildServer } from '../../src/server.js';
-import { Authenticator, installAuth } from '../../src/security/auth.js';
-import { UserStore } from '../../src/security/users.js';
+import { requirePermissionDeclarations } from '../../src/security/hooks.js';
+import type { Security } from '../../src/security/security.js';
+import { openServices } from '../helpers/app.js';
+import { adminAuth as auth } from '../helpers/server.js';
 
-const password = 'inject-admin-password';
-const auth = `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`;
-
-async function build(t: Test, db: () => Database): Promise<{ app: FastifyInstance; logs: () => string }> {
+/** A server whose database accessor is `db`; security is real (over its own database) unless it is recovering too. */
+async function build(t: Test, db: () => Database, recovering = false): Promise<{ app: FastifyInstance; logs: () => string }> {
+  const { security: services } = await openServices(t);
+  const security = (): Security => {
+    if (recovering) throw new DriftError('unavailable', 'recovering the log; retry shortly', { retryAfterSeconds: 1 });
+    return services;
+  };
   let logs = '';
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -25,8 +30,8 @@ async function build(t: Test, db: () => Database): Promise<{ app: FastifyInstanc
     },
   });
   const dataDir = t.testdir();
-  const config = loadConfig(['--tls', 'off', '--data-dir', dataDir], { DRIFTDB_ADMIN_PASSWORD: password });
-  const app = await buildServer(config, { db, logger: pino({ level: 'debug' }, sink) });
+  const config = loadConfig(['--tls', 'off', '--data-dir', dataDir], {});
+  const app = await buildServer(config, { db, security, logger: pino({ level: 'debug' }, sink) });
   t.teardown(() => app.close());
   return { app, logs: () => logs };
 }
@@ -48,9 +53,13 @@ t.test('an unexpected error in a handler is a 500 internal that reveals nothing,
 });
 
 t.test('while the database is recovering /readyz and data routes answer 503 unavailable with Retry-After', async (t) => {
-  const { app } = await build(t, () => {
-    throw new DriftError('unavailable', 'recovering the log; retry shortly', { retryAfterSeconds: 1 });
-  });
+  const { app } = await build(
+    t,
+    () => {
+      throw new DriftError('unavailable', 'recovering the log; retry shortly', { retryAfterSeconds: 1 });
+    },
+    true,
+  );
   const health = await app.inject({ method: 'GET', url: '/healthz' });
   t.equal(health.statusCode, 200, '/healthz does not wait for the database');
   for (const url of ['/readyz', '/v1/tables']) {
@@ -93,24 +102,23 @@ t.test('a problem keeps its extra fields but never lets them replace the core me
     currentSeq: 7,
   });
   t.equal(problemOf('lock_timeout', 'waited').body.retryable, true, 'retryable codes say so');
-  t.equal(problemOf('unauthorized', 'no').headers['www-authenticate'], 'Basic realm="driftdb"');
+  t.equal(problemOf('unauthorized', 'no').headers['www-authenticate'], 'Basic realm="driftdb", Bearer realm="driftdb"');
   t.equal(problemOf('rate_limited', 'slow down', { retryAfterSeconds: 2.2 }).headers['retry-after'], '3');
   t.equal(problemFromError(new DriftError('internal', 'disk /x/y failed'), 'r1').body.detail.includes('/x/y'), false);
   t.equal(problemFromError('a string', 'r2').status, 500);
   t.equal(problemFromError(null, 'r3').status, 500);
 });
 
-t.test('a route of the authenticated scope without a declared permission stops the server from building', async (t) => {
-  const users = await UserStore.open({ dataDir: t.testdir(), adminPassword: password, announce: () => undefined });
+t.test('a route without a declared permission stops the server from building, public routes included', async (t) => {
   const app = fastify();
   t.teardown(() => app.close());
   const registering = async (): Promise<void> => {
+    requirePermissionDeclarations(app);
     await app.register(async (scope) => {
-      installAuth(scope, new Authenticator({ users }));
-      scope.get('/v1/declared', { config: { permission: 'read' } }, async () => ({ ok: true }));
-      scope.get('/v1/undeclared', async () => ({ ok: true }));
+      scope.get('/declared', { config: { permission: 'public' } }, async () => ({ ok: true }));
+      scope.get('/undeclared', async () => ({ ok: true }));
     });
     await app.ready();
   };
-  await t.rejects(registering, /GET \/v1\/undeclared must declare config.permission/);
+  await t.rejects(registering, /GET \/undeclared must declare config.permission/);
 });

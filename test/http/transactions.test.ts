@@ -2,8 +2,7 @@
 // happen where the level forbids it; locks, deadlocks, timeouts, expiry, ownership, savepoints and batches.
 
 import t from 'tap';
-import { UserStore } from '../../src/security/users.js';
-import { adminPassword, basicAuth, makeTempDir, sleep, startServer, type Response, type TestServer } from '../helpers/server.js';
+import { basicAuth, sleep, startServer, type Response, type TestServer } from '../helpers/server.js';
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -37,12 +36,11 @@ function client(server: TestServer, auth = server.auth): Client {
 }
 
 async function setup(t: Test, args: string[] = []): Promise<Client> {
-  const dataDir = `${makeTempDir()}/data`;
-  const users = await UserStore.open({ dataDir, adminPassword, announce: () => {} });
-  await users.create({ username: 'bob', password: 'bob-password', roles: ['writer'] });
-  const server = await startServer({ dataDir, args: ['--lock-timeout-ms', '500', ...args] });
+  const server = await startServer({ args: ['--lock-timeout-ms', '500', ...args] });
   t.teardown(() => server.stop());
   const c = client(server);
+  const bob = await c.call('POST', '/v1/admin/users', { username: 'bob', password: 'bob-password', roles: ['writer'] });
+  t.equal(bob.status, 201, 'user bob created');
   const created = await c.call('POST', '/v1/tables', { name: 'acc', primaryKey: 'id', indexes: ['dept'] });
   t.equal(created.status, 201, 'table created');
   return c;
