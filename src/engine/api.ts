@@ -1,6 +1,7 @@
 // The engine's public surface as the rest of DriftDB sees it: the Database façade and its value types.
 
 import type { Plan, QueryPage, QuerySpec } from './query/spec.js';
+import type { Predicate } from './query/where.js';
 import type { Doc, HistoryEntry, TableDef } from './types.js';
 
 export type Isolation = 'read_uncommitted' | 'read_committed' | 'repeatable_read' | 'snapshot' | 'serializable';
@@ -38,9 +39,30 @@ export interface WriteConditions {
   ifNoneMatch?: boolean;
 }
 
+/**
+ * What one caller may see and change of one table's rows (http-api.md §8, row policies). The predicates are the
+ * engine's compiled where-clauses (query/index.ts compileWhere); both see a version's whole document.
+ */
+export interface RowPolicy {
+  /** The caller sees a version only if its document satisfies this (a delete: if the version before it is seen). */
+  read: Predicate;
+  /** A write is allowed only if the row's current document (when it has one) and the new one satisfy this. */
+  write: Predicate;
+}
+
+/** A caller's row policies: per table, or null where none restricts them. */
+export interface RowPolicies {
+  forTable(table: string): RowPolicy | null;
+}
+
 export interface TxRef {
   /** The open transaction to run in; absent = autocommit. */
   tx?: Transaction;
+  /**
+   * The caller's row policies, for an autocommit request or a committed read; inside a transaction, the policies
+   * it began with apply instead.
+   */
+  policies?: RowPolicies;
 }
 
 export interface PutInput extends WriteConditions, TxRef {
@@ -104,6 +126,8 @@ export interface HistoryResult {
 export interface BeginInput {
   isolation?: Isolation;
   readOnly?: boolean;
+  /** The row policies of the caller who begins it: every read and write inside honours them. */
+  policies?: RowPolicies;
 }
 
 export interface Transaction {
@@ -177,7 +201,7 @@ export interface Database {
   history(input: { table: string; key: string } & TxRef): HistoryResult;
   scan(input: ScanInput): Page;
   query(spec: QuerySpec, options?: TxRef): Page;
-  explain(spec: QuerySpec): { plan: Plan };
+  explain(spec: QuerySpec, options?: TxRef): { plan: Plan };
 
   begin(input?: BeginInput): Transaction;
   checkpoint(): Promise<{ seq: number }>;

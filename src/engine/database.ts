@@ -18,6 +18,7 @@ import type {
   Page,
   PatchInput,
   PutInput,
+  RowPolicy,
   RowRead,
   ScanInput,
   TableInfo,
@@ -243,19 +244,19 @@ class Engine implements Database {
   // ---- row writes: each its own one-write transaction unless it names one -------------------------------
 
   put(input: PutInput): Promise<WriteResult> {
-    return input.tx !== undefined ? input.tx.put(input) : this.autocommit((tx) => tx.put(input));
+    return input.tx !== undefined ? input.tx.put(input) : this.autocommit(input, (tx) => tx.put(input));
   }
 
   patch(input: PatchInput): Promise<WriteResult> {
-    return input.tx !== undefined ? input.tx.patch(input) : this.autocommit((tx) => tx.patch(input));
+    return input.tx !== undefined ? input.tx.patch(input) : this.autocommit(input, (tx) => tx.patch(input));
   }
 
   delete(input: DeleteInput): Promise<WriteResult> {
-    return input.tx !== undefined ? input.tx.delete(input) : this.autocommit((tx) => tx.delete(input));
+    return input.tx !== undefined ? input.tx.delete(input) : this.autocommit(input, (tx) => tx.delete(input));
   }
 
-  private async autocommit(write: (tx: Transaction) => Promise<WriteResult>): Promise<WriteResult> {
-    const tx = new TransactionImpl(this.context, autocommitOptions);
+  private async autocommit(caller: TxRef, write: (tx: Transaction) => Promise<WriteResult>): Promise<WriteResult> {
+    const tx = new TransactionImpl(this.context, { ...autocommitOptions, policies: caller.policies });
     try {
       const result = await write(tx);
       const { seq } = await tx.commit();
@@ -271,12 +272,13 @@ class Engine implements Database {
   get(input: GetInput): RowRead {
     if (input.tx !== undefined) return input.tx.get(input);
     const table = this.store.readableTable(input.table);
-    return readRowAt(table, input.key, asOfSeq(this.store, input.asOf) ?? this.store.visibleSeq);
+    return readRowAt(table, input.key, asOfSeq(this.store, input.asOf) ?? this.store.visibleSeq, policyOf(input, table));
   }
 
   history(input: { table: string; key: string } & TxRef): HistoryResult {
     if (input.tx !== undefined) return input.tx.history(input);
-    return historyAt(this.store, this.store.readableTable(input.table), input.key, this.store.visibleSeq);
+    const table = this.store.readableTable(input.table);
+    return historyAt(this.store, table, input.key, this.store.visibleSeq, policyOf(input, table));
   }
 
   scan(input: ScanInput): Page {
@@ -284,27 +286,27 @@ class Engine implements Database {
     if (input.limit !== undefined) spec.limit = input.limit;
     if (input.cursor !== undefined) spec.cursor = input.cursor;
     if (input.asOf !== undefined) spec.asOf = input.asOf;
-    return this.query(spec, input.tx === undefined ? {} : { tx: input.tx });
+    return this.query(spec, input);
   }
 
   query(spec: QuerySpec, options: TxRef = {}): Page {
     if (options.tx !== undefined) return options.tx.query(spec);
     const table = this.store.readableTable(spec.table);
     const compiled = compileQuery(spec, table.def);
-    const source = this.committedSource(table, spec);
+    const source = this.committedSource(table, spec, policyOf(options, table));
     // The page itself, its seq added: a page of stored documents parses its rows only if someone reads them.
     return Object.assign(executeQuery(compiled, source), { seq: source.seq });
   }
 
-  explain(spec: QuerySpec): { plan: ReturnType<typeof planQuery> } {
+  explain(spec: QuerySpec, options: TxRef = {}): { plan: ReturnType<typeof planQuery> } {
     const table = this.store.readableTable(spec.table);
-    return { plan: planQuery(compileQuery(spec, table.def), this.committedSource(table, spec)) };
+    return { plan: planQuery(compileQuery(spec, table.def), this.committedSource(table, spec, policyOf(options, table))) };
   }
 
   // A cursor pins the snapshot of the first page; otherwise asOf, or the newest state.
-  private committedSource(table: TableState, spec: QuerySpec): SnapshotSource {
+  private committedSource(table: TableState, spec: QuerySpec, policy: RowPolicy | null): SnapshotSource {
     const seq = cursorSnapshot(this.store, spec) ?? asOfSeq(this.store, spec.asOf) ?? this.store.visibleSeq;
-    return new SnapshotSource(table, seq, (s) => this.store.tsOf(s));
+    return new SnapshotSource(table, seq, (s) => this.store.tsOf(s), policy);
   }
 
   // ---- transactions ---------------------------------------------------------------------------------------
@@ -315,7 +317,7 @@ class Engine implements Database {
     if (!isolationLevels.includes(isolation)) {
       throw new DriftError('validation_failed', `isolation must be one of ${isolationLevels.join(', ')}.`);
     }
-    return new TransactionImpl(this.context, { isolation, readOnly: input.readOnly === true });
+    return new TransactionImpl(this.context, { isolation, readOnly: input.readOnly === true, policies: input.policies });
   }
 
   // ---- checkpoints, figures, shutdown ---------------------------------------------------------------------
@@ -360,6 +362,10 @@ class Engine implements Database {
     await this.checkpointer.settle();
     await this.store.close();
   }
+}
+
+function policyOf(caller: TxRef, table: TableState): RowPolicy | null {
+  return caller.policies?.forTable(table.def.name) ?? null;
 }
 
 function checkTableName(name: unknown, system: boolean): void {

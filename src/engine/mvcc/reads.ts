@@ -3,9 +3,9 @@
 
 import { DriftError } from '../../errors.js';
 import { limits, MiB } from '../../limits.js';
-import type { HistoryResult, RowRead } from '../api.js';
+import type { HistoryResult, RowPolicy, RowRead } from '../api.js';
 import { extractPath } from '../json/index.js';
-import { cursorSeq, type QuerySpec } from '../query/index.js';
+import { cursorSeq, StoredRow, type QuerySpec } from '../query/index.js';
 import type { Store } from '../store.js';
 import type { Doc, TableDef, Version } from '../types.js';
 import { resolveAsOf } from './as-of.js';
@@ -28,20 +28,27 @@ export function rowNotFound(key: string): never {
   throw new DriftError('row_not_found', `Row '${key}' does not exist.`);
 }
 
-/** The row `key` as of snapshot `seq`; row_not_found when absent or deleted there. */
-export function readRowAt(table: TableState, key: string, seq: number): RowRead {
+/** The row `key` as of snapshot `seq`; row_not_found when absent or deleted there, or hidden by the row policy. */
+export function readRowAt(table: TableState, key: string, seq: number, policy: RowPolicy | null): RowRead {
   const version = table.versionAt(key, seq);
   if (version === undefined || version.json === null) return rowNotFound(key);
-  return new LazyRowRead(key, version.seq, version.json);
+  const row = new LazyRowRead(key, version.seq, version.json);
+  return policy === null || policy.read(row.reader()) ? row : rowNotFound(key);
 }
 
-/** Every committed version of `key` up to snapshot `seq`, oldest first. */
-export function historyAt(store: Store, table: TableState, key: string, seq: number): HistoryResult {
+/**
+ * Every committed version of `key` up to snapshot `seq`, oldest first; with a row policy, those it admits (a delete
+ * when the version before it is admitted), and row_not_found when it admits none, as for a key never written.
+ */
+export function historyAt(store: Store, table: TableState, key: string, seq: number, policy: RowPolicy | null): HistoryResult {
   const visible: Version[] = [];
   const history = table.history(key);
   let bytes = 0;
+  let seen = false;
   for (let i = 0; history !== undefined && i < history.count && history.seq(i) <= seq; i++) {
     const version = table.versionOf(key, history, i);
+    seen = policy === null || (version.json === null ? seen : policy.read(new StoredRow(key, version.json)));
+    if (!seen) continue;
     visible.push(version);
     // Old documents are read from the log one by one: stop reading as soon as the answer is known to be too large.
     bytes += historyVersionFrameBytes + (version.json?.length ?? 0);
@@ -71,6 +78,11 @@ export class LazyRowRead implements RowRead {
   get doc(): Doc {
     this.parsed ??= JSON.parse(this.json) as Doc;
     return this.parsed;
+  }
+
+  /** The row as a policy or a filter reads it: its fields out of the text. */
+  reader(): StoredRow {
+    return new StoredRow(this.key, this.json, this.parsed);
   }
 }
 

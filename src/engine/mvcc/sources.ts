@@ -3,22 +3,26 @@
 
 import { compareCodePoints } from '../json/index.js';
 import { storedRow, type IndexLookup, type RowSource, type StoredRow } from '../query/source.js';
+import type { RowPolicy } from '../api.js';
 import type { Doc, HistoryEntry, TableDef } from '../types.js';
 import type { TableState } from './table-state.js';
 
 export type TsOf = (seq: number) => number;
 
+/** A table as of one committed snapshot, as one caller sees it: a row policy hides the versions it does not admit. */
 export class SnapshotSource implements RowSource {
   readonly table: TableDef;
   readonly seq: number;
   private readonly state: TableState;
   private readonly tsOf: TsOf;
+  private readonly policy: RowPolicy | null;
 
-  constructor(state: TableState, seq: number, tsOf: TsOf) {
+  constructor(state: TableState, seq: number, tsOf: TsOf, policy: RowPolicy | null = null) {
     this.state = state;
     this.table = state.def;
     this.seq = seq;
     this.tsOf = tsOf;
+    this.policy = policy;
   }
 
   keys(afterKey?: string): Iterable<string> {
@@ -36,16 +40,12 @@ export class SnapshotSource implements RowSource {
   }
 
   read(key: string): Doc | null {
-    const json = this.readJson(key);
-    return json === null ? null : (JSON.parse(json) as Doc);
-  }
-
-  readJson(key: string): string | null {
-    return this.state.versionAt(key, this.seq)?.json ?? null;
+    return this.readRow(key)?.doc ?? null;
   }
 
   readRow(key: string): StoredRow | null {
-    return storedRow(key, this.readJson(key));
+    const row = storedRow(key, this.state.versionAt(key, this.seq)?.json ?? null);
+    return row === null || this.policy === null || this.policy.read(row) ? row : null;
   }
 
   rowCountEstimate(): number {
@@ -55,10 +55,13 @@ export class SnapshotSource implements RowSource {
   *versions(afterKey?: string): Iterable<HistoryEntry> {
     const after = afterKey === undefined ? undefined : { after: afterKey };
     for (const [key, history] of this.state.rows.entries(after)) {
+      let seen = false;
       for (let i = 0; i < history.count && history.seq(i) <= this.seq; i++) {
         const version = this.state.versionOf(key, history, i);
         const doc = version.json === null ? null : (JSON.parse(version.json) as Doc);
-        yield { key, seq: version.seq, ts: this.tsOf(version.seq), op: version.op, doc };
+        // A delete is shown to whoever saw the version before it (http-api.md §8).
+        seen = this.policy === null || (doc === null ? seen : this.policy.read(doc));
+        if (seen) yield { key, seq: version.seq, ts: this.tsOf(version.seq), op: version.op, doc };
       }
     }
   }
@@ -73,13 +76,15 @@ export class OverlaySource implements RowSource {
   readonly seq: number;
   private readonly base: SnapshotSource;
   private readonly overlay: Overlay;
+  private readonly policy: RowPolicy | null;
   private sortedOverlayKeys: string[] | null = null;
 
-  constructor(base: SnapshotSource, overlay: Overlay) {
+  constructor(base: SnapshotSource, overlay: Overlay, policy: RowPolicy | null = null) {
     this.base = base;
     this.table = base.table;
     this.seq = base.seq;
     this.overlay = overlay;
+    this.policy = policy;
   }
 
   *keys(afterKey?: string): Iterable<string> {
@@ -107,7 +112,9 @@ export class OverlaySource implements RowSource {
   }
 
   readRow(key: string): StoredRow | null {
-    return this.overlay.has(key) ? storedRow(key, this.overlay.get(key)!) : this.base.readRow(key);
+    if (!this.overlay.has(key)) return this.base.readRow(key);
+    const row = storedRow(key, this.overlay.get(key)!);
+    return row === null || this.policy === null || this.policy.read(row) ? row : null;
   }
 
   rowCountEstimate(): number {

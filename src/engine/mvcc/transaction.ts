@@ -14,13 +14,15 @@ import type {
   Page,
   PatchInput,
   PutInput,
+  RowPolicies,
+  RowPolicy,
   RowRead,
   Transaction,
   WriteConditions,
   WriteResult,
 } from '../api.js';
 import type { LockManager } from '../locks/lock-manager.js';
-import { compileQuery, executeQuery, type QuerySpec, type RowSource } from '../query/index.js';
+import { compileQuery, executeQuery, StoredRow, type QuerySpec, type RowSource } from '../query/index.js';
 import type { Store } from '../store.js';
 import type { Change, Doc, RowOp } from '../types.js';
 import { findConflict, rowId, type ConflictWindow, type Predicate } from './conflict-window.js';
@@ -52,6 +54,8 @@ export interface TransactionContext {
 export interface TransactionOptions {
   isolation: Isolation;
   readOnly: boolean;
+  /** The caller's row policies: every read and write of this transaction honours them. */
+  policies?: RowPolicies | undefined;
   /** One write, committed at once by the caller: not registered as open, and named by a counter, not a UUID. */
   autocommit?: boolean;
 }
@@ -71,6 +75,7 @@ export class TransactionImpl implements Transaction {
   state: Transaction['state'] = 'active';
   private readonly context: TransactionContext;
   private readonly store: Store;
+  private readonly policies: RowPolicies | null;
   private writes = new Map<string, PendingWrite>();
   /** JSON text held by `writes`; bounded by what one commit record can carry. */
   private writesBytes = 0;
@@ -86,6 +91,7 @@ export class TransactionImpl implements Transaction {
     this.id = options.autocommit === true ? `autocommit:${++autocommitCounter}` : randomUUID();
     this.isolation = options.isolation;
     this.readOnly = options.readOnly;
+    this.policies = options.policies ?? null;
     this.snapshotSeq = context.store.visibleSeq;
     if (options.autocommit !== true) context.registry.open.add(this);
   }
@@ -123,7 +129,7 @@ export class TransactionImpl implements Transaction {
   get(input: GetInput): RowRead {
     const table = this.store.readableTable(input.table);
     const asOf = asOfSeq(this.store, input.asOf);
-    if (asOf !== null) return readRowAt(table, input.key, asOf);
+    if (asOf !== null) return readRowAt(table, input.key, asOf, this.policyOf(table));
     const row = this.readRow(table, input.key);
     return row === null ? rowNotFound(input.key) : new LazyRowRead(input.key, row.seq, row.json);
   }
@@ -133,7 +139,7 @@ export class TransactionImpl implements Transaction {
     const table = this.store.readableTable(input.table);
     this.checkActive();
     this.recordRead(table, input.key);
-    return historyAt(this.store, table, input.key, this.readSeq());
+    return historyAt(this.store, table, input.key, this.readSeq(), this.policyOf(table));
   }
 
   /** A query (or a page of rows) as this transaction sees it; with `asOf`, the committed past. */
@@ -142,20 +148,32 @@ export class TransactionImpl implements Transaction {
     const compiled = compileQuery(spec, table.def);
     const seq = cursorSnapshot(this.store, spec) ?? asOfSeq(this.store, spec.asOf) ?? this.readSeq();
     let source: RowSource;
+    const policy = this.policyOf(table);
     if (spec.asOf !== undefined) {
-      source = new SnapshotSource(table, seq, (s) => this.store.tsOf(s));
+      source = new SnapshotSource(table, seq, (s) => this.store.tsOf(s), policy);
     } else if (spec.history !== true) {
       source = this.source(table, seq, compiled.predicate);
     } else {
       // A history query reads committed versions only; serializable still validates what it matched.
       this.readPredicate(table, seq, compiled.predicate);
-      source = new SnapshotSource(table, seq, (s) => this.store.tsOf(s));
+      source = new SnapshotSource(table, seq, (s) => this.store.tsOf(s), policy);
     }
     return Object.assign(executeQuery(compiled, source), { seq: source.seq });
   }
 
-  /** Reads one row as this transaction sees it: its own writes first. Null when absent. */
+  /** The row policy of this transaction's caller on `table`, or null. */
+  private policyOf(table: TableState): RowPolicy | null {
+    return this.policies?.forTable(table.def.name) ?? null;
+  }
+
+  /** Reads one row as this transaction sees it (its own writes first); null when absent or hidden by its policy. */
   private readRow(table: TableState, key: string): { json: string; seq: number | null } | null {
+    const row = this.readRowUnfiltered(table, key);
+    const policy = this.policyOf(table);
+    return row === null || policy === null || policy.read(new StoredRow(key, row.json)) ? row : null;
+  }
+
+  private readRowUnfiltered(table: TableState, key: string): { json: string; seq: number | null } | null {
     this.checkActive();
     const own = this.writes.get(rowId(table.def.name, key));
     if (own !== undefined) return own.json === null ? null : { json: own.json, seq: null };
@@ -185,7 +203,8 @@ export class TransactionImpl implements Transaction {
     for (const write of this.writes.values()) {
       if (write.table === table.def.name) overlay.set(write.key, write.json);
     }
-    return new OverlaySource(new SnapshotSource(table, seq, (s) => this.store.tsOf(s)), overlay);
+    const policy = this.policyOf(table);
+    return new OverlaySource(new SnapshotSource(table, seq, (s) => this.store.tsOf(s), policy), overlay, policy);
   }
 
   /** Records a query's predicate read at `seq`, for serializable validation at commit. */
@@ -224,7 +243,12 @@ export class TransactionImpl implements Transaction {
     this.checkActive();
     const table = this.store.readableTable(tableName);
     const current = this.currentRow(table, request.key);
+    const policy = this.policyOf(table);
+    if (policy !== null) checkCurrentAgainstPolicy(policy, request, current);
     const computed = computeRowWrite(table, request, current);
+    if (policy !== null && computed.doc !== null && !policy.write(computed.doc)) {
+      throw new DriftError('forbidden', `A row policy of table '${tableName}' does not allow this document.`);
+    }
     const bytes = this.writesBytes - pendingBytes(this.writes.get(id)) + (computed.json?.length ?? 0) + request.key.length;
     if (bytes > limits.recordBytesMax) {
       throw new DriftError(
@@ -417,6 +441,18 @@ export class TransactionImpl implements Transaction {
 /** What a pending write holds in memory and will put into the commit record: its document text and key. */
 function pendingBytes(write: PendingWrite | undefined): number {
   return write === undefined ? 0 : (write.json?.length ?? 0) + write.key.length;
+}
+
+/**
+ * The row policy's rules for the row as it is (http-api.md §8): a patch or delete of a row the caller cannot read is
+ * refused as if the row were missing (a policy never reveals that a row exists); any write to a row whose current
+ * document the write policy does not admit is forbidden.
+ */
+function checkCurrentAgainstPolicy(policy: RowPolicy, request: RowWriteRequest, current: CurrentRow): void {
+  if (current.json === null) return;
+  const row = new StoredRow(request.key, current.json);
+  if (request.op !== 'put' && !policy.read(row)) throw new DriftError('row_not_found', `Row '${request.key}' does not exist.`);
+  if (!policy.write(row)) throw new DriftError('forbidden', `A row policy does not allow changing row '${request.key}'.`);
 }
 
 function conditions(input: WriteConditions): Pick<RowWriteRequest, 'ifMatch' | 'ifNoneMatch'> {
