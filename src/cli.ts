@@ -10,6 +10,7 @@ import { CorruptLogError, doctor, openDatabase, type Database } from './engine/i
 import { DriftError } from './errors.js';
 import { MiB } from './limits.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { createObservability, type Observability } from './observability/observability.js';
 import { buildServer } from './server.js';
 
 const usage = `Usage:
@@ -62,8 +63,9 @@ async function serve(args: string[]): Promise<number> {
   servingHeapPolicy();
   const logger = createLogger(config);
   const holder = new DatabaseHolder();
-  const app = await buildServer(config, { db: holder.get, logger });
-  const opening = openAfterListen(app, config, logger, holder);
+  const observability = createObservability(config, { logger, db: holder.get });
+  const app = await buildServer(config, { db: holder.get, logger, observability });
+  const opening = openAfterListen(app, { config, logger, holder, observability });
   installSignalHandlers(app, logger, holder, opening);
   return opening.then((code) => code ?? new Promise<number>(() => {}));
 }
@@ -72,7 +74,11 @@ async function serve(args: string[]): Promise<number> {
  * Listens first, so /healthz answers and /readyz says 503 during recovery, then opens the database.
  * Resolves with an exit code only when the process must stop; a serving process never resolves it.
  */
-async function openAfterListen(app: FastifyInstance, config: Config, logger: Logger, holder: DatabaseHolder): Promise<number | null> {
+async function openAfterListen(
+  app: FastifyInstance,
+  deps: { config: Config; logger: Logger; holder: DatabaseHolder; observability: Observability },
+): Promise<number | null> {
+  const { config, logger, holder } = deps;
   await app.listen({ host: config.host, port: config.port });
   // The "listening" line is part of the contract (scripts read the URL from it): logged whatever --log-level says.
   logger.child({}, { level: 'info' }).info({ url: urlOf(app, config) }, 'listening');
@@ -83,6 +89,7 @@ async function openAfterListen(app: FastifyInstance, config: Config, logger: Log
       logger,
       lockTimeoutMs: config.lockTimeoutMs,
       checkpointIntervalBytes: config.checkpointIntervalMb * MiB,
+      ...(deps.observability.engineObserver ? { observer: deps.observability.engineObserver } : {}),
     });
   } catch (error) {
     if (error instanceof CorruptLogError) {

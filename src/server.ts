@@ -14,7 +14,9 @@ import type { Config } from './config/index.js';
 import type { Database } from './engine/index.js';
 import { DriftError } from './errors.js';
 import { limits } from './limits.js';
+import { declareAnswerFacts, observeRequests } from './observability/http-observer.js';
 import { lazyChildLogger, requestIdFrom, type Logger } from './observability/logger.js';
+import { createObservability, type Observability } from './observability/observability.js';
 import { securityHeaders } from './security/headers.js';
 import { registerRoutes } from './routes/index.js';
 import { coalesceResponseWrites } from './routes/write-coalescing.js';
@@ -42,6 +44,8 @@ export interface ServerDeps {
   users?: UserStore;
   /** Where a generated admin password is shown, once; defaults to a line on stdout. */
   announce?: (line: string) => void;
+  /** Metrics and the slow-query log; built from the config when absent (the CLI passes its own: the engine reports to it). */
+  observability?: Observability;
 }
 
 /** Whole-request and socket-idle bounds, so a slow or silent client cannot hold a connection forever. */
@@ -102,6 +106,15 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   installJsonBodyParser(app);
   installProblemHandlers(app);
   refuseUnknownQueryParameters(app);
+  const observability = deps.observability ?? createObservability(config, { logger: deps.logger, db: deps.db });
+  declareAnswerFacts(app);
+  observeRequests(app, {
+    durations: observability.metrics?.requestDurations ?? null,
+    slowQueries:
+      observability.slowQueries === null
+        ? null
+        : { log: observability.slowQueries, redact: observability.redact, onRecorded: () => observability.metrics?.countSlowQuery() },
+  });
 
   const transactions = new TransactionService(deps.db, {
     idleTimeoutMs: config.txIdleTimeoutMs,
@@ -111,11 +124,15 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   });
   // Closing the server rolls back every open transaction, before the CLI closes the database.
   app.addHook('onClose', async () => transactions.closeAll());
+  // And writes out the slow-query lines still queued for their file.
+  app.addHook('onClose', async () => observability.slowQueries?.flush());
   await registerRoutes(app, {
     db: deps.db,
     transactions,
     authenticator: new Authenticator({ users }),
     loadOpenApi: loadOpenApiJson,
+    observability,
+    config,
   });
   return app;
 }

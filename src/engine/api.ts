@@ -125,6 +125,8 @@ export interface EngineStats {
   seq: number;
   tables: number;
   rows: number;
+  /** Versions held across all tables (every row event of every key, deletes included). */
+  versions: number;
   logBytes: number;
   openTransactions: number;
   commits: number;

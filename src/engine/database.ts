@@ -38,6 +38,7 @@ import { compileQuery, cursorSeq, executeQuery, planQuery, type Predicate, type 
 import type { RowSource } from './query/source.js';
 import type { FileSystem } from './storage/fs.js';
 import { checkSchemaPatterns, compileTableSchema } from './table-schema.js';
+import type { ConflictCode, EngineObserver } from './observer.js';
 import type { Change, CommitRecord, Doc, TableDef } from './types.js';
 
 export interface EngineLogger {
@@ -53,7 +54,14 @@ export interface OpenDatabaseOptions {
   /** Write a checkpoint automatically after this many bytes of log since the last one. */
   checkpointIntervalBytes?: number;
   fileSystem?: FileSystem;
+  /** Metrics port (src/observability implements it); absent = nothing observed. */
+  observer?: EngineObserver;
+  /** Recovery logs its progress at info at most this often (default 5 s). */
+  recoveryProgressIntervalMs?: number;
 }
+
+/** How often recovery checks the clock for a progress line: every this many records replayed. */
+const recoveryProgressCheckRecords = 1024;
 
 const silentLogger: EngineLogger = { info() {}, warn() {}, error() {} };
 const tableNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -92,14 +100,17 @@ class Engine implements Database, TxHost {
   private checkpointLogBytes = 0;
   private checkpointRunning: Promise<{ seq: number }> | null = null;
   private counters = { commits: 0, conflicts: 0, deadlocks: 0 };
+  private readonly observer: EngineObserver;
 
   constructor(options: OpenDatabaseOptions) {
     this.options = options;
     this.logger = options.logger ?? silentLogger;
+    this.observer = options.observer ?? {};
     this.locks = new LockManager({
       lockTimeoutMs: options.lockTimeoutMs ?? 5000,
       waitersMax: limits.lockWaitersMax,
       onDeadlock: (info) => this.logger.warn({ module: 'locks', ...info }, 'deadlock detected'),
+      onWait: () => this.observer.lockWaitStarted?.(), // metrics port
     });
   }
 
@@ -135,16 +146,18 @@ class Engine implements Database, TxHost {
       this.lastTs = this.tsBySeq[afterSeq] ?? 0;
     }
     this.lastSeq = afterSeq;
-    let replayed = 0;
+    const progress = new RecoveryProgress(this.logger, this.options.recoveryProgressIntervalMs ?? 5_000);
     this.wal = await openLog({
       dir: join(this.options.dataDir, 'wal'),
       afterSeq,
-      onRecord: (record) => {
+      onRecord: (record, bytes) => {
         this.applyRecord(record);
-        replayed++;
+        progress.replayed(record.seq, bytes);
       },
       ...(this.options.fileSystem ? { fileSystem: this.options.fileSystem } : {}),
       ...(this.options.logger ? { logger: this.options.logger } : {}),
+      // Metrics port: fsync duration and group-commit size.
+      ...(this.observer.logGroupSynced ? { onGroupSynced: this.observer.logGroupSynced.bind(this.observer) } : {}),
     });
     if (this.wal.lastSeq < afterSeq) {
       await this.wal.close();
@@ -158,7 +171,7 @@ class Engine implements Database, TxHost {
     this.checkpointLogBytes = this.wal.bytes;
     this.recentHorizonSeq = this.lastSeq;
     this.logger.info(
-      { module: 'engine', seq: this.lastSeq, checkpointSeq: afterSeq, replayed, ms: Date.now() - started, orderMs: Date.now() - staged },
+      { module: 'engine', seq: this.lastSeq, checkpointSeq: afterSeq, replayed: progress.records, ms: Date.now() - started, orderMs: Date.now() - staged },
       'recovered',
     );
   }
@@ -242,6 +255,7 @@ class Engine implements Database, TxHost {
     }
     if (record.seq > this.visibleSeq) this.visibleSeq = record.seq;
     this.counters.commits++;
+    if (this.observer.committed !== undefined) this.observer.committed({ rows: countRowChanges(changes) }); // metrics port
     this.maybeCheckpoint();
     return record.seq;
   }
@@ -359,6 +373,8 @@ class Engine implements Database, TxHost {
   countConflict(code: string): void {
     if (code === 'deadlock_detected') this.counters.deadlocks++;
     else if (code === 'serialization_failure' || code === 'lock_timeout') this.counters.conflicts++;
+    else return;
+    this.observer.conflict?.(code as ConflictCode); // metrics port
   }
 
   // ---- tables ---------------------------------------------------------------------------------------------
@@ -614,6 +630,7 @@ class Engine implements Database, TxHost {
     this.checkpointSeq = seq;
     this.checkpointLogBytes = logBytes;
     this.logger.info({ module: 'engine', seq, bytes: written.bytes, ms: Date.now() - started }, 'checkpoint written');
+    this.observer.checkpointWritten?.({ seq, bytes: written.bytes, seconds: (Date.now() - started) / 1000 }); // metrics port
     return { seq };
   }
 
@@ -627,11 +644,16 @@ class Engine implements Database, TxHost {
 
   stats(): EngineStats {
     let rows = 0;
-    for (const table of this.tables.values()) rows += table.liveRows;
+    let versions = 0;
+    for (const table of this.tables.values()) {
+      rows += table.liveRows;
+      versions += table.versionCount;
+    }
     return {
       seq: this.visibleSeq,
       tables: this.tables.size,
       rows,
+      versions,
       logBytes: this.wal?.bytes ?? 0,
       openTransactions: this.openTransactions.size,
       commits: this.counters.commits,
@@ -649,6 +671,45 @@ class Engine implements Database, TxHost {
     await this.checkpointRunning?.catch(() => {});
     await this.wal?.close();
   }
+}
+
+function countRowChanges(changes: readonly Change[]): number {
+  let rows = 0;
+  for (const change of changes) if (change.kind === 'row') rows++;
+  return rows;
+}
+
+/** Counts the records recovery replays and logs, at most every `intervalMs`, how far it got and how fast. */
+class RecoveryProgress {
+  records = 0;
+  private bytes = 0;
+  private readonly startedMs = Date.now();
+  private lastLogMs = this.startedMs;
+
+  constructor(
+    private readonly logger: EngineLogger,
+    private readonly intervalMs: number,
+  ) {}
+
+  replayed(seq: number, bytes: number): void {
+    this.records++;
+    this.bytes += bytes;
+    // The clock is read every recoveryProgressCheckRecords records only: replay applies a million records a second.
+    if (this.records % recoveryProgressCheckRecords !== 0) return;
+    const now = Date.now();
+    if (now - this.lastLogMs < this.intervalMs) return;
+    this.lastLogMs = now;
+    const seconds = Math.max(now - this.startedMs, 1) / 1000;
+    const mib = this.bytes / MiB;
+    this.logger.info(
+      { module: 'engine', replayed: this.records, seq, mib: round1(mib), mibPerSecond: round1(mib / seconds), recordsPerSecond: Math.round(this.records / seconds) },
+      'recovering',
+    );
+  }
+}
+
+function round1(value: number): number {
+  return Math.round(value * 10) / 10;
 }
 
 /** A read row whose document is parsed only if someone asks for it (a GET sends the stored text as it is). */

@@ -1,6 +1,7 @@
 // The engine's only public surface: open a database, and the types to talk to it.
 
 export { openDatabase, type EngineLogger, type OpenDatabaseOptions } from './database.js';
+export type { ConflictCode, EngineObserver } from './observer.js';
 export type * from './api.js';
 export { isolationLevels } from './api.js';
 export type { QuerySpec, Plan, QueryPage } from './query/spec.js';

@@ -88,7 +88,9 @@ export async function batchRoutes(app: FastifyInstance, opts: { db: () => Databa
       if (req.body.ops.some((op) => writeOps.has(op.op)) && !rolesAllow(req.principal.roles, 'write')) {
         throw new DriftError('forbidden', 'Writing needs the writer or admin role.');
       }
-      return sendJsonText(reply, await runBatch(opts.db(), req.body));
+      const answer = await runBatch(opts.db(), req.body);
+      reply.rows = req.body.ops.length;
+      return sendJsonText(reply, answer);
     },
   });
 }

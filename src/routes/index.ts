@@ -3,11 +3,13 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { Database } from '../engine/index.js';
+import type { Observability } from '../observability/observability.js';
 import { installAuth, type Authenticator } from '../security/auth.js';
 import type { TransactionService } from '../service/transactions.js';
 import { adminRoutes } from './admin.js';
 import { batchRoutes } from './batch.js';
 import { healthRoutes } from './health.js';
+import { metricsRoutes } from './metrics.js';
 import { openApiRoutes } from './openapi.js';
 import { queryRoutes } from './query.js';
 import { rowsRoutes } from './rows.js';
@@ -21,12 +23,17 @@ export interface RouteDeps {
   authenticator: Authenticator;
   /** Loads openapi.yaml as JSON text (null when absent); called once, on the first GET /openapi.json. */
   loadOpenApi: () => Promise<string | null>;
+  observability: Observability;
+  /** The configuration the admin and metrics routes read. */
+  config: { metricsPublic: boolean; slowQueryThresholdMs: number; slowQueryMaxStored: number };
 }
 
 export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
   await app.register(async function publicScope(scope) {
     await scope.register(healthRoutes, { db: deps.db });
     await scope.register(openApiRoutes, { load: deps.loadOpenApi });
+    // --metrics-public: Prometheus scrapes without credentials.
+    if (deps.config.metricsPublic) await scope.register(metricsRoutes, { metrics: deps.observability.metrics, permission: null });
   });
 
   await app.register(async function authenticatedScope(scope) {
@@ -42,7 +49,13 @@ export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Pro
     await scope.register(batchRoutes, data);
 
     await scope.register(async function adminScope(admin) {
-      await admin.register(adminRoutes, { db: deps.db });
+      await admin.register(adminRoutes, {
+        db: deps.db,
+        slowQueries: deps.observability.slowQueries,
+        slowQueryThresholdMs: deps.config.slowQueryThresholdMs,
+        slowQueryMaxStored: deps.config.slowQueryMaxStored,
+      });
+      if (!deps.config.metricsPublic) await admin.register(metricsRoutes, { metrics: deps.observability.metrics, permission: 'admin' });
     });
   });
 }

@@ -70,6 +70,7 @@ function clientHasVersion(header: string | undefined, seq: number | null): boole
 }
 
 function sendWrite(reply: FastifyReply, result: WriteResult): FastifyReply {
+  reply.rows = 1;
   if (result.seq !== null) reply.header('etag', etag(result.seq));
   return reply.code(result.created ? 201 : 200).send({ key: result.key, seq: result.seq });
 }
@@ -140,6 +141,7 @@ export async function rowsRoutes(
     handler: async (req, reply) => {
       const { table, key } = req.params;
       const row = await inTx(req, (tx) => opts.db().get({ table, key, asOf: req.query.asOf, ...tx }));
+      reply.rows = 1;
       if (row.seq !== null) reply.header('etag', etag(row.seq));
       if (clientHasVersion(req.headers['if-none-match'], row.seq)) return reply.code(304).send();
       // The stored JSON text is the answer: no parse and re-serialization on the hottest read path.
@@ -152,6 +154,7 @@ export async function rowsRoutes(
     schema: { params: rowParams, response: { 200: ref('History'), ...problemResponses({ extra: [404] }) } },
     handler: async (req, reply) => {
       const history = await inTx(req, (tx) => opts.db().history({ table: req.params.table, key: req.params.key, ...tx }));
+      reply.rows = history.versions.length;
       return sendDocuments(reply, { key: history.key, versions: history.versions.map(historyView) });
     },
   });

@@ -77,7 +77,11 @@ export async function transactionRoutes(app: FastifyInstance, opts: { transactio
         ...problemResponses({ extra: [404, 409, 410] }),
       },
     },
-    handler: async (req) => transactions.commit(user(req), req.params.id),
+    handler: async (req, reply) => {
+      const { seq, rows } = await transactions.commit(user(req), req.params.id);
+      reply.rows = rows;
+      return { seq };
+    },
   });
 
   app.post<{ Params: TxParams }>('/v1/transactions/:id/rollback', {

@@ -17,9 +17,10 @@ export interface Call {
 // One user store for the file: hashing the admin password (scrypt) per test would dominate the run time.
 let usersOnce: Promise<UserStore> | undefined;
 
-export async function startApp(t: Test) {
+/** `args` are extra `serve` flags (e.g. --slow-query-threshold-ms 0), after the defaults. */
+export async function startApp(t: Test, args: string[] = []) {
   const dataDir = t.testdir();
-  const config = loadConfig(['--data-dir', dataDir, '--tls', 'off', '--log-level', 'silent'], {});
+  const config = loadConfig(['--data-dir', dataDir, '--tls', 'off', '--log-level', 'silent', ...args], {});
   const db = await openDatabase({ dataDir });
   usersOnce ??= UserStore.open({ dataDir: makeTempDir(), adminPassword, announce: () => undefined });
   const users = await usersOnce;

@@ -144,7 +144,14 @@ t.test('each route\'s request, success schemas, statuses and permission are the 
     if (route.method !== 'HEAD') routes.push(route);
   });
   const transactions = new TransactionService(() => db);
-  await registerRoutes(app, { db: () => db, transactions, authenticator: new Authenticator({ users }), loadOpenApi: async () => null });
+  await registerRoutes(app, {
+    db: () => db,
+    transactions,
+    authenticator: new Authenticator({ users }),
+    loadOpenApi: async () => null,
+    observability: { metrics: null, slowQueries: null, redact: false, engineObserver: undefined },
+    config: { metricsPublic: false, slowQueryThresholdMs: 1000, slowQueryMaxStored: 1000 },
+  });
   t.teardown(async () => {
     await app.close();
     transactions.closeAll();

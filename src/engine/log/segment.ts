@@ -201,8 +201,11 @@ export interface LogProblem {
 }
 
 export interface LogWalkVisitor {
-  /** Called for each valid record in seq order; `record` is null for records at or below afterSeq (not parsed). */
-  onRecord(record: CommitRecord | null, seq: number): void;
+  /**
+   * Called for each valid record in seq order; `record` is null for records at or below afterSeq (not parsed).
+   * `bytes` is the record's frame size, for progress reports.
+   */
+  onRecord(record: CommitRecord | null, seq: number, bytes: number): void;
   /** Called for each problem; answer 'stop' to end the walk (recovery), 'continue' to look further (doctor). */
   onProblem(problem: LogProblem): 'stop' | 'continue';
 }
@@ -367,7 +370,7 @@ function walkSegment(options: {
     }
     walk.expected = seq + 1;
     walk.records += 1;
-    visitor.onRecord(record, seq);
+    visitor.onRecord(record, seq, frameHeaderBytes + payload.length);
     return true;
   }
 }

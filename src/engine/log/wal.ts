@@ -18,11 +18,13 @@ export interface OpenLogOptions {
   dir: string;
   /** Replay only records with seq > afterSeq (0 = all): the seq of the checkpoint already loaded. */
   afterSeq: number;
-  /** Called synchronously, in seq order, during openLog, for each replayed record. */
-  onRecord(record: CommitRecord): void;
+  /** Called synchronously, in seq order, during openLog, for each replayed record; `bytes` is its frame's size. */
+  onRecord(record: CommitRecord, bytes: number): void;
   fileSystem?: FileSystem;
   segmentBytesMax?: number;
   logger?: LogLayerLogger;
+  /** Metrics port: called once per group written and fdatasync'ed (see EngineObserver.logGroupSynced). */
+  onGroupSynced?(group: { records: number; bytes: number; syncSeconds: number }): void;
 }
 
 export interface WriteAheadLog {
@@ -61,10 +63,10 @@ export async function openLog(options: OpenLogOptions): Promise<WriteAheadLog> {
     afterSeq: options.afterSeq,
     recordBytesMax: limits.recordBytesMax,
     visitor: {
-      onRecord(record) {
+      onRecord(record, _seq, bytes) {
         if (record === null) return;
         lastTs = record.ts;
-        options.onRecord(record);
+        options.onRecord(record, bytes);
       },
       onProblem(problem) {
         if (problem.severity === 'tail') return 'continue';
@@ -98,6 +100,7 @@ export async function openLog(options: OpenLogOptions): Promise<WriteAheadLog> {
     lastSeq,
     lastTs,
     bytes,
+    onGroupSynced: options.onGroupSynced,
   });
 }
 
@@ -166,6 +169,7 @@ class SegmentedLog implements WriteAheadLog {
   private idleWaiters: Array<() => void> = [];
   private failure: Error | null = null;
   private closing = false;
+  private readonly onGroupSynced: OpenLogOptions['onGroupSynced'];
 
   lastSeq: number;
   durableSeq: number;
@@ -180,6 +184,7 @@ class SegmentedLog implements WriteAheadLog {
     lastSeq: number;
     lastTs: number;
     bytes: number;
+    onGroupSynced: OpenLogOptions['onGroupSynced'];
   }) {
     assert(init.segmentBytesMax > frameHeaderBytes, 'segmentBytesMax too small');
     this.fileSystem = init.fileSystem;
@@ -191,6 +196,7 @@ class SegmentedLog implements WriteAheadLog {
     this.durableSeq = init.lastSeq;
     this.lastTs = init.lastTs;
     this.bytes = init.bytes;
+    this.onGroupSynced = init.onGroupSynced;
   }
 
   get failed(): boolean {
@@ -287,6 +293,7 @@ class SegmentedLog implements WriteAheadLog {
   private async persist(group: Group, write: () => FileHandle | Promise<FileHandle>): Promise<void> {
     try {
       const handle = await write();
+      const syncStarted = performance.now();
       const sync = handle.datasync();
       this.syncs.add(sync);
       try {
@@ -294,6 +301,8 @@ class SegmentedLog implements WriteAheadLog {
       } finally {
         this.syncs.delete(sync);
       }
+      // Metrics port: the fdatasync's wall time and the group's size (group commit at work).
+      this.onGroupSynced?.({ records: group.frames.length, bytes: group.bytes, syncSeconds: (performance.now() - syncStarted) / 1000 });
     } catch (error) {
       if (this.failure === null) this.failStop(error, group);
       return;

@@ -16,6 +16,8 @@ export class TableState {
   readonly validate: ValidateFunction | null;
   /** Live rows at the newest applied state. */
   liveRows = 0;
+  /** Versions held, every key's chain counted (metrics: versions held). */
+  versionCount = 0;
   private rowMap = new SortedMap<string, Version[]>(compareCodePoints);
   /**
    * While recovery stages the table, chains of keys the row map does not hold gather here, hashed: recovery
@@ -87,6 +89,7 @@ export class TableState {
       chain.push(version);
     }
     this.liveRows += (json !== null ? 1 : 0) - (wasLive ? 1 : 0);
+    this.versionCount++;
     if (json !== null && this.indexes.size > 0) {
       // Replay has only the text: the indexed fields are read out of it rather than parsing every document.
       for (const index of this.indexes.values()) {
@@ -156,7 +159,10 @@ export class TableState {
   loadSortedRows(keys: string[], chains: Version[][]): void {
     assert(this.rowMap.size === 0 && (this.staged === null || this.staged.size === 0), 'a checkpoint loads into an empty table');
     this.rowMap = SortedMap.fromSorted(compareCodePoints, keys, chains);
-    for (const chain of chains) if (chain[chain.length - 1]!.json !== null) this.liveRows++;
+    for (const chain of chains) {
+      if (chain[chain.length - 1]!.json !== null) this.liveRows++;
+      this.versionCount += chain.length;
+    }
   }
 
   private *allChains(): Iterable<[string, Version[]]> {
