@@ -33,6 +33,8 @@ export interface StartInput {
   readyTimeoutMs: number;
   /** Write a V8 CPU profile of the server into this directory when it exits. */
   cpuProfDir?: string | null;
+  /** More `serve` flags, after the defaults. */
+  extraArgs?: string[];
 }
 
 /** Spawns the server and resolves once /readyz answers 200, with the seconds from spawn to that answer. */
@@ -42,7 +44,7 @@ export async function startDriftServer(input: StartInput): Promise<{ server: Dri
   const baseUrl = `https://127.0.0.1:${port}`;
   const env = serverEnv(input.password);
   const profile = input.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', input.cpuProfDir] : [];
-  const args = [...profile, cliPath, 'serve', '--data-dir', input.dataDir, '--host', '127.0.0.1', '--port', String(port), '--tls', 'self-signed'];
+  const args = [...profile, cliPath, 'serve', '--data-dir', input.dataDir, '--host', '127.0.0.1', '--port', String(port), '--tls', 'self-signed', ...(input.extraArgs ?? [])];
   const logFd = openSync(input.logPath, 'a');
   const started = performance.now();
   const child = track(spawn(process.execPath, args, { env, stdio: ['ignore', logFd, logFd] }));

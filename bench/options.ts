@@ -1,6 +1,6 @@
 // Command-line options of `npm run bench`: parsed once, validated, frozen and passed down.
 
-export const scenarioNames = ['ceiling', 'calibration', 'floor', 'put', 'get', 'query', 'tx-distinct', 'tx-hot', 'restart'] as const;
+export const scenarioNames = ['ceiling', 'calibration', 'floor', 'put', 'get', 'query', 'tx-distinct', 'tx-hot', 'observability', 'restart'] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
 export interface BenchOptions {

@@ -13,6 +13,7 @@ import { parseOptions, usage, UsageError, type BenchOptions, type ScenarioName }
 import { cleanUpSync, installCleanupHandlers, keepTempDir, makeTempDir, removeTempDir, startService, stopChild } from './procs.js';
 import { failed, renderTable, skipped, writeReport, type ScenarioResult } from './report.js';
 import { calibrationScenarios } from './scenario-calibration.js';
+import { observabilityScenarios } from './scenario-observability.js';
 import { floorScenarios } from './scenario-floor.js';
 import { restartScenarios } from './scenario-restart.js';
 import { ceilingScenario, getScenario, preloadScenario, putScenario, queryScenario, transactionsMissing, txScenario } from './scenarios-http.js';
@@ -103,6 +104,7 @@ async function runAll(options: BenchOptions): Promise<ScenarioResult[]> {
     if (options.scenarios.has('calibration')) await attempt('calibration', results, () => calibrationScenarios(ctx));
     if (options.scenarios.has('floor')) await attempt('floor', results, () => floorScenarios(ctx));
     await runHttpGroup(ctx, results);
+    if (options.scenarios.has('observability')) await attempt('observability', results, () => observabilityScenarios(ctx));
     if (options.scenarios.has('restart')) await attempt('restart', results, () => restartScenarios(ctx));
   } finally {
     if (ceilingStart !== null) await stopChild(ceilingStart.child);

@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Database } from '../engine/index.js';
 import type { SlowQueryLog } from '../observability/slow-query-log.js';
+import { problemResponses } from './schemas.js';
 
 const seqSchema = { type: 'object', required: ['seq'], properties: { seq: { type: 'integer' } } } as const;
 
@@ -24,7 +25,9 @@ const statsSchema = {
   },
 } as const;
 
-/** Default and largest `limit` of GET /v1/admin/slow-queries. */
+const tags = ['admin'];
+
+/** Default `limit` of GET /v1/admin/slow-queries. */
 const slowQueryListDefault = 100;
 
 const nullableNumber = { type: ['number', 'null'] } as const;
@@ -71,19 +74,37 @@ export async function adminRoutes(
 ): Promise<void> {
   app.post('/v1/admin/checkpoint', {
     config: { permission: 'admin' },
-    schema: { response: { 200: seqSchema } },
+    schema: {
+      operationId: 'checkpoint',
+      tags,
+      summary: 'Write a checkpoint',
+      description: 'Writes a snapshot of the state so a restart does not replay the whole log. Needs the admin role.',
+      response: { 200: { ...seqSchema, description: 'The seq the checkpoint covers.' }, ...problemResponses() },
+    },
     handler: async () => opts.db().checkpoint(),
   });
 
   app.get('/v1/admin/stats', {
     config: { permission: 'admin' },
-    schema: { response: { 200: statsSchema } },
+    schema: {
+      operationId: 'stats',
+      tags,
+      summary: 'Engine figures',
+      description: 'Needs the admin role. The same figures /metrics carries, as JSON.',
+      response: { 200: { ...statsSchema, description: 'The figures.' }, ...problemResponses() },
+    },
     handler: async () => opts.db().stats(),
   });
 
   app.get<{ Querystring: { limit?: number } }>('/v1/admin/slow-queries', {
     config: { permission: 'admin' },
     schema: {
+      operationId: 'listSlowQueries',
+      tags,
+      summary: 'Slow queries',
+      description:
+        'Data-route requests that took at least --slow-query-threshold-ms, failed ones included, newest first, with ' +
+        'duration percentiles over the stored entries (at most --slow-query-max-stored). Needs the admin role.',
       querystring: {
         type: 'object',
         properties: {
@@ -96,7 +117,7 @@ export async function adminRoutes(
         },
         additionalProperties: false,
       },
-      response: { 200: slowQueriesSchema },
+      response: { 200: { ...slowQueriesSchema, description: 'The newest entries and their stats.' }, ...problemResponses() },
     },
     handler: async (req) => {
       const log = opts.slowQueries;
@@ -110,7 +131,13 @@ export async function adminRoutes(
 
   app.delete('/v1/admin/slow-queries', {
     config: { permission: 'admin' },
-    schema: { response: { 204: { type: 'null', description: 'The in-memory entries are gone (the file keeps its lines).' } } },
+    schema: {
+      operationId: 'clearSlowQueries',
+      tags,
+      summary: 'Clear the slow queries',
+      description: 'Empties the in-memory list; a --slow-query-log-path file keeps its lines. Needs the admin role.',
+      response: { 204: { type: 'null', description: 'Cleared.' }, ...problemResponses() },
+    },
     handler: async (_req, reply) => {
       opts.slowQueries?.clear();
       return reply.code(204).send();

@@ -30,6 +30,7 @@ export interface RouteDeps {
 
 export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
   await app.register(async function publicScope(scope) {
+    addSharedSchemas(scope);
     await scope.register(healthRoutes, { db: deps.db });
     await scope.register(openApiRoutes, { load: deps.loadOpenApi });
     // --metrics-public: Prometheus scrapes without credentials.

@@ -5,13 +5,23 @@ import type { FastifyInstance } from 'fastify';
 import { DriftError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Permission } from '../security/auth.js';
+import { problemResponses, ref } from './schemas.js';
 
 export async function metricsRoutes(app: FastifyInstance, opts: { metrics: Metrics | null; permission: Permission | null }): Promise<void> {
   app.get('/metrics', {
     ...(opts.permission === null ? {} : { config: { permission: opts.permission } }),
     schema: {
+      operationId: 'metrics',
+      tags: ['admin'],
+      summary: 'Prometheus metrics',
+      description:
+        'The Prometheus text format: request durations by method, route template and status, the engine\'s events and ' +
+        'figures, and Node\'s process metrics, every name prefixed driftdb_. Needs the admin role, unless the server runs ' +
+        'with --metrics-public (then no credentials). 404 not_found when it runs with --observability off.',
+      produces: 'text/plain',
       response: {
         200: { type: 'string', description: 'Prometheus text exposition format 0.0.4.' },
+        ...(opts.permission === null ? { 404: ref('Problem') } : problemResponses({ extra: [404] })),
       },
     },
     handler: async (_request, reply) => {

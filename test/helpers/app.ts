@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { openDatabase } from '../../src/engine/index.js';
 import { UserStore } from '../../src/security/users.js';
 import { buildServer } from '../../src/server.js';
+import { openApiViolation } from './openapi-check.js';
 import { adminPassword, basicAuth, makeTempDir, type Response } from './server.js';
 
 export interface Call {
@@ -40,6 +41,9 @@ export async function startApp(t: Test, args: string[] = []) {
     Object.assign(headers, options.headers);
     const res = await app.inject({ method: method as 'GET', url, headers, payload });
     const json = /json/.test(String(res.headers['content-type'])) && res.body !== '' ? JSON.parse(res.body) : undefined;
+    const contentType = res.headers['content-type'] as string | undefined;
+    const violation = openApiViolation({ method, url, status: res.statusCode, contentType, json, text: res.body });
+    if (violation !== null) throw new Error(`openapi.yaml: ${violation}`);
     return { status: res.statusCode, headers: res.headers as Response['headers'], text: res.body, json };
   };
   return { app, db, users, call };
