@@ -627,10 +627,10 @@ export interface components {
                  * @default asc
                  * @enum {string}
                  */
-                dir: "asc" | "desc";
+                dir?: "asc" | "desc";
             }[];
             /** @default 100 */
-            limit: number;
+            limit?: number;
             /** @description A nextCursor of an earlier page. */
             cursor?: string | null;
             asOf?: components["schemas"]["AsOf"];
