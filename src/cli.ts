@@ -10,12 +10,19 @@ import { CorruptLogError, doctor, openDatabase, type Database } from './engine/i
 import { DriftError } from './errors.js';
 import { MiB } from './limits.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { formatMiB, Progress } from './observability/progress.js';
 import { createObservability, type Observability } from './observability/observability.js';
+import { DataDirLockedError, lockDataDir } from './service/data-dir-lock.js';
+import { exportImportUsage, runExport, runImport } from './cli-transfer.js';
 import { buildServer } from './server.js';
 
 const usage = `Usage:
   driftdb serve [flags]           serve the HTTP API (driftdb serve --help lists the flags)
   driftdb doctor --data-dir DIR   check a data dir offline: exit 0 healthy, 1 corrupt
+  driftdb export --data-dir DIR --table T [--as-of SEQ] [--history] [--out FILE]
+                                  write a table as NDJSON (offline)
+  driftdb import --data-dir DIR --table T [--file FILE] [--history] [--primary-key FIELD] [--batch-rows N]
+                                  load NDJSON into a table in batched transactions (offline)
   driftdb --help`;
 
 /** An in-flight shutdown gets this long to finish its requests and close the log before the process gives up. */
@@ -60,6 +67,7 @@ async function serve(args: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig(args, process.env);
+  lockDataDir(config.dataDir, 'serve');
   servingHeapPolicy();
   const logger = createLogger(config);
   const holder = new DatabaseHolder();
@@ -161,7 +169,15 @@ async function runDoctor(args: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig(args, process.env, { only: ['dataDir'] });
-  const report = await doctor({ dataDir: config.dataDir });
+  // Taken even though doctor only reads: a server appending to the log would show its write in flight as a torn tail.
+  const lock = lockDataDir(config.dataDir, 'doctor');
+  const progress = new Progress({ stream: process.stderr });
+  const report = await doctor({
+    dataDir: config.dataDir,
+    onProgress: (p) => progress.update(() => `doctor: ${formatMiB(p.bytesRead)} of ${formatMiB(p.bytesTotal)} read, ${p.records} records`),
+  });
+  progress.end();
+  lock.release();
   const lines = [
     `driftdb doctor ${config.dataDir}`,
     `  segments ${report.segments}, records ${report.records}, last seq ${report.lastSeq}`,
@@ -182,8 +198,11 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (command === 'serve') return await serve(rest);
     if (command === 'doctor') return await runDoctor(rest);
+    if (command === 'export') return await runExport(rest);
+    if (command === 'import') return await runImport(rest);
   } catch (error) {
-    if (error instanceof ConfigError) return fail(error.message, 2);
+    if (error instanceof ConfigError) return fail(`${error.message}${command === 'export' || command === 'import' ? `\n${exportImportUsage}` : ''}`, 2);
+    if (error instanceof DataDirLockedError) return fail(error.message, 1);
     throw error;
   }
   return fail(command === undefined ? `a command is needed\n${usage}` : `unknown command "${command}"\n${usage}`, 2);

@@ -7,4 +7,4 @@ export { isolationLevels } from './api.js';
 export type { QuerySpec, Plan, QueryPage } from './query/spec.js';
 export type { Doc, Json, TableDef, HistoryEntry, RowOp } from './types.js';
 export { CorruptLogError } from './log/wal.js';
-export { doctor } from './log/doctor.js';
+export { doctor, type DoctorProgress } from './log/doctor.js';
