@@ -53,8 +53,10 @@ function required(flags: CommandFlags, name: string): string {
 }
 
 /** The database of `dataDir`, opened offline with warnings on stderr (stdout may be the export). */
-async function openOffline(dataDir: string, command: string): Promise<{ db: Database; done: () => Promise<void> }> {
-  const lock = lockDataDir(dataDir, command);
+async function openOffline(dataDir: string, command: 'export' | 'import'): Promise<{ db: Database; done: () => Promise<void> }> {
+  // An import may start a new data dir; an export of one that does not exist is an error, not an empty database.
+  const lock = lockDataDir(dataDir, command, { createDir: command === 'import' });
+  if (lock === null) throw new DriftError('not_found', `the data dir ${dataDir} does not exist`);
   const logger = pino({ level: 'warn' }, pino.destination(2));
   const db = await openDatabase({ dataDir, logger }).catch((error: unknown) => {
     lock.release();

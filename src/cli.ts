@@ -67,7 +67,7 @@ async function serve(args: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig(args, process.env);
-  lockDataDir(config.dataDir, 'serve');
+  lockDataDir(config.dataDir, 'serve', { createDir: true });
   servingHeapPolicy();
   const logger = createLogger(config);
   const holder = new DatabaseHolder();
@@ -170,14 +170,15 @@ async function runDoctor(args: string[]): Promise<number> {
   }
   const config = loadConfig(args, process.env, { only: ['dataDir'] });
   // Taken even though doctor only reads: a server appending to the log would show its write in flight as a torn tail.
-  const lock = lockDataDir(config.dataDir, 'doctor');
+  // (A data dir that does not exist is not created: the report says so.)
+  const lock = lockDataDir(config.dataDir, 'doctor', { createDir: false });
   const progress = new Progress({ stream: process.stderr });
   const report = await doctor({
     dataDir: config.dataDir,
     onProgress: (p) => progress.update(() => `doctor: ${formatMiB(p.bytesRead)} of ${formatMiB(p.bytesTotal)} read, ${p.records} records`),
   });
   progress.end();
-  lock.release();
+  lock?.release();
   const lines = [
     `driftdb doctor ${config.dataDir}`,
     `  segments ${report.segments}, records ${report.records}, last seq ${report.lastSeq}`,

@@ -1,7 +1,7 @@
 // One process at a time per data dir: `driftdb serve`, `doctor`, `export` and `import` each hold
 // <data-dir>/driftdb.lock while they run, as PostgreSQL's postmaster.pid does; a second one is refused by name.
 
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 
@@ -33,7 +33,14 @@ export interface DataDirLock {
  * (a crash, a SIGKILL) is taken over: its pid is not alive on this host, or it is this very process's pid (a
  * container restarted under the same hostname runs as the same pid).
  */
-export function lockDataDir(dataDir: string, command: string): DataDirLock {
+export function lockDataDir(dataDir: string, command: string, options: { createDir: true }): DataDirLock;
+export function lockDataDir(dataDir: string, command: string, options: { createDir: boolean }): DataDirLock | null;
+/**
+ * With `createDir` false (a command that only reads) a data dir that does not exist is not created: the answer is
+ * null, there being nothing to lock.
+ */
+export function lockDataDir(dataDir: string, command: string, options: { createDir: boolean }): DataDirLock | null {
+  if (!options.createDir && !existsSync(dataDir)) return null;
   mkdirSync(dataDir, { recursive: true });
   const file = path.join(dataDir, lockFileName);
   const mine: LockContent = { pid: process.pid, host: hostname(), command, since: new Date().toISOString() };

@@ -3,7 +3,7 @@
 // and progress shown on a terminal only.
 
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { openDatabase, type Database } from '../../src/engine/index.js';
@@ -206,4 +206,15 @@ t.test('progress: redrawn in place on a terminal, at most once per interval; not
   const doctor = await driftdb(['doctor', '--data-dir', dataDir]);
   t.equal(doctor.code, 0);
   t.notMatch(doctor.stderr, /\r/, 'doctor draws no progress on a pipe');
+});
+
+t.test('doctor and export leave a data dir that does not exist alone', async (t) => {
+  const absent = path.join(makeTempDir(), 'absent');
+  const doctor = await driftdb(['doctor', '--data-dir', absent]);
+  t.equal(doctor.code, 1);
+  t.match(doctor.stdout, /does not exist/);
+  const exported = await driftdb(['export', '--data-dir', absent, '--table', 't']);
+  t.equal(exported.code, 1);
+  t.match(exported.stderr, /the data dir .* does not exist/);
+  t.notOk(existsSync(absent), 'nothing was created');
 });
