@@ -1,6 +1,22 @@
 // Command-line options of `npm run bench`: parsed once, validated, frozen and passed down.
 
-export const scenarioNames = ['ceiling', 'calibration', 'floor', 'sqlite', 'put', 'get', 'get-bearer', 'query', 'tx-distinct', 'tx-hot', 'restart', 'login', 'memory-guard', 'history'] as const;
+export const scenarioNames = [
+  'ceiling',
+  'calibration',
+  'floor',
+  'sqlite',
+  'put',
+  'get',
+  'get-bearer',
+  'query',
+  'tx-distinct',
+  'tx-hot',
+  'observability',
+  'restart',
+  'login',
+  'memory-guard',
+  'history',
+] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
 export interface BenchOptions {

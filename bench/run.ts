@@ -13,6 +13,7 @@ import { parseOptions, usage, UsageError, type BenchOptions, type ScenarioName }
 import { cleanUpSync, installCleanupHandlers, keepTempDir, makeTempDir, removeTempDir, startService, stopChild } from './procs.js';
 import { failed, renderTable, skipped, writeReport, type ScenarioResult } from './report.js';
 import { calibrationScenarios } from './scenario-calibration.js';
+import { observabilityScenarios } from './scenario-observability.js';
 import { floorScenarios } from './scenario-floor.js';
 import { historyScenarios } from './scenario-history.js';
 import { memoryGuardScenario } from './scenario-memory-guard.js';
@@ -109,6 +110,7 @@ async function runAll(options: BenchOptions): Promise<ScenarioResult[]> {
     if (options.scenarios.has('floor')) await attempt('floor', results, () => floorScenarios(ctx));
     if (options.scenarios.has('sqlite')) await attempt('sqlite', results, () => sqliteScenarios(ctx, results));
     await runHttpGroup(ctx, results);
+    if (options.scenarios.has('observability')) await attempt('observability', results, () => observabilityScenarios(ctx));
     if (options.scenarios.has('restart')) await attempt('restart', results, () => restartScenarios(ctx));
     if (options.scenarios.has('login')) await attempt('login', results, () => loginScenario(ctx));
     if (options.scenarios.has('memory-guard')) await attempt('memory-guard', results, () => memoryGuardScenario(ctx));

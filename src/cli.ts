@@ -15,6 +15,10 @@ import { MiB } from './limits.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { verifyAuditOffline } from './security/audit-offline.js';
 import { loadAuditHmacKey, Security } from './security/security.js';
+import { formatMiB, Progress } from './observability/progress.js';
+import { createObservability, type Observability } from './observability/observability.js';
+import { DataDirLockedError, lockDataDir } from './service/data-dir-lock.js';
+import { exportImportUsage, runExport, runImport } from './cli-transfer.js';
 import { buildServer } from './server.js';
 
 const usage = `Usage:
@@ -22,6 +26,10 @@ const usage = `Usage:
   driftdb doctor --data-dir DIR   check a data dir offline: exit 0 healthy, 1 corrupt
   driftdb audit verify --data-dir DIR [--audit-log-path FILE] [--audit-hmac-key-file FILE]
                                   check the audit chain offline (server stopped): exit 0 valid, 1 not
+  driftdb export --data-dir DIR --table T [--as-of SEQ] [--history] [--out FILE]
+                                  write a table as NDJSON (offline)
+  driftdb import --data-dir DIR --table T [--file FILE] [--history] [--primary-key FIELD] [--batch-rows N]
+                                  load NDJSON into a table in batched transactions (offline)
   driftdb --help`;
 
 /** An in-flight shutdown gets this long to finish its requests and close the log before the process gives up. */
@@ -84,13 +92,15 @@ async function serve(args: string[]): Promise<number> {
   const heapMb = heapLimitMbFor(memoryLimitMb);
   if (currentHeapLimitMb() < heapMb && process.env[reexecMarker] === undefined) return serveWithHeap(heapMb);
   if (process.env[reexecMarker] !== undefined) dieWithParent();
+  lockDataDir(config.dataDir, 'serve', { createDir: true });
   servingHeapPolicy();
   const logger = createLogger(config);
   // Read before listening, like the TLS files: a bad key file stops the start with exit 2.
   const hmacKey = await loadAuditHmacKey(config);
   const holder = new DatabaseHolder();
-  const app = await buildServer(config, { db: holder.get, security: holder.security, logger });
-  const opening = openAfterListen(app, config, logger, holder, { hmacKey, memoryLimitMb });
+  const observability = createObservability(config, { logger, db: holder.get });
+  const app = await buildServer(config, { db: holder.get, security: holder.security, logger, observability });
+  const opening = openAfterListen(app, { config, logger, holder, observability, hmacKey, memoryLimitMb });
   installSignalHandlers(app, logger, holder, opening);
   return opening.then((code) => code ?? new Promise<number>(() => {}));
 }
@@ -101,11 +111,9 @@ async function serve(args: string[]): Promise<number> {
  */
 async function openAfterListen(
   app: FastifyInstance,
-  config: Config,
-  logger: Logger,
-  holder: DatabaseHolder,
-  options: { hmacKey: Buffer | null; memoryLimitMb: number },
+  deps: { config: Config; logger: Logger; holder: DatabaseHolder; observability: Observability; hmacKey: Buffer | null; memoryLimitMb: number },
 ): Promise<number | null> {
+  const { config, logger, holder } = deps;
   await app.listen({ host: config.host, port: config.port });
   // The "listening" line is part of the contract (scripts read the URL from it): logged whatever --log-level says.
   logger.child({}, { level: 'info' }).info({ url: urlOf(app, config) }, 'listening');
@@ -116,8 +124,8 @@ async function openAfterListen(
       logger,
       lockTimeoutMs: config.lockTimeoutMs,
       checkpointIntervalBytes: config.checkpointIntervalMb * MiB,
-      memoryLimitBytes: options.memoryLimitMb * MiB,
-      memoryLimitName: `--memory-limit-mb ${options.memoryLimitMb}`,
+      memoryLimitBytes: deps.memoryLimitMb * MiB,
+      memoryLimitName: `--memory-limit-mb ${deps.memoryLimitMb}`,
       onFatal: (error) => {
         // The log failed and could not be cut back to its last acknowledged record: a restart might replay writes
         // that were refused. Stop now, loudly, rather than serve on.
@@ -125,6 +133,7 @@ async function openAfterListen(
         process.stderr.write(`driftdb: the log failed and could not be cut back (${error.message}); exiting\n`);
         process.exit(1);
       },
+      ...(deps.observability.engineObserver ? { observer: deps.observability.engineObserver } : {}),
     });
   } catch (error) {
     if (error instanceof CorruptLogError) {
@@ -142,10 +151,10 @@ async function openAfterListen(
     db: database,
     logger: logger.child({ module: 'security' }),
     announce: (line) => process.stdout.write(`${line}\n`),
-    hmacKey: options.hmacKey,
+    hmacKey: deps.hmacKey,
   });
   holder.open(database, security);
-  logger.info({ seq: database.durableSeq, memoryLimitMb: options.memoryLimitMb, heapLimitMb: currentHeapLimitMb() }, 'ready');
+  logger.info({ seq: database.durableSeq, memoryLimitMb: deps.memoryLimitMb, heapLimitMb: currentHeapLimitMb() }, 'ready');
   return null;
 }
 
@@ -244,7 +253,16 @@ async function runDoctor(args: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig(args, process.env, { only: ['dataDir'] });
-  const report = await doctor({ dataDir: config.dataDir });
+  // Taken even though doctor only reads: a server appending to the log would show its write in flight as a torn tail.
+  // (A data dir that does not exist is not created: the report says so.)
+  const lock = lockDataDir(config.dataDir, 'doctor', { createDir: false });
+  const progress = new Progress({ stream: process.stderr });
+  const report = await doctor({
+    dataDir: config.dataDir,
+    onProgress: (p) => progress.update(() => `doctor: ${formatMiB(p.bytesRead)} of ${formatMiB(p.bytesTotal)} read, ${p.records} records`),
+  });
+  progress.end();
+  lock?.release();
   const lines = [
     `driftdb doctor ${config.dataDir}`,
     `  segments ${report.segments}, records ${report.records}, last seq ${report.lastSeq}`,
@@ -283,8 +301,11 @@ async function main(argv: string[]): Promise<number> {
     if (command === 'serve') return await serve(rest);
     if (command === 'doctor') return await runDoctor(rest);
     if (command === 'audit') return await runAudit(rest);
+    if (command === 'export') return await runExport(rest);
+    if (command === 'import') return await runImport(rest);
   } catch (error) {
-    if (error instanceof ConfigError) return fail(error.message, 2);
+    if (error instanceof ConfigError) return fail(`${error.message}${command === 'export' || command === 'import' ? `\n${exportImportUsage}` : ''}`, 2);
+    if (error instanceof DataDirLockedError) return fail(error.message, 1);
     throw error;
   }
   return fail(command === undefined ? `a command is needed\n${usage}` : `unknown command "${command}"\n${usage}`, 2);

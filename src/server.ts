@@ -14,7 +14,9 @@ import type { Config } from './config/index.js';
 import type { Database } from './engine/index.js';
 import { DriftError } from './errors.js';
 import { limits } from './limits.js';
+import { declareAnswerFacts, observeRequests } from './observability/http-observer.js';
 import { lazyChildLogger, requestIdFrom, type Logger } from './observability/logger.js';
+import { createObservability, type Observability } from './observability/observability.js';
 import { securityHeaders } from './security/headers.js';
 import { registerRoutes } from './routes/index.js';
 import { coalesceResponseWrites } from './routes/write-coalescing.js';
@@ -40,6 +42,8 @@ export interface ServerDeps {
   /** Users, tokens, lockout and the audit log, opened with the database; throws DriftError('unavailable') until then. */
   security: () => Security;
   logger: Logger;
+  /** Metrics and the slow-query log; built from the config when absent (the CLI passes its own: the engine reports to it). */
+  observability?: Observability;
 }
 
 /** Socket-idle bounds, so a silent client cannot hold a connection forever (--request-timeout-ms bounds a slow one). */
@@ -93,6 +97,15 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   installJsonBodyParser(app);
   installProblemHandlers(app);
   refuseUnknownQueryParameters(app);
+  const observability = deps.observability ?? createObservability(config, { logger: deps.logger, db: deps.db });
+  declareAnswerFacts(app);
+  observeRequests(app, {
+    durations: observability.metrics?.requestDurations ?? null,
+    slowQueries:
+      observability.slowQueries === null
+        ? null
+        : { log: observability.slowQueries, redact: observability.redact, onRecorded: () => observability.metrics?.countSlowQuery() },
+  });
 
   const transactions = new TransactionService(deps.db, {
     idleTimeoutMs: config.txIdleTimeoutMs,
@@ -107,12 +120,16 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
     // A limit can only be hit once security is open (every limited request authenticates or asks for a token).
     onLimited: (kind, context, details) => deps.security().audit.record('rate_limited', context, { limit: kind, ...details }),
   });
+  // And writes out the slow-query lines still queued for their file.
+  app.addHook('onClose', async () => observability.slowQueries?.flush());
   await registerRoutes(app, {
     db: deps.db,
     security: deps.security,
     rateLimits,
     transactions,
     loadOpenApi: loadOpenApiJson,
+    observability,
+    config,
   });
   return app;
 }

@@ -104,7 +104,6 @@ function common(options: Common): Pick<Setting<unknown>, 'doc' | 'later' | 'defa
   return { doc: options.doc, later: options.later, defaultDoc: options.defaultDoc };
 }
 
-const observabilityIssue = 'the observability issue (slow-query log, metrics)';
 
 export const settings = {
   dataDir: text({
@@ -178,23 +177,27 @@ export const settings = {
   slowQueryThresholdMs: integer({
     default: 1_000,
     min: 0,
-    doc: 'Data-route requests at or over this duration are recorded as slow queries.',
-    later: observabilityIssue,
+    doc: 'Data-route requests taking at least this long (failed ones included) are recorded as slow queries.',
   }),
   slowQueryMaxStored: integer({
     default: 1_000,
     min: 1,
     max: 1_000_000,
-    doc: 'Slow-query entries kept in memory (newest first).',
-    later: observabilityIssue,
+    doc: 'Slow-query entries kept in memory for GET /v1/admin/slow-queries; the oldest goes first.',
   }),
   slowQueryLogPath: text({
     default: null,
-    doc: 'Also append slow-query entries to this file (JSON lines).',
-    later: observabilityIssue,
+    doc: 'Also append slow-query entries to this file (JSON lines); past 64 MiB it rotates to FILE.1 … FILE.4.',
   }),
-  slowQueryStdout: boolean({ doc: 'Also log slow-query entries on stdout.', later: observabilityIssue }),
-  metricsPublic: boolean({ doc: 'Serve GET /metrics without authentication.', later: observabilityIssue }),
+  slowQueryStdout: boolean({ doc: 'Also log slow-query entries on stdout (whatever --log-level says).' }),
+  slowQueryRedact: boolean({
+    doc: 'Record slow-query statements with their literal values (keys, documents, compared values, query-string values) as ?.',
+  }),
+  metricsPublic: boolean({ doc: 'Serve GET /metrics without authentication (else it needs role admin).' }),
+  observability: choice(['on', 'off'] as const, {
+    default: 'on',
+    doc: 'off: no metrics and no slow-query log are recorded (GET /metrics answers 404); for measuring their cost, as npm run bench does.',
+  }),
   auditLog: choice(['on', 'off'] as const, {
     default: 'on',
     doc:

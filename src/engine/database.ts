@@ -32,6 +32,7 @@ import { LockManager } from './locks/lock-manager.js';
 import { DocumentReader } from './log/document-reader.js';
 import { SegmentList } from './log/segment-list.js';
 import { MemoryGuard } from './memory-guard.js';
+import type { EngineObserver } from './observer.js';
 import { ConflictWindow } from './mvcc/conflict-window.js';
 import { asOfSeq, cursorSnapshot, historyAt, readRowAt } from './mvcc/reads.js';
 import { TransactionRegistry } from './mvcc/registry.js';
@@ -69,6 +70,10 @@ export interface OpenDatabaseOptions {
    * what a restart would replay, so the process must stop (exit non-zero). Defaults to logging the error.
    */
   onFatal?(error: Error): void;
+  /** Metrics port (src/observability implements it); absent = nothing observed. */
+  observer?: EngineObserver;
+  /** Recovery logs its progress at info at most this often (default 5 s). */
+  recoveryProgressIntervalMs?: number;
 }
 
 const silentLogger: EngineLogger = { info() {}, warn() {}, error() {} };
@@ -85,6 +90,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     ...(options.versionCacheCharsMax !== undefined ? { cacheCharsMax: options.versionCacheCharsMax } : {}),
   });
   const memory = options.memoryLimitBytes === undefined ? null : memoryGuard(options, logger);
+  const observer = options.observer ?? {};
   const conflicts = new ConflictWindow(0);
   let registry: TransactionRegistry | null = null;
   let checkpointer: Checkpointer | null = null;
@@ -94,15 +100,20 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     memory,
     events: {
       decided: (record) => conflicts.remember(record, registry!.oldestSerializableSnapshot()),
-      durable: () => checkpointer?.maybe(),
+      durable: (record) => {
+        observer.committed?.({ rows: countRowChanges(record.changes) });
+        checkpointer?.maybe();
+      },
     },
   });
-  registry = new TransactionRegistry(store, conflicts);
+  registry = new TransactionRegistry(store, conflicts, observer);
   const recovered = await recoverStore(store, {
     dataDir: options.dataDir,
     fileSystem,
     logger,
     ...(options.onFatal ? { onFatal: options.onFatal } : {}),
+    ...(observer.logGroupSynced ? { onGroupSynced: observer.logGroupSynced.bind(observer) } : {}),
+    ...(options.recoveryProgressIntervalMs !== undefined ? { progressIntervalMs: options.recoveryProgressIntervalMs } : {}),
   });
   conflicts.prune(store.lastSeq);
   checkpointer = new Checkpointer({
@@ -112,11 +123,13 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     logger,
     intervalBytes: options.checkpointIntervalBytes ?? limits.checkpointIntervalBytes,
     recovered,
+    onWritten: ({ seq, bytes, ms }) => observer.checkpointWritten?.({ seq, bytes, seconds: ms / 1000 }),
   });
   const locks = new LockManager({
     lockTimeoutMs: options.lockTimeoutMs ?? 5000,
     waitersMax: limits.lockWaitersMax,
     onDeadlock: (info) => logger.warn({ module: 'locks', ...info }, 'deadlock detected'),
+    onWait: () => observer.lockWaitStarted?.(),
   });
   return new Engine({ store, locks, conflicts, registry }, checkpointer);
 }
@@ -362,6 +375,12 @@ class Engine implements Database {
     await this.checkpointer.settle();
     await this.store.close();
   }
+}
+
+function countRowChanges(changes: readonly Change[]): number {
+  let rows = 0;
+  for (const change of changes) if (change.kind === 'row') rows++;
+  return rows;
 }
 
 function policyOf(caller: TxRef, table: TableState): RowPolicy | null {

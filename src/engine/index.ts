@@ -1,9 +1,10 @@
 // The engine's only public surface: open a database, and the types to talk to it.
 
 export { openDatabase, type EngineLogger, type OpenDatabaseOptions } from './database.js';
+export type { ConflictCode, EngineObserver } from './observer.js';
 export type * from './api.js';
 export { isolationLevels } from './api.js';
 export type { QuerySpec, Plan, QueryPage } from './query/spec.js';
 export type { Doc, Json, TableDef, HistoryEntry, RowOp } from './types.js';
 export { CorruptLogError } from './log/wal.js';
-export { doctor } from './log/doctor.js';
+export { doctor, type DoctorProgress } from './log/doctor.js';

@@ -19,6 +19,7 @@ export function sendJsonText(reply: FastifyReply, text: string): FastifyReply {
 
 /** Sends a page (http-api.md §5); whole stored documents go out as their stored JSON text, not re-serialized. */
 export function sendPage(reply: FastifyReply, page: Page): FastifyReply {
+  reply.rows = (page.rowsJson ?? page.rows).length;
   return sendJsonText(reply, `{${pageMembers(page)}}`);
 }
 

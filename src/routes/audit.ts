@@ -98,6 +98,10 @@ export async function auditRoutes(app: FastifyInstance, opts: { security: () => 
   app.get<{ Querystring: AuditQuery }>('/v1/admin/audit', {
     config: { permission: 'admin' },
     schema: {
+      operationId: 'auditEntries',
+      tags: ['admin'],
+      summary: 'The newest audit entries',
+      description: 'Needs the admin role. Answers from the entries kept in memory (--audit-max-entries, filled from the files at start), newest first; the files hold them all. Filters combine with and.',
       querystring: auditQuerystring,
       response: {
         200: { type: 'object', required: ['entries'], properties: { entries: { type: 'array', items: auditEntry } } },
@@ -109,13 +113,25 @@ export async function auditRoutes(app: FastifyInstance, opts: { security: () => 
 
   app.get('/v1/admin/audit/verify', {
     config: { permission: 'admin' },
-    schema: { response: { 200: verifyAnswer, ...problemResponses() } },
+    schema: {
+      operationId: 'auditVerify',
+      tags: ['admin'],
+      summary: 'Verify the audit chain on disk',
+      description: 'Needs the admin role. Reads every file, oldest first, and checks each entry\'s id, prevHash and hash, and that the chain reaches the newest entry the database log recorded. `firstInvalidId` names the first bad entry (edited, inserted, reordered, or the first after removed ones); with only the tail missing it is null and `truncated` is true. `reason` says what failed.',
+      response: { 200: verifyAnswer, ...problemResponses() },
+    },
     handler: async () => opts.security().audit.verify(),
   });
 
   app.get('/v1/admin/audit/stats', {
     config: { permission: 'admin' },
-    schema: { response: { 200: statsAnswer, ...problemResponses() } },
+    schema: {
+      operationId: 'auditStats',
+      tags: ['admin'],
+      summary: 'Audit counts and state',
+      description: 'Needs the admin role. Counts by type, severity and outcome over the entries held in memory (`stored`), the chain\'s length (`entries`), the hashing in use, the head recorded in the database, write failures, and the verification of the files at start (null while it runs).',
+      response: { 200: statsAnswer, ...problemResponses() },
+    },
     handler: async () => opts.security().audit.stats(),
   });
 }

@@ -42,6 +42,10 @@ export async function tokenRoutes(app: FastifyInstance, opts: AuthRouteDeps): Pr
   app.post<{ Body: { username: string; password: string } }>('/v1/auth/token', {
     config: { permission: 'public' },
     schema: {
+      operationId: 'issueToken',
+      tags: ['auth'],
+      summary: 'Trade a username and password for a bearer token',
+      description: 'No credentials needed (this is how one gets them). Answers a random 256-bit token (`ddb_` + 43 base64url characters), shown once: DriftDB keeps only its SHA-256, in the database log, so tokens survive restarts. It expires after --token-ttl-ms; a user holds at most 100 live tokens (one more revokes their oldest). Every request counts against the client address\'s auth rate limit (--auth-rate-limit-max, 429 past it); a wrong password counts towards the username\'s lockout (423 once locked). A failure answers the same whether the user exists or not.',
       body: tokenBody,
       response: { 200: tokenAnswer, ...problemResponses({ withBody: true }) },
     },
@@ -54,7 +58,13 @@ export async function selfRoutes(app: FastifyInstance, opts: AuthRouteDeps): Pro
   app.setValidatorCompiler(dataValidatorCompiler);
   app.delete('/v1/auth/token', {
     config: { permission: 'authenticated' },
-    schema: { response: { 204: { type: 'null', description: 'Revoked.' }, ...problemResponses() } },
+    schema: {
+      operationId: 'revokeToken',
+      tags: ['auth'],
+      summary: 'Revoke the bearer token of this request',
+      description: 'Send it as Authorization: Bearer <token>; with Basic credentials: 400 bad_request. Audited `logout`.',
+      response: { 204: { type: 'null', description: 'Revoked.' }, ...problemResponses() },
+    },
     handler: async (req, reply) => {
       await opts.security().revokeToken(req.principal, requestContext(req, opts.rateLimits));
       return reply.code(204).send();
@@ -64,6 +74,10 @@ export async function selfRoutes(app: FastifyInstance, opts: AuthRouteDeps): Pro
   app.put<{ Body: { currentPassword: string; newPassword: string } }>('/v1/auth/password', {
     config: { permission: 'authenticated' },
     schema: {
+      operationId: 'changePassword',
+      tags: ['auth'],
+      summary: 'Change one\'s own password',
+      description: '`currentPassword` must be right: a wrong one is 403 forbidden and counts as a failed login (towards lockout), so a stolen token cannot guess the password. Cached Basic credentials stop working at once and every token of the user is revoked. Audited `password_changed`.',
       body: passwordBody,
       response: { 204: { type: 'null', description: 'Changed; every token of the user is revoked.' }, ...problemResponses({ withBody: true }) },
     },

@@ -76,7 +76,24 @@ export async function batchRoutes(app: FastifyInstance, opts: { db: () => Databa
   app.post<{ Body: BatchBody }>('/v1/batch', {
     // Every op's table is checked against roles and grants, a write op needing write permission (hooks.ts).
     config: { permission: 'read', bodyTables: 'batch' },
-    schema: { body: batchBody, response: { 200: batchResponse, ...problemResponses({ extra: [404, 409, 412], withBody: true }) } },
+    schema: {
+      operationId: 'batch',
+      tags: ['transactions'],
+      summary: 'Run operations in one transaction',
+      description:
+        'All or nothing: a failing op answers its own error with `opIndex`, and nothing is written. Write ops need write ' +
+        'permission. Each op takes exactly the members of its kind (put/patch: op, table, key, doc, ifSeq?; delete: op, ' +
+        'table, key, ifSeq?; get: op, table, key; query: op and the members of a query body); any other member is 400 ' +
+        'validation_failed. The results may hold at most 32 MiB of JSON together (batchAnswerBytesMax; a get counts its ' +
+        'document, a query its page): the op that passes it fails with 400 bad_request and its `opIndex`. A batch is its ' +
+        'own transaction: a request with a `Transaction-Id` header is 400 bad_request (send the ops inside that ' +
+        'transaction instead).',
+      body: batchBody,
+      response: {
+        200: { ...batchResponse, description: 'Committed; `results` has one entry per op.' },
+        ...problemResponses({ extra: [404, 409, 412], withBody: true }),
+      },
+    },
     handler: async (req, reply) => {
       // Joining it to another transaction would be a second commit inside that one; silently running it on its
       // own would commit what the client meant to keep inside the transaction.
@@ -84,7 +101,9 @@ export async function batchRoutes(app: FastifyInstance, opts: { db: () => Databa
         req,
         'A batch is its own transaction: send its ops inside the transaction instead, or drop the Transaction-Id header.',
       );
-      return sendJsonText(reply, await runBatch(opts.db(), req.body));
+      const answer = await runBatch(opts.db(), req.body);
+      reply.rows = req.body.ops.length;
+      return sendJsonText(reply, answer);
     },
   });
 }

@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Database } from '../engine/index.js';
 import { DriftError } from '../errors.js';
+import { ref } from './schemas.js';
 
 const statusSchema = {
   type: 'object',
@@ -13,7 +14,13 @@ const statusSchema = {
 export async function healthRoutes(app: FastifyInstance, opts: { db: () => Database }): Promise<void> {
   app.get('/healthz', {
     config: { permission: 'public' },
-    schema: { response: { 200: statusSchema } },
+    schema: {
+      operationId: 'health',
+      tags: ['health'],
+      summary: 'Liveness',
+      description: 'Answers as soon as the process serves. No authentication.',
+      response: { 200: { ...statusSchema, description: 'The process serves.' } },
+    },
     handler: async () => ({ status: 'ok' }),
   });
 
@@ -21,7 +28,13 @@ export async function healthRoutes(app: FastifyInstance, opts: { db: () => Datab
   // database that refuses writes (its log failed, or memory is at its limit) is not ready either, and says why.
   app.get('/readyz', {
     config: { permission: 'public' },
-    schema: { response: { 200: statusSchema } },
+    schema: {
+      operationId: 'ready',
+      tags: ['health'],
+      summary: 'Readiness',
+      description: 'Answers 200 once recovery is done and writes are accepted; 503 unavailable before, while shutting down, and while writes are refused (the log failed, or memory is at --memory-limit-mb), with the reason. No authentication.',
+      response: { 200: { ...statusSchema, description: 'Ready; `seq` is the newest durable seq.' }, 503: ref('Problem') },
+    },
     handler: async () => {
       const db = opts.db();
       const health = db.health();

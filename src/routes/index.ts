@@ -7,12 +7,14 @@ import type { Database } from '../engine/index.js';
 import { installAuth, requirePermissionDeclarations } from '../security/hooks.js';
 import type { RateLimits } from '../security/rate-limit.js';
 import type { Security } from '../security/security.js';
+import type { Observability } from '../observability/observability.js';
 import type { TransactionService } from '../service/transactions.js';
 import { adminRoutes } from './admin.js';
 import { auditRoutes } from './audit.js';
 import { selfRoutes, tokenRoutes } from './auth.js';
 import { batchRoutes } from './batch.js';
 import { healthRoutes } from './health.js';
+import { metricsRoutes } from './metrics.js';
 import { openApiRoutes } from './openapi.js';
 import { queryRoutes } from './query.js';
 import { rowsRoutes } from './rows.js';
@@ -29,6 +31,9 @@ export interface RouteDeps {
   transactions: TransactionService;
   /** Loads openapi.yaml as JSON text (null when absent); called once, on the first GET /openapi.json. */
   loadOpenApi: () => Promise<string | null>;
+  observability: Observability;
+  /** The configuration the admin and metrics routes read. */
+  config: { metricsPublic: boolean; slowQueryThresholdMs: number; slowQueryMaxStored: number };
 }
 
 export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
@@ -36,9 +41,12 @@ export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Pro
   const auth = { security: deps.security, rateLimits: deps.rateLimits };
 
   await app.register(async function publicScope(scope) {
+    addSharedSchemas(scope);
     await scope.register(healthRoutes, { db: deps.db });
     await scope.register(openApiRoutes, { load: deps.loadOpenApi });
     await scope.register(tokenRoutes, auth);
+    // --metrics-public: Prometheus scrapes without credentials.
+    if (deps.config.metricsPublic) await scope.register(metricsRoutes, { metrics: deps.observability.metrics, permission: 'public' });
   });
 
   await app.register(async function authenticatedScope(scope) {
@@ -55,7 +63,13 @@ export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Pro
     await scope.register(batchRoutes, data);
 
     await scope.register(async function adminScope(admin) {
-      await admin.register(adminRoutes, { db: deps.db });
+      await admin.register(adminRoutes, {
+        db: deps.db,
+        slowQueries: deps.observability.slowQueries,
+        slowQueryThresholdMs: deps.config.slowQueryThresholdMs,
+        slowQueryMaxStored: deps.config.slowQueryMaxStored,
+      });
+      if (!deps.config.metricsPublic) await admin.register(metricsRoutes, { metrics: deps.observability.metrics, permission: 'admin' });
       await admin.register(userRoutes, { security: deps.security });
       await admin.register(auditRoutes, { security: deps.security });
     });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { DriftError } from '../errors.js';
+import { ref } from './schemas.js';
 
 /** The package root: the nearest directory above this file whose package.json names driftdb (src/ or dist/src/). */
 async function packageRoot(): Promise<string> {
@@ -38,10 +39,20 @@ export async function loadOpenApiJson(): Promise<string | null> {
 
 export async function openApiRoutes(app: FastifyInstance, opts: { load: () => Promise<string | null> }): Promise<void> {
   let document: Promise<string | null> | undefined;
-  app.get('/openapi.json', { config: { permission: 'public' } }, async (_request, reply) => {
-    document ??= opts.load();
-    const json = await document;
-    if (json === null) throw new DriftError('not_found', 'this build ships no openapi.yaml');
-    return reply.type('application/json; charset=utf-8').send(json);
+  app.get('/openapi.json', {
+    config: { permission: 'public' },
+    schema: {
+      operationId: 'openapi',
+      tags: ['health'],
+      summary: 'This document, as JSON',
+      description: 'No authentication.',
+      response: { 200: { type: 'object', additionalProperties: true, description: 'The OpenAPI document.' }, 404: ref('Problem') },
+    },
+    handler: async (_request, reply) => {
+      document ??= opts.load();
+      const json = await document;
+      if (json === null) throw new DriftError('not_found', 'this build ships no openapi.yaml');
+      return reply.type('application/json; charset=utf-8').send(json);
+    },
   });
 }

@@ -136,6 +136,7 @@ function scrubPaths(message: string): string {
 }
 
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  reply.problemCode = problem.body.code;
   reply.code(problem.status).headers(problem.headers).type(problemContentType);
   // Serialized here so no route's response schema can drop members such as `errors` or `currentSeq`.
   return reply.send(JSON.stringify(problem.body));

@@ -9,7 +9,16 @@ import type { Doc, HistoryEntry } from '../engine/index.js';
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
 import { sendDocuments, sendPage } from './answers.js';
-import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, rowParams, tableParams } from './schemas.js';
+import {
+  addSharedSchemas,
+  dataValidatorCompiler,
+  problemResponses,
+  ref,
+  rowParams,
+  tableParams,
+  transactionHeaders,
+  transactionIdHeader,
+} from './schemas.js';
 
 interface RowParams {
   table: string;
@@ -24,15 +33,41 @@ interface ConditionalHeaders {
 const conditionalHeaders = {
   type: 'object',
   properties: {
-    'if-match': { type: 'string', description: 'Write only if the row\'s current version is this ETag ("<seq>"), or exists (*).' },
-    'if-none-match': { type: 'string', description: 'Write only if the row does not exist: only "*" is accepted.' },
-    'transaction-id': { type: 'string', description: 'Run inside this open transaction (http-api.md §6).' },
+    'transaction-id': transactionIdHeader,
+    'if-match': {
+      type: 'string',
+      description:
+        'Write only if the row\'s current version is this ETag ("<seq>"), or with * only if the row exists. Anything but * ' +
+        'or one strong ETag as DriftDB sends it: 400 bad_request. Failing: 412 precondition_failed with currentSeq.',
+      examples: ['"42"', '*'],
+    },
+    'if-none-match': {
+      type: 'string',
+      description: 'Only * is accepted on writes: write only if the row does not exist (a deleted row does not). Other values: 400 bad_request.',
+    },
+  },
+};
+
+const readHeaders = {
+  type: 'object',
+  properties: {
+    'transaction-id': transactionIdHeader,
+    'if-none-match': {
+      type: 'string',
+      description: 'ETags the client holds (weak comparison, or *): when one names the version read, the answer is 304 Not Modified.',
+    },
   },
 };
 
 // The raw string goes to the engine, which tells a seq from an RFC 3339 instant and refuses anything else.
 // Query strings are closed like bodies: a misspelt `asof=12` must fail, not silently read the newest state.
-const asOfParam = { type: 'string', description: 'A commit seq (e.g. 1234) or an RFC 3339 instant.' };
+const asOfParam = {
+  type: 'string',
+  description:
+    'Read the state at this point: a commit seq (asOf=1234) or an RFC 3339 instant (asOf=2026-11-25T10:00:00Z, the ' +
+    'state after the last commit at or before it; equal to a version\'s ts includes it). Malformed, or a seq beyond ' +
+    'the newest: 400 validation_failed.',
+};
 
 // A strong ETag as DriftDB sends it: a decimal seq in double quotes, without leading zeros (strong ETags compare
 // byte for byte, so "066" is not "66").
@@ -70,6 +105,7 @@ function clientHasVersion(header: string | undefined, seq: number | null): boole
 }
 
 function sendWrite(reply: FastifyReply, result: WriteResult): FastifyReply {
+  reply.rows = 1;
   if (result.seq !== null) reply.header('etag', etag(result.seq));
   return reply.code(result.created ? 201 : 200).send({ key: result.key, seq: result.seq });
 }
@@ -86,15 +122,29 @@ export async function rowsRoutes(
     inTransaction(opts.transactions, req, work);
   addSharedSchemas(app);
   app.setValidatorCompiler(dataValidatorCompiler);
-  const writeResponses = (extra: number[]) => ({
-    200: ref('WriteResult'),
-    201: ref('WriteResult'),
-    ...problemResponses({ extra, withBody: true }),
+  const writeResponses = (replaced: string, created: string) => ({
+    200: { ...ref('WriteResult'), description: replaced },
+    201: { ...ref('WriteResult'), description: created },
+    ...problemResponses({ extra: [404, 412], withBody: true, inTransaction: true }),
   });
+  const etags = { 200: ['ETag'], 201: ['ETag'], 304: ['ETag'] };
 
   app.put<{ Params: RowParams; Body: Doc; Headers: ConditionalHeaders }>('/v1/tables/:table/rows/:key', {
     config: { permission: 'write' },
-    schema: { params: rowParams, headers: conditionalHeaders, body: ref('Document'), response: writeResponses([404, 412]) },
+    schema: {
+      operationId: 'putRow',
+      tags: ['rows'],
+      summary: 'Insert or replace a row',
+      description:
+        'Stores the whole document under the key. A document without the primary-key field gets it from the path key; ' +
+        'one whose primary-key field differs from it is refused (400 validation_failed). 404 table_not_found; 412 ' +
+        'precondition_failed when a condition does not hold.',
+      params: rowParams,
+      headers: conditionalHeaders,
+      body: ref('Document'),
+      responseHeaders: etags,
+      response: writeResponses('Replaced.', 'Inserted.'),
+    },
     handler: async (req, reply) => {
       const { table, key } = req.params;
       const conditions = writeConditions(req.headers);
@@ -104,7 +154,21 @@ export async function rowsRoutes(
 
   app.patch<{ Params: RowParams; Body: Doc; Headers: ConditionalHeaders }>('/v1/tables/:table/rows/:key', {
     config: { permission: 'write' },
-    schema: { params: rowParams, headers: conditionalHeaders, body: ref('Document'), response: writeResponses([404, 412]) },
+    schema: {
+      operationId: 'patchRow',
+      tags: ['rows'],
+      summary: 'Merge-patch a row (RFC 7396)',
+      description:
+        'Applies a JSON Merge Patch (a `null` member removes that member) and creates the row when it is absent. A patch ' +
+        'may not change the primary key (400 validation_failed). The body may be sent as application/json or ' +
+        'application/merge-patch+json.',
+      params: rowParams,
+      headers: conditionalHeaders,
+      body: ref('Document'),
+      consumes: ['application/merge-patch+json'],
+      responseHeaders: etags,
+      response: writeResponses('Changed.', 'Created.'),
+    },
     handler: async (req, reply) => {
       const { table, key } = req.params;
       const conditions = writeConditions(req.headers);
@@ -115,9 +179,14 @@ export async function rowsRoutes(
   app.delete<{ Params: RowParams; Headers: ConditionalHeaders }>('/v1/tables/:table/rows/:key', {
     config: { permission: 'write' },
     schema: {
+      operationId: 'deleteRow',
+      tags: ['rows'],
+      summary: 'Soft-delete a row',
+      description: 'The row is gone from reads and kept in history. Deleting an absent row: 404 row_not_found.',
       params: rowParams,
       headers: conditionalHeaders,
-      response: { 200: ref('WriteResult'), ...problemResponses({ extra: [404, 412] }) },
+      responseHeaders: etags,
+      response: { 200: { ...ref('WriteResult'), description: 'Deleted; `seq` is the delete event.' }, ...problemResponses({ extra: [404, 412], inTransaction: true }) },
     },
     handler: async (req, reply) => {
       const { table, key } = req.params;
@@ -129,17 +198,26 @@ export async function rowsRoutes(
   app.get<{ Params: RowParams; Querystring: { asOf?: string } }>('/v1/tables/:table/rows/:key', {
     config: { permission: 'read' },
     schema: {
+      operationId: 'getRow',
+      tags: ['rows'],
+      summary: 'Read a row',
+      description:
+        'The document now, or as of `asOf`. 404 row_not_found when the row is absent at that point; 400 ' +
+        'validation_failed for a malformed asOf or a seq beyond the newest.',
       params: rowParams,
       querystring: { type: 'object', properties: { asOf: asOfParam }, additionalProperties: false },
+      headers: readHeaders,
+      responseHeaders: etags,
       response: {
-        200: ref('Document'),
-        304: { type: 'null', description: "If-None-Match names the version's ETag." },
-        ...problemResponses({ extra: [404] }),
+        200: { ...ref('Document'), description: 'The document.' },
+        304: { type: 'null', description: "Not modified: If-None-Match names the version's ETag." },
+        ...problemResponses({ extra: [404], inTransaction: true }),
       },
     },
     handler: async (req, reply) => {
       const { table, key } = req.params;
       const row = await inTx(req, (tx) => opts.db().get({ table, key, asOf: req.query.asOf, ...tx }));
+      reply.rows = 1;
       if (row.seq !== null) reply.header('etag', etag(row.seq));
       if (clientHasVersion(req.headers['if-none-match'], row.seq)) return reply.code(304).send();
       // The stored JSON text is the answer: no parse and re-serialization on the hottest read path.
@@ -149,9 +227,24 @@ export async function rowsRoutes(
 
   app.get<{ Params: RowParams }>('/v1/tables/:table/rows/:key/history', {
     config: { permission: 'read' },
-    schema: { params: rowParams, response: { 200: ref('History'), ...problemResponses({ extra: [404] }) } },
+    schema: {
+      operationId: 'getRowHistory',
+      tags: ['rows'],
+      summary: "A key's history",
+      description:
+        'Every event of the key, oldest first; `doc` is the full document after the event, null for a delete. A deleted ' +
+        'key answers 200; a key never written 404 row_not_found. This route has no pages: a history over 32 MiB of ' +
+        "JSON (historyBytesMax, counting each version's document and about 80 bytes around it) is 400 bad_request, and " +
+        'POST /v1/query with `"history": true` and a where on the primary-key field pages through the same versions. ' +
+        'Inside a transaction, the committed events its snapshot sees (its own pending writes are not events yet); ' +
+        'serializable validates this read at commit.',
+      params: rowParams,
+      headers: transactionHeaders,
+      response: { 200: { ...ref('History'), description: 'The history.' }, ...problemResponses({ extra: [404], inTransaction: true }) },
+    },
     handler: async (req, reply) => {
       const history = await inTx(req, (tx) => opts.db().history({ table: req.params.table, key: req.params.key, ...tx }));
+      reply.rows = history.versions.length;
       return sendDocuments(reply, { key: history.key, versions: history.versions.map(historyView) });
     },
   });
@@ -161,6 +254,13 @@ export async function rowsRoutes(
     {
       config: { permission: 'read' },
       schema: {
+        operationId: 'listRows',
+        tags: ['rows'],
+        summary: 'A page of rows in key order',
+        description:
+          'Keys are ordered by the code points of their string form ("10" before "9"). Following `nextCursor` to the end ' +
+          "returns every row exactly once, all read at the first page's snapshot `seq`. A page ends before `limit` rows, " +
+          'with a `nextCursor`, when its documents would pass 16 MiB of JSON (pageBytesMax); it always holds at least one row.',
         params: tableParams,
         querystring: {
           type: 'object',
@@ -169,14 +269,15 @@ export async function rowsRoutes(
               type: 'integer',
               minimum: 1,
               maximum: limits.pageLimitMax,
-              description: `Rows per page; default ${limits.pageLimitDefault}. Outside the range: 400, not clamped.`,
+              description: `Rows per page, 1..${limits.pageLimitMax}; default ${limits.pageLimitDefault}. Outside the range: 400 validation_failed, not clamped.`,
             },
-            cursor: { type: 'string', description: 'The nextCursor of the previous page.' },
+            cursor: { type: 'string', description: 'The nextCursor of the previous page, exactly as received.' },
             asOf: asOfParam,
           },
           additionalProperties: false,
         },
-        response: { 200: ref('Page'), ...problemResponses({ extra: [404] }) },
+        headers: transactionHeaders,
+        response: { 200: { ...ref('Page'), description: 'A page.' }, ...problemResponses({ extra: [404], inTransaction: true }) },
       },
     },
     async (req, reply) => {

@@ -336,24 +336,51 @@ const routeErrorStatuses = [400, 401, 403, 423, 429, 500, 503];
 const bodyErrorStatuses = [413, 415];
 
 /**
- * The problem+json responses of a route: the common ones, plus the ones its own logic can produce.
- * `withBody` adds the body-parsing errors.
+ * Statuses of a route that runs inside a Transaction-Id's transaction: unknown (404), aborted or conflicting (409),
+ * expired (410).
  */
-export function problemResponses(options: { extra?: number[]; withBody?: boolean } = {}): Record<number, unknown> {
-  const statuses = [...routeErrorStatuses, ...(options.withBody ? bodyErrorStatuses : []), ...(options.extra ?? [])];
+const transactionErrorStatuses = [404, 409, 410];
+
+/**
+ * The problem+json responses of a route: the common ones, plus the ones its own logic can produce.
+ * `withBody` adds the body-parsing errors, `inTransaction` those of joining a transaction.
+ */
+export function problemResponses(options: { extra?: number[]; withBody?: boolean; inTransaction?: boolean } = {}): Record<number, unknown> {
+  const statuses = [
+    ...new Set([
+      ...routeErrorStatuses,
+      ...(options.withBody ? bodyErrorStatuses : []),
+      ...(options.inTransaction ? transactionErrorStatuses : []),
+      ...(options.extra ?? []),
+    ]),
+  ];
   const responses: Record<number, unknown> = {};
   for (const status of statuses.sort((a, b) => a - b)) responses[status] = ref('Problem');
   return responses;
 }
 
+const tableParam = { ...ref('TableName'), description: 'A table name.' };
+const keyParam = { ...ref('RowKey'), description: 'The row key, percent-encoded (a "/" inside a key is sent as %2F).' };
+
 export const tableParams = {
   type: 'object',
   required: ['table'],
-  properties: { table: ref('TableName') },
+  properties: { table: tableParam },
 };
 
 export const rowParams = {
   type: 'object',
   required: ['table', 'key'],
-  properties: { table: ref('TableName'), key: ref('RowKey') },
+  properties: { table: tableParam, key: keyParam },
 };
+
+/** The header that runs a request inside an open transaction (http-api.md §6). */
+export const transactionIdHeader = {
+  type: 'string',
+  description:
+    'Run this request inside the open transaction with this id (http-api.md §6); without it the request is its own ' +
+    'transaction (autocommit).',
+};
+
+/** Headers of a route that only takes Transaction-Id. */
+export const transactionHeaders = { type: 'object', properties: { 'transaction-id': transactionIdHeader } };

@@ -7,6 +7,8 @@ import type { CreateTableInput, Database, TableInfo } from '../engine/index.js';
 import { visibleTables } from '../security/access.js';
 import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, tableParams } from './schemas.js';
 
+const notTransactional = 'a `Transaction-Id` header is 400 bad_request.';
+
 interface TableParams {
   table: string;
 }
@@ -35,15 +37,23 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
   const indexParams = {
     type: 'object',
     required: ['table', 'field'],
-    properties: { table: ref('TableName'), field: ref('FieldPath') },
+    properties: { table: tableParams.properties.table, field: { ...ref('FieldPath'), description: 'The indexed field path.' } },
   };
 
   app.post<{ Body: CreateTableInput }>('/v1/tables', {
     config: { permission: 'write', bodyTables: 'createTable', audit: 'table_created' },
     onRequest: refuseTransaction,
     schema: {
+      operationId: 'createTable',
+      tags: ['tables'],
+      summary: 'Create a table',
+      description:
+        'Creates a table keyed by `primaryKey`, with optional secondary indexes (built at once) and an optional JSON Schema ' +
+        '(draft 2020-12) every written document must then satisfy. 400 validation_failed for a bad name, field path or ' +
+        `schema; 409 table_exists. Not transactional (the table exists at once); ${notTransactional}`,
       body: ref('CreateTable'),
-      response: { 201: ref('Table'), ...problemResponses({ extra: [409], withBody: true }) },
+      responseHeaders: { 201: ['Location'] },
+      response: { 201: { ...ref('Table'), description: 'The table.' }, ...problemResponses({ extra: [409], withBody: true }) },
     },
     handler: async (req, reply) => {
       const table = await opts.db().createTable(req.body);
@@ -56,14 +66,31 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
   // a transaction's snapshot to change (rowCount is the newest committed state, as documented).
   app.get('/v1/tables', {
     config: { permission: 'read' },
-    schema: { response: { 200: ref('TableList'), ...problemResponses() } },
+    schema: {
+      operationId: 'listTables',
+      tags: ['tables'],
+      summary: 'List tables',
+      description:
+        "Every table the caller's grants reach, with its live row count at the newest committed state. A `Transaction-Id` header is accepted and " +
+        'ignored: the catalog is not versioned.',
+      response: { 200: { ...ref('TableList'), description: 'The tables.' }, ...problemResponses() },
+    },
     // Grants narrow the listing too: a user sees the names of the tables they may touch.
     handler: async (req) => ({ tables: visibleTables(req.principal, opts.db().listTables().filter(isUserTable)) }),
   });
 
   app.get<{ Params: TableParams }>('/v1/tables/:table', {
     config: { permission: 'read' },
-    schema: { params: tableParams, response: { 200: ref('Table'), ...problemResponses({ extra: [404] }) } },
+    schema: {
+      operationId: 'getTable',
+      tags: ['tables'],
+      summary: 'Describe a table',
+      description:
+        '404 table_not_found for an unknown table. A `Transaction-Id` header is accepted and ignored: the catalog is not ' +
+        'versioned, and rowCount is the newest committed state.',
+      params: tableParams,
+      response: { 200: { ...ref('Table'), description: 'The table.' }, ...problemResponses({ extra: [404] }) },
+    },
     handler: async (req) => opts.db().getTable(req.params.table),
   });
 
@@ -71,6 +98,14 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
     config: { permission: 'admin', audit: 'table_dropped' },
     onRequest: refuseTransaction,
     schema: {
+      operationId: 'dropTable',
+      tags: ['tables'],
+      summary: 'Drop a table',
+      description:
+        'Needs the admin role. The table, its rows and their history are gone; the name may be used again. 404 ' +
+        'table_not_found. Open transactions with pending writes to the table are aborted (409 transaction_aborted on ' +
+        'their next use), and serializable transactions that read from it fail their commit. Not transactional itself ' +
+        `(the drop commits at once); ${notTransactional}`,
       params: tableParams,
       response: { 204: { type: 'null', description: 'Dropped.' }, ...problemResponses({ extra: [404] }) },
     },
@@ -84,9 +119,18 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
     config: { permission: 'write' },
     onRequest: refuseTransaction,
     schema: {
+      operationId: 'createIndex',
+      tags: ['tables'],
+      summary: 'Add a secondary index',
+      description:
+        'Indexes a dot-separated field path; on a table with rows the index is built from them. 409 index_exists, 404 ' +
+        `table_not_found. Not transactional (the index exists at once); ${notTransactional}`,
       params: tableParams,
       body: ref('CreateIndex'),
-      response: { 201: ref('Table'), ...problemResponses({ extra: [404, 409], withBody: true }) },
+      response: {
+        201: { ...ref('Table'), description: 'The table, with the new index.' },
+        ...problemResponses({ extra: [404, 409], withBody: true }),
+      },
     },
     handler: async (req, reply) => {
       const table = await opts.db().createIndex(req.params.table, req.body.field);
@@ -98,6 +142,12 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
     config: { permission: 'write' },
     onRequest: refuseTransaction,
     schema: {
+      operationId: 'dropIndex',
+      tags: ['tables'],
+      summary: 'Drop a secondary index',
+      description:
+        'Needs write permission, like creating one. 404 not_found when the table has no such index, table_not_found when ' +
+        `the table is unknown. Not transactional (the drop commits at once); ${notTransactional}`,
       params: indexParams,
       response: { 204: { type: 'null', description: 'Dropped.' }, ...problemResponses({ extra: [404] }) },
     },

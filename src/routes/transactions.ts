@@ -9,17 +9,19 @@ interface TxParams {
   id: string;
 }
 
+const txId = { type: 'string', maxLength: 64, description: 'A transaction id.' };
 const txParams = {
   type: 'object',
   required: ['id'],
-  properties: { id: { type: 'string', maxLength: 64 } },
+  properties: { id: txId },
 };
 
 const savepointParams = {
   type: 'object',
   required: ['id', 'name'],
-  properties: { id: { type: 'string', maxLength: 64 }, name: { type: 'string', minLength: 1, maxLength: 64 } },
+  properties: { id: txId, name: { type: 'string', minLength: 1, maxLength: 64, description: 'A savepoint name.' } },
 };
+const tags = ['transactions'];
 
 const beginBody = {
   type: 'object',
@@ -54,7 +56,18 @@ export async function transactionRoutes(app: FastifyInstance, opts: { transactio
 
   app.post<{ Body: { isolation?: Isolation; readOnly?: boolean; timeoutMs?: number } | null | undefined }>('/v1/transactions', {
     config: { permission: 'read' },
-    schema: { body: beginBody, response: { 201: txInfo, ...problemResponses({ withBody: true }) } },
+    schema: {
+      operationId: 'beginTransaction',
+      tags,
+      summary: 'Begin a transaction',
+      description:
+        'Join it from row and query routes with the header `Transaction-Id: <id>`. Default isolation: serializable. The ' +
+        'body is optional: no body, an empty body and a literal `null` all mean `{}` (the defaults); any other body must ' +
+        'be an object.',
+      body: beginBody,
+      bodyOptional: true,
+      response: { 201: { ...txInfo, description: 'The open transaction.' }, ...problemResponses({ withBody: true }) },
+    },
     // The body is optional: none, an empty one and a literal null all mean {}, so the schema's defaults apply.
     preValidation: async (req) => {
       req.body ??= {};
@@ -64,25 +77,52 @@ export async function transactionRoutes(app: FastifyInstance, opts: { transactio
 
   app.get<{ Params: TxParams }>('/v1/transactions/:id', {
     config: { permission: 'read' },
-    schema: { params: txParams, response: { 200: txInfo, ...problemResponses({ extra: [404, 409, 410] }) } },
+    schema: {
+      operationId: 'getTransaction',
+      tags,
+      summary: "A transaction's state",
+      description:
+        "Another user's transaction answers 404 transaction_not_found; an aborted one 409 transaction_aborted (until " +
+        'rolled back); an expired one 410.',
+      params: txParams,
+      response: { 200: { ...txInfo, description: 'Its state.' }, ...problemResponses({ extra: [404, 409, 410] }) },
+    },
     handler: async (req) => transactions.info(user(req), req.params.id),
   });
 
   app.post<{ Params: TxParams }>('/v1/transactions/:id/commit', {
     config: { permission: 'read' },
     schema: {
+      operationId: 'commitTransaction',
+      tags,
+      summary: 'Commit',
+      description: 'Makes all its writes durable and visible under one seq; `seq` is null when it wrote nothing.',
       params: txParams,
       response: {
-        200: { type: 'object', required: ['seq'], properties: { seq: { type: ['integer', 'null'] } } },
+        200: { type: 'object', required: ['seq'], properties: { seq: { type: ['integer', 'null'] } }, description: 'Committed.' },
         ...problemResponses({ extra: [404, 409, 410] }),
       },
     },
-    handler: async (req) => transactions.commit(user(req), req.params.id),
+    handler: async (req, reply) => {
+      const { seq, rows } = await transactions.commit(user(req), req.params.id);
+      reply.rows = rows;
+      return { seq };
+    },
   });
 
   app.post<{ Params: TxParams }>('/v1/transactions/:id/rollback', {
     config: { permission: 'read' },
-    schema: { params: txParams, response: { 200: emptyObject, ...problemResponses({ extra: [404, 410] }) } },
+    schema: {
+      operationId: 'rollbackTransaction',
+      tags,
+      summary: 'Roll back',
+      description:
+        "Rolls back at once, cancelling a lock wait of the transaction's request in flight. Sent while the transaction's " +
+        "commit is in flight, it waits for the commit's outcome and answers as the transaction ended (404 " +
+        'transaction_not_found after a successful commit).',
+      params: txParams,
+      response: { 200: { ...emptyObject, description: 'Rolled back.' }, ...problemResponses({ extra: [404, 410] }) },
+    },
     handler: async (req) => {
       await transactions.rollback(user(req), req.params.id);
       return {};
@@ -92,6 +132,10 @@ export async function transactionRoutes(app: FastifyInstance, opts: { transactio
   app.post<{ Params: TxParams; Body: { name: string } }>('/v1/transactions/:id/savepoints', {
     config: { permission: 'read' },
     schema: {
+      operationId: 'createSavepoint',
+      tags,
+      summary: 'Set a savepoint',
+      description: 'A savepoint made under a name already in use replaces the older one.',
       params: txParams,
       body: {
         type: 'object',
@@ -100,7 +144,7 @@ export async function transactionRoutes(app: FastifyInstance, opts: { transactio
         properties: { name: { type: 'string', minLength: 1, maxLength: 64 } },
       },
       response: {
-        201: { type: 'object', properties: { name: { type: 'string' } } },
+        201: { type: 'object', properties: { name: { type: 'string' } }, description: 'Set.' },
         ...problemResponses({ extra: [404, 409, 410], withBody: true }),
       },
     },
@@ -112,7 +156,14 @@ export async function transactionRoutes(app: FastifyInstance, opts: { transactio
 
   app.post<{ Params: TxParams & { name: string } }>('/v1/transactions/:id/savepoints/:name/rollback', {
     config: { permission: 'read' },
-    schema: { params: savepointParams, response: { 200: emptyObject, ...problemResponses({ extra: [404, 409, 410] }) } },
+    schema: {
+      operationId: 'rollbackToSavepoint',
+      tags,
+      summary: 'Roll back to a savepoint',
+      description: 'Undoes the writes after it and keeps the savepoint.',
+      params: savepointParams,
+      response: { 200: { ...emptyObject, description: 'Rolled back to it.' }, ...problemResponses({ extra: [404, 409, 410] }) },
+    },
     handler: async (req) => {
       await transactions.run(user(req), req.params.id, (tx) => tx.rollbackToSavepoint(req.params.name));
       return {};
@@ -121,7 +172,14 @@ export async function transactionRoutes(app: FastifyInstance, opts: { transactio
 
   app.delete<{ Params: TxParams & { name: string } }>('/v1/transactions/:id/savepoints/:name', {
     config: { permission: 'read' },
-    schema: { params: savepointParams, response: { 204: { type: 'null' }, ...problemResponses({ extra: [404, 409, 410] }) } },
+    schema: {
+      operationId: 'releaseSavepoint',
+      tags,
+      summary: 'Release a savepoint',
+      description: 'Releases it and every savepoint after it.',
+      params: savepointParams,
+      response: { 204: { type: 'null', description: 'Released.' }, ...problemResponses({ extra: [404, 409, 410] }) },
+    },
     handler: async (req, reply) => {
       await transactions.run(user(req), req.params.id, (tx) => tx.releaseSavepoint(req.params.name));
       return reply.code(204).send();

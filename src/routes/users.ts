@@ -53,6 +53,10 @@ export async function userRoutes(app: FastifyInstance, opts: { security: () => S
   app.get('/v1/admin/users', {
     config: { permission: 'admin' },
     schema: {
+      operationId: 'listUsers',
+      tags: ['admin'],
+      summary: 'List users',
+      description: 'Needs the admin role. Never shows password hashes.',
       response: {
         200: { type: 'object', required: ['users'], properties: { users: { type: 'array', items: userView } } },
         ...problemResponses(),
@@ -64,6 +68,10 @@ export async function userRoutes(app: FastifyInstance, opts: { security: () => S
   app.post<{ Body: AccessBody & { username: string; password: string } }>('/v1/admin/users', {
     config: { permission: 'admin' },
     schema: {
+      operationId: 'createUser',
+      tags: ['admin'],
+      summary: 'Create a user',
+      description: 'Needs the admin role. `grants` narrows a writer or reader to those tables (absent = every table; admins are never narrowed, so grants with role admin are 400). An existing username, or more than 10,000 users: 400 validation_failed. Audited `user_created`. Answers with a Location header.',
       body: closedObject({ username, password: newPassword, roles: rolesSchema, grants: grantsSchema }, ['username', 'password', 'roles']),
       response: { 201: userView, ...problemResponses({ withBody: true }) },
     },
@@ -75,7 +83,13 @@ export async function userRoutes(app: FastifyInstance, opts: { security: () => S
 
   app.delete<{ Params: UserParams }>('/v1/admin/users/:username', {
     config: { permission: 'admin' },
-    schema: { params: userParams, response: { 204: noBody('Deleted; the user\'s tokens are revoked.'), ...problemResponses({ extra: [404] }) } },
+    schema: {
+      operationId: 'deleteUser',
+      tags: ['admin'],
+      summary: 'Delete a user',
+      description: 'Needs the admin role. Takes effect at once for cached credentials; the user\'s tokens are revoked. The last admin cannot be deleted (400 bad_request). Audited `user_deleted`.',
+      params: userParams, response: { 204: noBody('Deleted; the user\'s tokens are revoked.'), ...problemResponses({ extra: [404] }) },
+    },
     handler: async (req, reply) => {
       await security().deleteUser(req.params.username, contextOf(req));
       return reply.code(204).send();
@@ -85,6 +99,10 @@ export async function userRoutes(app: FastifyInstance, opts: { security: () => S
   app.put<{ Params: UserParams; Body: { password: string } }>('/v1/admin/users/:username/password', {
     config: { permission: 'admin' },
     schema: {
+      operationId: 'resetPassword',
+      tags: ['admin'],
+      summary: 'Set a user\'s password',
+      description: 'Needs the admin role. Cached credentials stop working at once and the user\'s tokens are revoked. Audited `password_changed`.',
       params: userParams,
       body: closedObject({ password: newPassword }, ['password']),
       response: { 204: noBody('Set; the user\'s tokens are revoked.'), ...problemResponses({ extra: [404], withBody: true }) },
@@ -98,6 +116,10 @@ export async function userRoutes(app: FastifyInstance, opts: { security: () => S
   app.put<{ Params: UserParams; Body: AccessBody }>('/v1/admin/users/:username/roles', {
     config: { permission: 'admin' },
     schema: {
+      operationId: 'setRoles',
+      tags: ['admin'],
+      summary: 'Set a user\'s roles and grants',
+      description: 'Needs the admin role. Replaces both: absent `grants` = every table. Takes effect on the user\'s next request (tokens included). Taking the admin role from the last admin is 400 bad_request. Audited `roles_changed` with before and after.',
       params: userParams,
       body: closedObject({ roles: rolesSchema, grants: grantsSchema }, ['roles']),
       response: { 200: userView, ...problemResponses({ extra: [404], withBody: true }) },
@@ -108,6 +130,10 @@ export async function userRoutes(app: FastifyInstance, opts: { security: () => S
   app.post<{ Params: UserParams }>('/v1/admin/users/:username/unlock', {
     config: { permission: 'admin' },
     schema: {
+      operationId: 'unlockUser',
+      tags: ['admin'],
+      summary: 'Lift a lockout',
+      description: 'Needs the admin role. Forgets the user\'s failed logins; `wasLocked` says whether it was locked. Audited `user_unlocked`.',
       params: userParams,
       response: {
         200: { type: 'object', required: ['username', 'wasLocked'], properties: { username: { type: 'string' }, wasLocked: { type: 'boolean' } } },

@@ -118,8 +118,9 @@ export class TransactionService {
     }
   }
 
-  async commit(user: string, id: string): Promise<{ seq: number | null }> {
-    const result = await this.run(user, id, (tx) => tx.commit());
+  /** Commits; `rows` is how many rows the transaction wrote (the slow-query log reports it). */
+  async commit(user: string, id: string): Promise<{ seq: number | null; rows: number }> {
+    const result = await this.run(user, id, async (tx) => ({ ...(await tx.commit()), rows: tx.writeCount }));
     this.forget(id);
     return result;
   }

@@ -257,7 +257,8 @@ t.test('a checkpoint is written automatically once enough log has grown since th
   t.equal(db.stats().checkpointSeq, null);
   const pad = 'x'.repeat(1000);
   for (let i = 0; i < 100; i++) await db.put({ table: 'kv', key: `k${i}`, doc: { pad } });
-  for (let waited = 0; db.stats().checkpointSeq === null && waited < 5000; waited += 20) {
+  // Waits for the background checkpoint; the bound is only there so a missing one fails instead of hanging.
+  for (let waited = 0; db.stats().checkpointSeq === null && waited < 60_000; waited += 20) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   const { checkpointSeq } = db.stats();

@@ -235,12 +235,14 @@ t.test('with real timers: waits are unref()ed, a granted wait never fires later,
   await sleep(150);
   t.equal(locks.holder('r1'), 'B');
   t.equal(locks.waiterCount, 0);
-  const started = Date.now();
+  // A lower bound only (a timer does not fire early; a busy machine only makes the wait longer), on a monotonic
+  // clock so a wall-clock step cannot shorten it.
+  const started = performance.now();
   const stuck = locks.acquire('B', 'r2') as Promise<void>;
   // The wait's own timer is unref()ed, so a referenced sleep keeps this process alive until it fires.
-  const [, waitedMs] = await Promise.all([sleep(250), stuck.then(() => -1, () => Date.now() - started)]);
+  const [, waitedMs] = await Promise.all([sleep(250), stuck.then(() => -1, () => performance.now() - started)]);
   await t.rejects(stuck, { code: 'lock_timeout', fields: { retryable: true } });
-  t.ok(waitedMs >= 90, `the wait lasted about lockTimeoutMs (${waitedMs} ms)`);
+  t.ok(waitedMs >= 90, `the wait lasted about lockTimeoutMs (${waitedMs.toFixed(1)} ms)`);
   t.equal(locks.waitingFor('B'), undefined);
 });
 

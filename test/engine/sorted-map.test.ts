@@ -275,32 +275,8 @@ t.test('a range that starts both after and from a key is a programmer error', as
   t.throws(() => map.entries({ after: 1, from: 2 }), { name: 'AssertionError' });
 });
 
-t.test('timing: 1M sorted and 1M random string-key inserts (printed, not asserted)', async (t) => {
-  const n = 1_000_000;
-  const sorted = Array.from({ length: n }, (_, i) => rowKey(i));
-  const random = shuffle(sorted.slice(), 7);
-  for (const [name, keys] of [['sorted', sorted], ['random', random]] as const) {
-    const map = new SortedMap<string, number>(byString);
-    const start = performance.now();
-    for (let i = 0; i < n; i++) map.set(keys[i], i);
-    const elapsedMs = performance.now() - start;
-    t.comment(`SortedMap: 1M ${name} inserts in ${elapsedMs.toFixed(0)} ms`);
-    t.equal(map.size, n);
-  }
-});
-
 function rowKey(i: number): string {
   return `row-${String(i).padStart(8, '0')}`;
-}
-
-function shuffle<T>(items: T[], seed: number): T[] {
-  let state = seed;
-  for (let i = items.length - 1; i > 0; i--) {
-    state = (Math.imul(state, 1_103_515_245) + 12_345) >>> 0;
-    const j = state % (i + 1);
-    [items[i], items[j]] = [items[j], items[i]];
-  }
-  return items;
 }
 
 /** The two checks the model helpers use; quietChecker collects failures instead of a TAP line per check. */

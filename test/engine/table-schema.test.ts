@@ -26,11 +26,9 @@ async function tableWith(db: Database, name: string, schema: Doc): Promise<void>
 t.test('a pattern that backtracks exponentially in JavaScript validates in linear time', async (t) => {
   const db = await database(t);
   await tableWith(db, 'redos', { type: 'object', properties: { name: { type: 'string', pattern: '^(a+)+$' } } });
-  const started = Date.now();
+  // No clock needed: backtracking over 5000 characters would not end before the universe does, so the answer
+  // arriving at all (within tap's per-file timeout) is the proof, on any machine however slow.
   await t.rejects(db.put({ table: 'redos', key: 'k', doc: { name: `${'a'.repeat(5000)}!` } }), { code: 'validation_failed' });
-  const ms = Date.now() - started;
-  t.comment(`refused in ${ms} ms (plain backtracking would take longer than the universe has left)`);
-  t.ok(ms < 5000, 'in well under the time backtracking would take');
   t.equal((await db.put({ table: 'redos', key: 'k', doc: { name: 'aaaa' } })).created, true, 'a matching value is taken');
 });
 

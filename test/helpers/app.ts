@@ -9,6 +9,7 @@ import { hashPassword, type PasswordHash } from '../../src/security/password.js'
 import { Security } from '../../src/security/security.js';
 import { ensureSystemTable, systemTables } from '../../src/security/system-tables.js';
 import { buildServer } from '../../src/server.js';
+import { openApiViolation } from './openapi-check.js';
 import { adminPassword, basicAuth, type Response } from './server.js';
 
 export interface Call {
@@ -43,6 +44,7 @@ export async function openServices(t: Test, args: string[] = []): Promise<{ conf
   return { config, db, security };
 }
 
+/** `args` are extra `serve` flags (e.g. --slow-query-threshold-ms 0), after the defaults. */
 export async function startApp(t: Test, args: string[] = []) {
   const { config, db, security } = await openServices(t, args);
   const app = await buildServer(config, { db: () => db, security: () => security, logger: pino({ level: 'silent' }) });
@@ -59,6 +61,9 @@ export async function startApp(t: Test, args: string[] = []) {
     Object.assign(headers, options.headers);
     const res = await app.inject({ method: method as 'GET', url, headers, payload });
     const json = /json/.test(String(res.headers['content-type'])) && res.body !== '' ? JSON.parse(res.body) : undefined;
+    const contentType = res.headers['content-type'] as string | undefined;
+    const violation = openApiViolation({ method, url, status: res.statusCode, contentType, json, text: res.body });
+    if (violation !== null) throw new Error(`openapi.yaml: ${violation}`);
     return { status: res.statusCode, headers: res.headers as Response['headers'], text: res.body, json };
   };
   return { app, db, security, users: security.users, call };

@@ -8,6 +8,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { openApiViolation } from './openapi-check.js';
 
 /** The admin password every helper-started server gets (through DRIFTDB_ADMIN_PASSWORD) unless env says otherwise. */
 export const adminPassword = 'test-admin-password';
@@ -215,7 +216,10 @@ function request(agent: http.Agent, baseUrl: string, method: string, urlPath: st
             json = undefined;
           }
         }
-        resolve({ status: res.statusCode!, headers: res.headers, text, json });
+        // Every answer of every test is checked against openapi.yaml: the document and the server cannot drift apart.
+        const violation = openApiViolation({ method, url: url.pathname + url.search, status: res.statusCode!, contentType: res.headers['content-type'], json, text });
+        if (violation !== null) reject(new Error(`openapi.yaml: ${violation}`));
+        else resolve({ status: res.statusCode!, headers: res.headers, text, json });
       });
     });
     req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath} timed out`)));

@@ -32,6 +32,8 @@ export interface LockManagerOptions {
   timers?: LockTimers;
   /** Called synchronously before the victim is rejected; it must not call back into the manager. */
   onDeadlock?(info: DeadlockInfo): void;
+  /** Called synchronously when a request is queued to wait (metrics); it must not call back into the manager. */
+  onWait?(): void;
 }
 
 interface Waiter {
@@ -70,6 +72,7 @@ export class LockManager {
   private readonly now: () => number;
   private readonly timers: LockTimers;
   private readonly onDeadlock: ((info: DeadlockInfo) => void) | undefined;
+  private readonly onWait: (() => void) | undefined;
   private readonly locks = new Map<string, Lock>();
   private readonly owners = new Map<string, OwnerState>();
   private waiters = 0;
@@ -82,6 +85,7 @@ export class LockManager {
     this.now = options.now ?? Date.now;
     this.timers = options.timers ?? nodeTimers;
     this.onDeadlock = options.onDeadlock;
+    this.onWait = options.onWait;
   }
 
   /**
@@ -194,6 +198,7 @@ export class LockManager {
       lock.queue.push(waiter);
       this.ownerState(owner).waiting = waiter;
       this.waiters++;
+      this.onWait?.();
     });
   }
 

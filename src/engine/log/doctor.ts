@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { limits } from '../../limits.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { listCheckpoints, verifyCheckpointFile } from './checkpoint.js';
-import { walkLog, type LogProblem } from './segment.js';
+import { listSegments, walkLog, type LogProblem } from './segment.js';
 
 /**
  * How bad a finding is:
@@ -38,8 +38,15 @@ export interface DoctorReport {
   problems: DoctorProblem[];
 }
 
+/** How far the log walk got: for a progress display of a long log. */
+export interface DoctorProgress {
+  records: number;
+  bytesRead: number;
+  bytesTotal: number;
+}
+
 /** Checks `<dataDir>/wal` and `<dataDir>/checkpoints` without modifying anything. */
-export async function doctor(options: { dataDir: string; fileSystem?: FileSystem }): Promise<DoctorReport> {
+export async function doctor(options: { dataDir: string; fileSystem?: FileSystem; onProgress?(progress: DoctorProgress): void }): Promise<DoctorReport> {
   const fileSystem = options.fileSystem ?? nodeFileSystem;
   const problems: DoctorProblem[] = [];
   if (!(await fileSystem.exists(options.dataDir))) {
@@ -56,6 +63,10 @@ export async function doctor(options: { dataDir: string; fileSystem?: FileSystem
       problems.push({ file: verdict.file, offset: verdict.offset, reason: `checkpoint damaged (${verdict.reason}); the server would skip it`, severity: 'warning' });
     }
   }
+  const progress: DoctorProgress = { records: 0, bytesRead: 0, bytesTotal: 0 };
+  if (options.onProgress !== undefined) {
+    for (const segment of await listSegments(fileSystem, path.join(options.dataDir, 'wal'))) progress.bytesTotal += await fileSystem.size(segment.file);
+  }
   const walk = await walkLog({
     fileSystem,
     dir: path.join(options.dataDir, 'wal'),
@@ -64,7 +75,12 @@ export async function doctor(options: { dataDir: string; fileSystem?: FileSystem
     recordBytesMax: limits.recordBytesMax,
     parseAll: true,
     visitor: {
-      onRecord() {},
+      onRecord(_record, _seq, where) {
+        if (options.onProgress === undefined) return;
+        progress.records++;
+        progress.bytesRead += where.bytes;
+        options.onProgress(progress);
+      },
       onProblem(problem: LogProblem) {
         problems.push({ ...problem });
         return 'continue';

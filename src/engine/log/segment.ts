@@ -285,6 +285,8 @@ export interface LogProblem {
 export interface RecordWhere {
   segment: number;
   offset: number;
+  /** The frame's size, for progress reports. */
+  bytes: number;
   /** Per change, the payload offset of its document header (-1 for none); null for older formats or unparsed. */
   documentOffsets: number[] | null;
 }
@@ -457,7 +459,12 @@ function walkSegment(options: {
     }
     walk.expected = seq + 1;
     walk.records += 1;
-    visitor.onRecord(located?.record ?? null, seq, { segment: options.ordinal, offset: at, documentOffsets: located?.documentOffsets ?? null });
+    visitor.onRecord(located?.record ?? null, seq, {
+      segment: options.ordinal,
+      offset: at,
+      bytes: frameHeaderBytes + payload.length,
+      documentOffsets: located?.documentOffsets ?? null,
+    });
     return true;
   }
 }

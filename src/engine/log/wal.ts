@@ -20,8 +20,11 @@ export interface OpenLogOptions {
   dir: string;
   /** Replay only records with seq > afterSeq (0 = all): the seq of the checkpoint already loaded. */
   afterSeq: number;
-  /** Called synchronously, in seq order, during openLog, for each replayed record, with where it lies. */
-  onRecord(record: CommitRecord, placement: RecordPlacement): void;
+  /**
+   * Called synchronously, in seq order, during openLog, for each replayed record, with where it lies and its frame's
+   * size (for progress reports).
+   */
+  onRecord(record: CommitRecord, placement: RecordPlacement, bytes: number): void;
   /** The segment files as listed before the replay (shared with the readers of old versions); listed if absent. */
   segments?: SegmentList;
   fileSystem?: FileSystem;
@@ -33,6 +36,8 @@ export interface OpenLogOptions {
    * called: the process must stop (exit non-zero) rather than serve. Defaults to logging the error.
    */
   onFatal?(error: Error): void;
+  /** Metrics port: called once per group written and fdatasync'ed (see EngineObserver.logGroupSynced). */
+  onGroupSynced?(group: { records: number; bytes: number; syncSeconds: number }): void;
 }
 
 /** Where a record lies in the log: its frame, and each change's document (for the version store). */
@@ -86,7 +91,7 @@ export async function openLog(options: OpenLogOptions): Promise<WriteAheadLog> {
         lastTs = record.ts;
         const frameLocation = locationOf(where.segment, where.offset);
         const documentLocations = where.documentOffsets?.map((at) => (at < 0 ? -1 : frameLocation + frameHeaderBytes + at)) ?? null;
-        options.onRecord(record, { frameLocation, documentLocations });
+        options.onRecord(record, { frameLocation, documentLocations }, where.bytes);
       },
       onProblem(problem) {
         if (problem.severity === 'tail') return 'continue';
@@ -127,6 +132,7 @@ export async function openLog(options: OpenLogOptions): Promise<WriteAheadLog> {
     lastSeq,
     lastTs,
     bytes,
+    onGroupSynced: options.onGroupSynced,
   });
 }
 
@@ -218,6 +224,7 @@ class SegmentedLog implements WriteAheadLog {
   private idleWaiters: Array<() => void> = [];
   private failure: Error | null = null;
   private closing = false;
+  private readonly onGroupSynced: OpenLogOptions['onGroupSynced'];
 
   lastSeq: number;
   durableSeq: number;
@@ -234,6 +241,7 @@ class SegmentedLog implements WriteAheadLog {
     lastSeq: number;
     lastTs: number;
     bytes: number;
+    onGroupSynced: OpenLogOptions['onGroupSynced'];
   }) {
     assert(init.segmentBytesMax > frameHeaderBytes, 'segmentBytesMax too small');
     this.fileSystem = init.fileSystem;
@@ -248,6 +256,7 @@ class SegmentedLog implements WriteAheadLog {
     this.durableSeq = init.lastSeq;
     this.lastTs = init.lastTs;
     this.bytes = init.bytes;
+    this.onGroupSynced = init.onGroupSynced;
   }
 
   get failed(): boolean {
@@ -350,6 +359,7 @@ class SegmentedLog implements WriteAheadLog {
   private async persist(group: Group, write: () => FileHandle | Promise<FileHandle>): Promise<void> {
     try {
       const handle = await write();
+      const syncStarted = performance.now();
       const sync = handle.datasync();
       this.syncs.add(sync);
       try {
@@ -357,6 +367,8 @@ class SegmentedLog implements WriteAheadLog {
       } finally {
         this.syncs.delete(sync);
       }
+      // Metrics port: the fdatasync's wall time and the group's size (group commit at work).
+      this.onGroupSynced?.({ records: group.frames.length, bytes: group.bytes, syncSeconds: (performance.now() - syncStarted) / 1000 });
     } catch (error) {
       if (this.failure === null) this.failStop(error, group);
       return;

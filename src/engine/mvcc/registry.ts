@@ -1,6 +1,7 @@
 // What the open transactions share: who is open (the oldest serializable snapshot decides what the conflict
 // window keeps), their uncommitted writes (read_uncommitted readers see them), and the conflict counters.
 
+import type { ConflictCode, EngineObserver } from '../observer.js';
 import type { Store } from '../store.js';
 import type { ConflictWindow } from './conflict-window.js';
 import type { TransactionImpl } from './transaction.js';
@@ -17,10 +18,12 @@ export class TransactionRegistry {
   private readonly dirty = new Map<string, Map<string, string | null>>();
   private readonly store: Store;
   private readonly conflicts: ConflictWindow;
+  private readonly observer: EngineObserver;
 
-  constructor(store: Store, conflicts: ConflictWindow) {
+  constructor(store: Store, conflicts: ConflictWindow, observer: EngineObserver = {}) {
     this.store = store;
     this.conflicts = conflicts;
+    this.observer = observer;
   }
 
   /** The oldest snapshot an open serializable transaction may validate from (the durable seq when none is open). */
@@ -59,6 +62,8 @@ export class TransactionRegistry {
   countConflict(code: string): void {
     if (code === 'deadlock_detected') this.counters.deadlocks++;
     else if (code === 'serialization_failure' || code === 'lock_timeout') this.counters.conflicts++;
+    else return;
+    this.observer.conflict?.(code as ConflictCode);
   }
 }
 
