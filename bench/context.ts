@@ -30,6 +30,7 @@ export const workerScripts = {
   gen: script('gen-log.js'),
   historyLoader: script('history-loader.js'),
   latency: script('latency-worker.js'),
+  feed: script('feed-worker.js'),
 };
 
 /** Slack on top of a load run's own duration before its worker is declared hung and killed. */

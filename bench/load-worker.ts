@@ -9,7 +9,8 @@ export type LoadRequest =
   | { kind: 'hello' }
   /** The hello-world after about `micros` µs of handler work (the ceiling server's calibration route). */
   | { kind: 'work'; micros: number }
-  | { kind: 'put'; table: string; authorization: string }
+  /** A new key per request; with `idempotency`, each with an Idempotency-Key of its own. */
+  | { kind: 'put'; table: string; authorization: string; idempotency?: boolean }
   | { kind: 'get'; table: string; rows: number; authorization: string }
   | { kind: 'query'; table: string; groups: number; authorization: string }
   /** begin → get → put → commit on a random preloaded key, per connection, over and over. */
@@ -78,7 +79,7 @@ function requestsFor(spec: LoadRequest): AutocannonRequest[] {
     case 'work':
       return [{ method: 'GET', path: `/work/${spec.micros}` }];
     case 'put':
-      return [putRequest(spec.table, spec.authorization)];
+      return [putRequest(spec.table, spec.authorization, spec.idempotency === true)];
     case 'get':
       return [getRequest(spec.table, spec.rows, spec.authorization)];
     case 'query':
@@ -126,16 +127,20 @@ function txRequests(table: string, rows: number, authorization: string): Autocan
   ];
 }
 
-/** A new key per request: a per-process prefix (unique per run) and a counter. */
-function putRequest(table: string, authorization: string): AutocannonRequest {
+/** A new key per request: a per-process prefix (unique per run) and a counter; the same for its Idempotency-Key. */
+function putRequest(table: string, authorization: string, idempotency: boolean): AutocannonRequest {
   const prefix = `put-${process.pid}-${Date.now().toString(36)}`;
   const body = JSON.stringify(benchDoc(0, 1));
+  const headers = { authorization, 'content-type': 'application/json' };
   let counter = 0;
   return {
     method: 'PUT',
-    headers: { authorization, 'content-type': 'application/json' },
+    headers,
     body,
-    setupRequest: (request) => ({ ...request, path: `/v1/tables/${table}/rows/${prefix}-${counter++}` }),
+    setupRequest: (request) => {
+      const key = `${prefix}-${counter++}`;
+      return { ...request, path: `/v1/tables/${table}/rows/${key}`, ...(idempotency ? { headers: { ...headers, 'idempotency-key': key } } : {}) };
+    },
   };
 }
 

@@ -14,6 +14,7 @@ export const scenarioNames = [
   'observability',
   'restart',
   'login',
+  'feed',
   'memory-guard',
   'history',
 ] as const;

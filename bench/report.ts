@@ -9,7 +9,7 @@ import { round2 } from './stats.js';
 
 export const MiB = 1024 * 1024;
 
-export type Unit = 'req/s' | 'commits/s' | 'versions/s' | 's' | 'ms' | 'MiB' | 'rows';
+export type Unit = 'req/s' | 'commits/s' | 'versions/s' | 'writes/s' | 's' | 'ms' | 'MiB' | 'rows';
 
 /** A target is either on the ratio to the ceiling or on the value itself. */
 export interface Target {

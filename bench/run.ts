@@ -19,6 +19,7 @@ import { historyScenarios } from './scenario-history.js';
 import { memoryGuardScenario } from './scenario-memory-guard.js';
 import { restartScenarios } from './scenario-restart.js';
 import { sqliteScenarios } from './scenario-sqlite.js';
+import { feedScenarios } from './scenario-feed.js';
 import { getBearerScenario, loginScenario } from './scenario-security.js';
 import { ceilingScenario, getScenario, preloadScenario, putScenario, queryScenario, transactionsMissing, txScenario } from './scenarios-http.js';
 
@@ -113,6 +114,7 @@ async function runAll(options: BenchOptions): Promise<ScenarioResult[]> {
     if (options.scenarios.has('observability')) await attempt('observability', results, () => observabilityScenarios(ctx));
     if (options.scenarios.has('restart')) await attempt('restart', results, () => restartScenarios(ctx));
     if (options.scenarios.has('login')) await attempt('login', results, () => loginScenario(ctx));
+    if (options.scenarios.has('feed')) await attempt('feed', results, () => feedScenarios(ctx));
     if (options.scenarios.has('memory-guard')) await attempt('memory-guard', results, () => memoryGuardScenario(ctx));
     // Last: at its default scale it runs longer than everything before it together.
     if (options.scenarios.has('history')) await attempt('history', results, () => historyScenarios(ctx));

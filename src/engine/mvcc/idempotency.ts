@@ -45,39 +45,53 @@ export interface CommitOutcome {
 }
 
 export class IdempotencyStore {
-  /** By user and key. */
-  private readonly entries = new Map<string, IdempotencyEntry>();
   /**
-   * The entries in the order they were recorded, which is the order they expire in (one TTL at a time), from
-   * `head` on. A queue beside the map, because walking a Map emptied from its front gets slower with every deletion.
+   * By user and key, each entry packed into one string (expiresAt, seq, fingerprint, answer): up to a hundred
+   * thousand entries live for a day, and strings cost the garbage collector nothing to trace, where an object
+   * per entry made every major collection walk them all.
    */
-  private order: IdempotencyEntry[] = [];
+  private readonly entries = new Map<string, string>();
+  /**
+   * Entry ids in the order they were recorded (the order they expire in, one TTL at a time) from `head` on, with
+   * their expiry: a queue beside the map, because walking a Map emptied from its front gets slower with every deletion.
+   */
+  private order: string[] = [];
+  private orderExpiresAt: number[] = [];
   private head = 0;
   private chars = 0;
 
   /** The stored entry for `user`'s `key`, unless it expired by `now`. */
   lookup(user: string, key: string, now: number): IdempotencyEntry | null {
-    const entry = this.entries.get(entryId(user, key));
-    return entry === undefined || entry.expiresAt <= now ? null : entry;
+    const packed = this.entries.get(entryId(user, key));
+    if (packed === undefined) return null;
+    const entry = unpack(user, key, packed);
+    return entry.expiresAt <= now ? null : entry;
   }
 
   /** Records an entry (a commit's change, or one loaded from a checkpoint), dropping expired and excess ones. */
   record(entry: IdempotencyEntry, now: number): void {
     const id = entryId(entry.user, entry.key);
     const previous = this.entries.get(id);
-    if (previous !== undefined) {
-      this.entries.delete(id);
-      this.chars -= previous.answer.length;
-    }
-    this.entries.set(id, entry);
-    this.order.push(entry);
-    this.chars += entry.answer.length;
+    if (previous !== undefined) this.chars -= previous.length;
+    // A repeated id is deleted first so the map's order stays the order of recording.
+    this.entries.delete(id);
+    const packed = `${entry.expiresAt}\u0000${entry.seq}\u0000${entry.fingerprint}\u0000${entry.answer}`;
+    this.entries.set(id, packed);
+    this.order.push(id);
+    this.orderExpiresAt.push(entry.expiresAt);
+    this.chars += packed.length;
     this.prune(now);
   }
 
   /** Every live entry recorded by a commit up to `seq`, for a checkpoint at `seq`. */
   liveUpTo(seq: number, now: number): IdempotencyEntry[] {
-    return [...this.entries.values()].filter((entry) => entry.seq <= seq && entry.expiresAt > now);
+    const live: IdempotencyEntry[] = [];
+    for (const [id, packed] of this.entries) {
+      const split = id.indexOf('\u0000');
+      const entry = unpack(id.slice(0, split), id.slice(split + 1), packed);
+      if (entry.seq <= seq && entry.expiresAt > now) live.push(entry);
+    }
+    return live;
   }
 
   get size(): number {
@@ -86,18 +100,21 @@ export class IdempotencyStore {
 
   private prune(now: number): void {
     while (this.head < this.order.length) {
-      const entry = this.order[this.head]!;
-      const id = entryId(entry.user, entry.key);
-      if (this.entries.get(id) === entry) {
+      const id = this.order[this.head]!;
+      const packed = this.entries.get(id);
+      // A slot whose id was recorded again later (or already dropped) is stale: the newer slot decides.
+      const current = packed !== undefined && Number(packed.slice(0, packed.indexOf('\u0000'))) === this.orderExpiresAt[this.head];
+      if (current) {
         const excess = this.entries.size > limits.idempotencyEntriesMax || this.chars > limits.idempotencyAnswerCharsMax;
-        if (!excess && entry.expiresAt > now) break;
+        if (!excess && this.orderExpiresAt[this.head]! > now) break;
         this.entries.delete(id);
-        this.chars -= entry.answer.length;
+        this.chars -= packed.length;
       }
       this.head++;
     }
     if (this.head > 1024 && this.head > this.order.length / 2) {
       this.order = this.order.slice(this.head);
+      this.orderExpiresAt = this.orderExpiresAt.slice(this.head);
       this.head = 0;
     }
   }
@@ -105,4 +122,18 @@ export class IdempotencyStore {
 
 function entryId(user: string, key: string): string {
   return `${user}\u0000${key}`;
+}
+
+function unpack(user: string, key: string, packed: string): IdempotencyEntry {
+  const first = packed.indexOf('\u0000');
+  const second = packed.indexOf('\u0000', first + 1);
+  const third = packed.indexOf('\u0000', second + 1);
+  return {
+    user,
+    key,
+    expiresAt: Number(packed.slice(0, first)),
+    seq: Number(packed.slice(first + 1, second)),
+    fingerprint: packed.slice(second + 1, third),
+    answer: packed.slice(third + 1),
+  };
 }

@@ -1,0 +1,147 @@
+// The change feed and idempotency keys on the write path (issue 13's targets): durable PUTs with 100 Server-Sent
+// Event subscribers against none (≤ 10% cost, every subscriber gets every commit in order, acknowledgement → event
+// p99 ≤ 50 ms), and PUTs with an Idempotency-Key against without (≤ 5% cost). Each pair alternates A B B A on one
+// server, so a drift in the machine's load falls on both sides.
+
+import { join } from 'node:path';
+import type { BenchContext } from './context.js';
+import { workerScripts, workerSlackMs } from './context.js';
+import { serverLogPath, startDriftServer, stopDriftServer, type DriftServer } from './drift-server.js';
+import type { FeedJob, FeedSummary } from './feed-worker.js';
+import { runWorker } from './procs.js';
+import { measured, skipped, type ScenarioResult, type Target } from './report.js';
+import { createTable, loadErrors, loadRun, type MeasuredLoad } from './scenarios-http.js';
+
+export const feedTargets = {
+  /** PUTs per second with the subscribers over without: the feed costs at most 10%. */
+  withSubscribers: { on: 'ratio', op: '>=', limit: 0.9 },
+  /** Acknowledgement → event, 99th percentile, in ms. */
+  eventLatencyP99Ms: { on: 'value', op: '<=', limit: 50 },
+  /** PUTs per second with an Idempotency-Key over without: at most 5%. */
+  idempotencyKey: { on: 'ratio', op: '>=', limit: 0.95 },
+} satisfies Record<string, Target>;
+
+const subscribers = 100;
+const feedWriters = 32;
+const feedTable = 'bench_feed';
+const idempotencyTable = 'bench_idempotent';
+
+export async function feedScenarios(ctx: BenchContext): Promise<ScenarioResult[]> {
+  const names = [
+    `durable PUT with ${subscribers} SSE subscribers / without`,
+    `SSE: acknowledgement → event, ${subscribers} subscribers`,
+    'durable PUT with an Idempotency-Key / without',
+  ];
+  let server: DriftServer;
+  try {
+    server = (
+      await startDriftServer({
+        dataDir: join(ctx.tmpRoot, 'feed'),
+        logPath: serverLogPath(join(ctx.tmpRoot, 'logs'), 'feed'),
+        password: ctx.password,
+        readyTimeoutMs: 60_000,
+      })
+    ).server;
+    await createTable(server, { name: feedTable, primaryKey: 'id', indexes: [] });
+    await createTable(server, { name: idempotencyTable, primaryKey: 'id', indexes: [] });
+  } catch (error) {
+    const reason = `the server did not start: ${error instanceof Error ? error.message : String(error)}`;
+    return names.map((name) => skipped(name, reason));
+  }
+  try {
+    return [...(await subscriberRows(ctx, server, names)), await idempotencyRow(ctx, server, names[2]!)];
+  } finally {
+    await stopDriftServer(server);
+  }
+}
+
+async function feedRun(ctx: BenchContext, server: DriftServer, withSubscribers: number): Promise<FeedSummary> {
+  const job: FeedJob = {
+    url: server.baseUrl,
+    authorization: server.authorization,
+    table: feedTable,
+    writers: feedWriters,
+    subscribers: withSubscribers,
+    durationSeconds: ctx.options.durationSeconds,
+  };
+  return runWorker<FeedJob, FeedSummary>(workerScripts.feed, job, ctx.options.durationSeconds * 1000 + 30_000 + workerSlackMs);
+}
+
+async function subscriberRows(ctx: BenchContext, server: DriftServer, names: string[]): Promise<ScenarioResult[]> {
+  const without: FeedSummary[] = [];
+  const withSubs: FeedSummary[] = [];
+  for (let i = 0; i < 2; i++) {
+    if (i % 2 === 0) {
+      without.push(await feedRun(ctx, server, 0));
+      withSubs.push(await feedRun(ctx, server, subscribers));
+    } else {
+      withSubs.push(await feedRun(ctx, server, subscribers));
+      without.push(await feedRun(ctx, server, 0));
+    }
+  }
+  const mean = (runs: FeedSummary[]) => runs.reduce((sum, run) => sum + run.writesPerSecond, 0) / runs.length;
+  const missing = withSubs.reduce((sum, run) => sum + run.missing, 0);
+  const outOfOrder = withSubs.reduce((sum, run) => sum + run.outOfOrder, 0);
+  const lost = withSubs.reduce((sum, run) => sum + run.streamsLost, 0);
+  const delivery = `every subscriber received every acknowledged commit in order: ${missing === 0 && outOfOrder === 0 && lost === 0 ? 'yes' : `NO (${missing} missing, ${outOfOrder} out of order, ${lost} streams lost)`}`;
+  const p99s = withSubs.map((run) => run.latencyMs?.p99 ?? Infinity);
+  const worstP99 = Math.max(...p99s);
+  return [
+    measured({
+      name: `${names[0]} (${feedWriters} writers)`,
+      value: mean(withSubs),
+      unit: 'writes/s',
+      // The "ceiling" of this row is the same server without subscribers.
+      ceiling: mean(without),
+      target: feedTargets.withSubscribers,
+      errors: withSubs.reduce((sum, run) => sum + run.writeErrors, 0),
+      notes: [
+        'ratio to the same writes without subscribers (not the hello-world), 2 alternating pairs; the subscribers run ' +
+          'in the load generator process, on the same 2 cores as the server',
+        delivery,
+      ],
+      details: { without, with: withSubs },
+    }),
+    measured({
+      name: names[1]!,
+      value: worstP99,
+      unit: 'ms',
+      target: feedTargets.eventLatencyP99Ms,
+      notes: [`p50 ${withSubs.map((run) => run.latencyMs?.p50.toFixed(1)).join(' / ')} ms, p99 ${p99s.map((p) => p.toFixed(1)).join(' / ')} ms (the worse run is the figure)`, delivery],
+      details: { runs: withSubs.map((run) => run.latencyMs) },
+    }),
+  ];
+}
+
+async function idempotencyRow(ctx: BenchContext, server: DriftServer, name: string): Promise<ScenarioResult> {
+  const connections = ctx.options.connections;
+  const run = (idempotency: boolean): Promise<MeasuredLoad> =>
+    loadRun(ctx, server.baseUrl, connections, { kind: 'put', table: idempotencyTable, authorization: server.authorization, idempotency }, server.child.pid);
+  const keyed: MeasuredLoad[] = [];
+  const plain: MeasuredLoad[] = [];
+  for (let i = 0; i < 2; i++) {
+    if (i % 2 === 0) {
+      plain.push(await run(false));
+      keyed.push(await run(true));
+    } else {
+      keyed.push(await run(true));
+      plain.push(await run(false));
+    }
+  }
+  const mean = (runs: MeasuredLoad[]) => runs.reduce((sum, r) => sum + r.okPerSecond, 0) / runs.length;
+  const cpu = (runs: MeasuredLoad[]) => runs.map((r) => r.serverCpuMicrosPerResponse ?? '?').join('/');
+  return measured({
+    name: `${name} (${connections} conn)`,
+    value: mean(keyed),
+    unit: 'req/s',
+    ceiling: mean(plain),
+    target: feedTargets.idempotencyKey,
+    latencyMs: keyed.at(-1)!.latencyMs,
+    errors: keyed.reduce((sum, r) => sum + loadErrors(r), 0),
+    notes: [
+      'ratio to the same PUTs without the header (not the hello-world), 2 alternating pairs',
+      `server CPU per response: ${cpu(keyed)} µs with the key, ${cpu(plain)} µs without`,
+    ],
+    details: { keyed, plain },
+  });
+}
