@@ -15,6 +15,33 @@ export async function tablesView(view) {
     view,
     title('Tables'),
     tables.length === 0 ? h('p', null, 'No tables yet (or none your grants reach).') : table('Tables', ['Name', 'Primary key', 'Indexes', 'Rows', 'Created at seq'], rows),
+    newTableForm(),
+  );
+}
+
+/** POST /v1/tables with a name, a primary key and indexes; then opens the new table. */
+function newTableForm() {
+  const name = h('input', { name: 'name', required: true, pattern: '[A-Za-z][A-Za-z0-9_]{0,62}', autocapitalize: 'none', spellcheck: false });
+  const primaryKey = h('input', { name: 'primaryKey', required: true, value: 'id', autocapitalize: 'none', spellcheck: false });
+  const indexes = h('input', { name: 'indexes', placeholder: 'e.g. city, address.zip', autocapitalize: 'none', spellcheck: false });
+  const create = async (event) => {
+    event.preventDefault();
+    const fields = indexes.value.split(',').map((field) => field.trim()).filter((field) => field !== '');
+    const created = await request('POST', '/v1/tables', { body: { name: name.value.trim(), primaryKey: primaryKey.value.trim(), indexes: fields } });
+    location.hash = route('tables', created.name);
+  };
+  return h(
+    'section',
+    { 'aria-labelledby': 'new-table-title' },
+    h('h2', { id: 'new-table-title' }, 'New table'),
+    h(
+      'form',
+      { class: 'inline-form', id: 'new-table', onsubmit: (event) => void create(event) },
+      h('label', null, 'Name ', name),
+      h('label', null, 'Primary key ', primaryKey),
+      h('label', null, 'Indexes ', indexes),
+      h('button', { type: 'submit' }, 'Create'),
+    ),
   );
 }
 
@@ -36,7 +63,9 @@ export async function tableView(view, [name]) {
     rowsSection,
     keyLookup(name),
   );
-  return timeSlider(rowsSection, info, first);
+  const slider = timeSlider(rowsSection, info, first);
+  view.append(writeForm(info, () => slider.refresh()));
+  return slider.leave;
 }
 
 function readRows(name, asOf, cursor) {
@@ -110,8 +139,11 @@ function timeSlider(section, info, first) {
     rowsBox,
   );
   show(first, head, null);
-  return () => {
-    live = false;
+  return {
+    refresh: refreshHead,
+    leave: () => {
+      live = false;
+    },
   };
 }
 
@@ -144,5 +176,53 @@ function keyLookup(name) {
     },
     h('label', null, "A key's history ", input),
     h('button', { type: 'submit' }, 'Show'),
+  );
+}
+
+/**
+ * Writes one row: PUT the JSON document under its key (the key may be left out when the document holds its primary
+ * key), or DELETE the key (a soft delete: the history keeps every version). Then the slider moves to now.
+ */
+function writeForm(info, written) {
+  const key = h('input', { name: 'key', autocapitalize: 'none', spellcheck: false });
+  const doc = h('textarea', { name: 'doc', rows: 4, spellcheck: false, placeholder: `{"${info.primaryKey}": "…", …}` });
+  const result = h('p', { class: 'hint', role: 'status' });
+  const rowPath = (k) => `/v1/tables/${encodeURIComponent(info.name)}/rows/${encodeURIComponent(k)}`;
+  const write = async (method) => {
+    let body;
+    if (method === 'PUT') {
+      try {
+        body = JSON.parse(doc.value);
+      } catch (error) {
+        fill(result, `The document is not JSON: ${error.message}`);
+        return;
+      }
+    }
+    const k = key.value !== '' ? key.value : body?.[info.primaryKey];
+    if (k === undefined || k === null || k === '') {
+      fill(result, `Give a key, or a document with its "${info.primaryKey}".`);
+      return;
+    }
+    const answer = await request(method, rowPath(String(k)), body === undefined ? {} : { body });
+    fill(result, `${method === 'PUT' ? 'Wrote' : 'Deleted'} `, link(String(answer.key), 'tables', info.name, 'history', answer.key), ` at seq ${answer.seq}.`);
+    await written();
+  };
+  return h(
+    'section',
+    { 'aria-labelledby': 'write-title' },
+    h('h2', { id: 'write-title' }, 'Write a row'),
+    h(
+      'form',
+      { class: 'write-form', id: 'write-row', onsubmit: (event) => (event.preventDefault(), void write('PUT')) },
+      h('label', null, 'Key ', key),
+      h('label', null, 'Document (JSON) ', doc),
+      h(
+        'p',
+        { class: 'actions' },
+        h('button', { type: 'submit' }, 'Put'),
+        h('button', { type: 'button', onclick: () => void write('DELETE') }, 'Delete the key'),
+      ),
+    ),
+    result,
   );
 }
