@@ -15,6 +15,7 @@ export const scenarioNames = [
   'restart',
   'login',
   'memory-guard',
+  'admin-page',
   'history',
 ] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
