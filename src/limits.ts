@@ -69,6 +69,15 @@ export const limits = {
    * this cache serves the versions read again soon, such as a hot row's previous version).
    */
   versionCacheCharsMax: 16 * MiB,
+  /** Newest durable commits the change feed keeps in memory (older ones it reads back from the log). */
+  feedRecentCommitsMax: 1024,
+  /** Commits one change-feed page looks at, shown or not: a filter that matches rarely ends its page early. */
+  feedScanCommitsMax: 10_000,
+  /** Commits per change-feed page (`limit`), and its default. */
+  feedPageCommitsMax: 1000,
+  feedPageCommitsDefault: 100,
+  /** Longest a change-feed page waits for a commit (`waitMs`). */
+  feedWaitMsMax: 30_000,
   /** Log segment files held open for reads of old versions at once. */
   readFilesOpenMax: 64,
   /** One checkpoint chunk (one frame of a checkpoint file); the engine splits its state into chunks below this. */

@@ -34,6 +34,7 @@ import { parseJsonBody } from './security/json-body.js';
 import { registerRateLimits } from './security/rate-limit.js';
 import type { Security } from './security/security.js';
 import { loadTlsMaterial } from './security/tls.js';
+import { ChangeService } from './service/changes.js';
 import { TransactionService } from './service/transactions.js';
 
 export interface ServerDeps {
@@ -115,6 +116,13 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   });
   // Closing the server rolls back every open transaction, before the CLI closes the database.
   app.addHook('onClose', async () => transactions.closeAll());
+  const changes = new ChangeService(deps.db, { bufferCommits: config.changesBufferCommits });
+  // Change streams end with the server (their clients resume with Last-Event-ID); a stream left open would hold the
+  // shutdown until its grace runs out.
+  app.addHook('preClose', (done) => {
+    changes.closeAll();
+    done();
+  });
   const rateLimits = await registerRateLimits(app, {
     config,
     // A limit can only be hit once security is open (every limited request authenticates or asks for a token).
@@ -127,6 +135,7 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
     security: deps.security,
     rateLimits,
     transactions,
+    changes,
     loadOpenApi: loadOpenApiJson,
     observability,
     config,

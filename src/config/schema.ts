@@ -168,6 +168,14 @@ export const settings = {
       'serve runs Node with a heap limit of twice this (restarting itself with --max-old-space-size if needed), so ' +
       'a restart can always load what the server held.',
   }),
+  changesBufferCommits: integer({
+    default: 10_000,
+    min: 1,
+    max: 10_000_000,
+    doc:
+      'A change-feed stream (Server-Sent Events) whose client falls this many commits behind while its socket is ' +
+      'full is sent an error event naming the seq to resume after, and closed.',
+  }),
   checkpointIntervalMb: integer({
     default: 256,
     min: 1,

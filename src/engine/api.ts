@@ -1,5 +1,7 @@
 // The engine's public surface as the rest of DriftDB sees it: the Database façade and its value types.
 
+import type { ChangesInput, ChangesPage } from './feed.js';
+import type { DiffInput, DiffPage } from './time-travel.js';
 import type { Plan, QueryPage, QuerySpec } from './query/spec.js';
 import type { Predicate } from './query/where.js';
 import type { Doc, HistoryEntry, TableDef } from './types.js';
@@ -12,6 +14,19 @@ export const isolationLevels: readonly Isolation[] = [
   'snapshot',
   'serializable',
 ];
+
+export interface ForkInput {
+  /** The table forked. */
+  table: string;
+  /** The new table's name. */
+  name: string;
+  asOf: AsOf;
+}
+
+export interface RestoreInput extends TxRef {
+  table: string;
+  asOf: AsOf;
+}
 
 export interface TableInfo extends TableDef {
   /** Live rows at the newest committed state. */
@@ -159,6 +174,9 @@ export interface Transaction {
   releaseSavepoint(name: string): void;
 }
 
+export type { ChangesInput, ChangesPage, FeedChange, FeedCommit } from './feed.js';
+export type { DiffChange, DiffInput, DiffPage } from './time-travel.js';
+
 export interface EngineStats {
   seq: number;
   tables: number;
@@ -204,6 +222,16 @@ export interface Database {
   explain(spec: QuerySpec, options?: TxRef): { plan: Plan };
 
   begin(input?: BeginInput): Transaction;
+  /** A page of the rows that differ between a table's states at two seqs, in key order (http-api.md §9). */
+  diff(input: DiffInput): DiffPage;
+  /** A new table holding the source's rows as of `asOf`, in one commit. */
+  fork(input: ForkInput): Promise<TableInfo>;
+  /** One commit of the puts and deletes that make the table's rows what they were at `asOf` (seq null if none). */
+  restore(input: RestoreInput): Promise<{ seq: number | null; rowsChanged: number }>;
+  /** A page of the change feed (http-api.md §9): durable commits after `since`, as one caller sees them. */
+  changes(input: ChangesInput): ChangesPage;
+  /** Calls `listener` with the seq of every commit made durable from now on, in seq order; answers the unsubscribe. */
+  subscribeChanges(listener: (seq: number) => void): () => void;
   checkpoint(): Promise<{ seq: number }>;
   stats(): EngineStats;
   health(): Health;

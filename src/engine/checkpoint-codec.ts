@@ -5,7 +5,8 @@
 // carries what would be slow to parse as JSON, laid out as arrays:
 //   meta   (no body) the format, N, and the log segment files by ordinal: old versions are stored as locations in
 //          them, so a checkpoint whose segments are not the log's own any more is refused (the log is replayed).
-//   ts     f64 commit time of each seq, in seq order (several chunks for a long log)
+//   ts     f64 commit time of each seq, then f64 log location of each seq's record, in seq order (several chunks
+//          for a long log)
 //   table  (no body) a table definition; the rows and indexes that follow belong to it
 //   rows   u32 versions per key | f64 two per version: packed seq/op, document location | u32 key length per key |
 //          u32 length of the key's document at N per key (0 = deleted at N) | keys as UTF-16LE | documents as UTF-8
@@ -22,6 +23,7 @@ import * as path from 'node:path';
 import { assert } from '../assert.js';
 import { MiB } from '../limits.js';
 import type { IndexValue } from './indexes/secondary-index.js';
+import { CommitTimeline } from './mvcc/commit-timeline.js';
 import { RowHistory, type TableState } from './mvcc/table-state.js';
 import type { TableDef } from './types.js';
 
@@ -53,7 +55,7 @@ type EncodedIndexValue = null | boolean | number | string | { j: string };
 export interface DumpInput {
   seq: number;
   tables: TableState[];
-  tsOf(seq: number): number;
+  timeline: CommitTimeline;
   /** The log's segment files by ordinal, as the versions' locations name them (read once versions up to seq are placed). */
   segments(): readonly string[];
 }
@@ -81,9 +83,13 @@ export function dumpCheckpoint(input: DumpInput): Iterable<Buffer> {
 }
 
 function dumpTs(input: DumpInput, first: number, last: number): Buffer {
-  const body = Buffer.allocUnsafe(8 * (last - first + 1));
-  for (let s = first; s <= last; s++) body.writeDoubleLE(input.tsOf(s), 8 * (s - first));
-  return chunk({ k: 'ts', n: last - first + 1 }, body);
+  const n = last - first + 1;
+  const body = Buffer.allocUnsafe(16 * n);
+  for (let s = first; s <= last; s++) {
+    body.writeDoubleLE(input.timeline.tsOf(s), 8 * (s - first));
+    body.writeDoubleLE(input.timeline.locationOf(s), 8 * (n + s - first));
+  }
+  return chunk({ k: 'ts', n }, body);
 }
 
 /** A chunk of rows under construction. */
@@ -206,8 +212,9 @@ function decodeIndexValue(value: EncodedIndexValue): IndexValue {
  * the checkpoint cannot serve this log throws CheckpointMismatch.
  */
 export class CheckpointLoader {
-  /** Commit time of seq s at [s], filled by the ts chunks; [0] is unused. */
-  tsBySeq = new Float64Array(1);
+  /** Commit time and record location of seq s at [s], filled by the ts chunks; [0] is unused. */
+  private tsBySeq = new Float64Array(1);
+  private locationBySeq = new Float64Array(1);
   private readonly tables: Map<string, TableState>;
   private readonly makeTable: (def: TableDef) => TableState;
   /** The log's segment files by ordinal now; the checkpoint's must be a prefix of them. */
@@ -236,10 +243,15 @@ export class CheckpointLoader {
         this.checkMeta(header);
         this.seq = header.seq;
         this.tsBySeq = new Float64Array(header.seq + 1);
+        this.locationBySeq = new Float64Array(header.seq + 1).fill(-1);
         return;
       case 'ts':
-        assert(body.length === 8 * header.n && this.tsFilled + header.n <= this.seq, 'ts chunk size');
-        for (let i = 0; i < header.n; i++) this.tsBySeq[++this.tsFilled] = body.readDoubleLE(8 * i);
+        assert(body.length === 16 * header.n && this.tsFilled + header.n <= this.seq, 'ts chunk size');
+        for (let i = 0; i < header.n; i++) {
+          this.tsFilled++;
+          this.tsBySeq[this.tsFilled] = body.readDoubleLE(8 * i);
+          this.locationBySeq[this.tsFilled] = body.readDoubleLE(8 * (header.n + i));
+        }
         return;
       case 'table':
         this.endTable();
@@ -256,9 +268,11 @@ export class CheckpointLoader {
     }
   }
 
-  finish(): void {
+  /** Ends the load; answers the commit times and record locations it held. */
+  finish(): CommitTimeline {
     this.endTable();
     assert(this.tsFilled === this.seq, `checkpoint holds ${this.tsFilled} commit times for seq ${this.seq}`);
+    return new CommitTimeline(this.tsBySeq, this.locationBySeq);
   }
 
   private checkMeta(header: Extract<Header, { k: 'meta' }>): void {

@@ -12,12 +12,14 @@ import type {
   Database,
   DeleteInput,
   EngineStats,
+  ForkInput,
   GetInput,
   Health,
   HistoryResult,
   Page,
   PatchInput,
   PutInput,
+  RestoreInput,
   RowPolicy,
   RowRead,
   ScanInput,
@@ -28,6 +30,8 @@ import type {
 } from './api.js';
 import { isolationLevels } from './api.js';
 import { Checkpointer } from './checkpointer.js';
+import { diffTable, forkChanges, restoreWrites, type DiffInput, type DiffPage } from './time-travel.js';
+import { ChangeFeed, type ChangesInput, type ChangesPage } from './feed.js';
 import { LockManager } from './locks/lock-manager.js';
 import { DocumentReader } from './log/document-reader.js';
 import { SegmentList } from './log/segment-list.js';
@@ -94,6 +98,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   const conflicts = new ConflictWindow(0);
   let registry: TransactionRegistry | null = null;
   let checkpointer: Checkpointer | null = null;
+  let feed: ChangeFeed | null = null;
   const store = new Store({
     documents,
     segments,
@@ -102,11 +107,13 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       decided: (record) => conflicts.remember(record, registry!.oldestSerializableSnapshot()),
       durable: (record) => {
         observer.committed?.({ rows: countRowChanges(record.changes) });
+        feed!.durable(record);
         checkpointer?.maybe();
       },
     },
   });
   registry = new TransactionRegistry(store, conflicts, observer);
+  feed = new ChangeFeed(store);
   const recovered = await recoverStore(store, {
     dataDir: options.dataDir,
     fileSystem,
@@ -131,7 +138,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     onDeadlock: (info) => logger.warn({ module: 'locks', ...info }, 'deadlock detected'),
     onWait: () => observer.lockWaitStarted?.(),
   });
-  return new Engine({ store, locks, conflicts, registry }, checkpointer);
+  return new Engine({ store, locks, conflicts, registry }, checkpointer, feed);
 }
 
 function memoryGuard(options: OpenDatabaseOptions, logger: EngineLogger): MemoryGuard {
@@ -153,12 +160,14 @@ class Engine implements Database {
   private readonly context: TransactionContext;
   private readonly store: Store;
   private readonly checkpointer: Checkpointer;
+  private readonly feed: ChangeFeed;
   private closed = false;
 
-  constructor(context: TransactionContext, checkpointer: Checkpointer) {
+  constructor(context: TransactionContext, checkpointer: Checkpointer, feed: ChangeFeed) {
     this.context = context;
     this.store = context.store;
     this.checkpointer = checkpointer;
+    this.feed = feed;
   }
 
   get durableSeq(): number {
@@ -176,6 +185,7 @@ class Engine implements Database {
       ...(def.schema !== undefined ? { schema: def.schema } : {}),
       rowCount: table.liveRows,
       createdSeq: def.createdSeq,
+      ...(def.forkedFrom !== undefined ? { forkedFrom: { ...def.forkedFrom } } : {}),
     };
   }
 
@@ -331,6 +341,60 @@ class Engine implements Database {
       throw new DriftError('validation_failed', `isolation must be one of ${isolationLevels.join(', ')}.`);
     }
     return new TransactionImpl(this.context, { isolation, readOnly: input.readOnly === true, policies: input.policies });
+  }
+
+  // ---- whole tables in time: diff, fork, restore -----------------------------------------------------------
+
+  diff(input: DiffInput): DiffPage {
+    if (input.limit !== undefined && (!Number.isSafeInteger(input.limit) || input.limit < 1 || input.limit > limits.pageLimitMax)) {
+      throw new DriftError('validation_failed', `limit must be 1 to ${limits.pageLimitMax}.`);
+    }
+    return diffTable(this.store.readableTable(input.table), input, this.store.visibleSeq);
+  }
+
+  async fork(input: ForkInput): Promise<TableInfo> {
+    const source = this.store.readableTable(input.table);
+    checkTableName(input.name, false);
+    const asOf = asOfSeq(this.store, input.asOf)!;
+    if (this.store.tables.has(input.name)) throw new DriftError('table_exists', `Table '${input.name}' already exists.`);
+    if (this.store.tables.size >= limits.tablesMax) {
+      throw new DriftError('validation_failed', `A database may hold at most ${limits.tablesMax} tables.`);
+    }
+    this.store.checkWritable();
+    await this.commit(forkChanges(source, input.name, asOf));
+    return this.tableInfo(this.store.readableTable(input.name));
+  }
+
+  async restore(input: RestoreInput): Promise<{ seq: number | null; rowsChanged: number }> {
+    const table = this.store.readableTable(input.table);
+    const asOf = asOfSeq(this.store, input.asOf)!;
+    const writes = restoreWrites(table, asOf);
+    if (writes.length === 0) return { seq: null, rowsChanged: 0 };
+    // One transaction of every put and delete, under the rows' locks, as any writer of those rows would take them.
+    const tx = new TransactionImpl(this.context, { ...autocommitOptions, policies: input.policies, writesMax: writes.length });
+    try {
+      for (const write of writes) {
+        if (write.json === null) await tx.delete({ table: input.table, key: write.key });
+        else await tx.put({ table: input.table, key: write.key, doc: JSON.parse(write.json) as unknown });
+      }
+      const { seq } = await tx.commit();
+      return { seq, rowsChanged: writes.length };
+    } finally {
+      if (tx.state === 'active' && !tx.committing) tx.rollback();
+    }
+  }
+
+  // ---- the change feed ------------------------------------------------------------------------------------
+
+  changes(input: ChangesInput): ChangesPage {
+    if (!Number.isSafeInteger(input.limit) || input.limit < 1 || input.limit > limits.feedPageCommitsMax) {
+      throw new DriftError('validation_failed', `limit must be 1 to ${limits.feedPageCommitsMax} commits.`);
+    }
+    return this.feed.page(input);
+  }
+
+  subscribeChanges(listener: (seq: number) => void): () => void {
+    return this.feed.subscribe(listener);
   }
 
   // ---- checkpoints, figures, shutdown ---------------------------------------------------------------------

@@ -53,10 +53,7 @@ export async function recoverStore(store: Store, options: RecoveryOptions): Prom
     logger,
   });
   const afterSeq = checkpoint?.seq ?? 0;
-  if (checkpoint !== null) {
-    loader.finish();
-    store.loadCommitTimes(loader.tsBySeq, afterSeq);
-  }
+  if (checkpoint !== null) store.loadTimeline(loader.finish(), afterSeq);
   const progress = new ReplayProgress(logger, started, options.progressIntervalMs ?? progressIntervalMsDefault);
   const log = await openLog({
     dir: join(options.dataDir, 'wal'),

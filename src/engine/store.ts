@@ -7,6 +7,7 @@ import type { DocumentReader } from './log/document-reader.js';
 import type { SegmentList } from './log/segment-list.js';
 import type { RecordPlacement, WriteAheadLog } from './log/wal.js';
 import type { MemoryGuard } from './memory-guard.js';
+import { CommitTimeline } from './mvcc/commit-timeline.js';
 import { TableState } from './mvcc/table-state.js';
 import { compileTableSchema } from './table-schema.js';
 import type { Change, CommitRecord, Doc, TableDef } from './types.js';
@@ -32,7 +33,8 @@ export class Store {
   /** Commits made durable since start. */
   commits = 0;
   private lastTs = 0;
-  private tsBySeq: Float64Array = new Float64Array(1024);
+  /** Each commit's time and record location. */
+  timeline = new CommitTimeline();
   private log: WriteAheadLog | null = null;
   /** Settles once the newest commit so far is durable and placed (or failed): a checkpoint waits for it. */
   private lastPlaced: Promise<void> = Promise.resolve();
@@ -60,20 +62,15 @@ export class Store {
     return this.log?.bytes ?? 0;
   }
 
-  /** Commit times loaded from a checkpoint (index = seq); `seq` is the checkpoint's. */
-  loadCommitTimes(tsBySeq: Float64Array, seq: number): void {
-    this.tsBySeq = tsBySeq;
+  /** Commit times and locations loaded from a checkpoint; `seq` is the checkpoint's. */
+  loadTimeline(timeline: CommitTimeline, seq: number): void {
+    this.timeline = timeline;
     this.lastSeq = seq;
-    this.lastTs = tsBySeq[seq] ?? 0;
+    this.lastTs = timeline.tsOf(seq);
   }
 
   tsOf(seq: number): number {
-    return this.tsBySeq[seq] ?? 0;
-  }
-
-  /** Every commit time up to `seq`, for a checkpoint. */
-  commitTimes(): (seq: number) => number {
-    return (seq) => this.tsOf(seq);
+    return this.timeline.tsOf(seq);
   }
 
   makeTable(def: TableDef): TableState {
@@ -106,7 +103,8 @@ export class Store {
   apply(record: CommitRecord, options: { docs?: ReadonlyArray<Doc | null>; placement?: RecordPlacement } = {}): void {
     if (record.seq !== this.lastSeq + 1) throw new Error(`Log record seq ${record.seq} does not follow seq ${this.lastSeq}.`);
     this.lastSeq = record.seq;
-    this.recordTs(record.seq, record.ts);
+    this.timeline.record(record.seq, record.ts, options.placement?.frameLocation ?? -1);
+    this.lastTs = record.ts;
     record.changes.forEach((change, i) => this.applyChange(record.seq, change, i, options));
   }
 
@@ -142,16 +140,6 @@ export class Store {
     }
   }
 
-  private recordTs(seq: number, ts: number): void {
-    if (seq >= this.tsBySeq.length) {
-      const grown = new Float64Array(Math.max(seq + 1, this.tsBySeq.length * 2));
-      grown.set(this.tsBySeq);
-      this.tsBySeq = grown;
-    }
-    this.tsBySeq[seq] = ts;
-    this.lastTs = ts;
-  }
-
   // ---- the commit pipeline ------------------------------------------------------------------------------
 
   /** Why a write would be refused now, or null. */
@@ -179,11 +167,12 @@ export class Store {
     this.checkWritable();
     const log = this.log!;
     const record: CommitRecord = { seq: this.lastSeq + 1, ts: Math.max(Date.now(), this.lastTs), changes };
-    // The tables a record's rows go to, resolved now: a drop and re-create of a name must not receive them.
-    const targets = changes.map((change) => (change.kind === 'row' ? this.requireTable(change.table) : null));
     this.apply(record, docs === undefined ? {} : { docs });
+    // The tables the record's rows went to, resolved as they were applied: a later drop and re-create of a name
+    // must not receive their placement.
+    const targets = changes.map((change) => (change.kind === 'row' ? this.requireTable(change.table) : null));
     this.events.decided(record);
-    const placed = log.append(record).then((locations) => this.place(record, targets, locations));
+    const placed = log.append(record).then((placement) => this.place(record, targets, placement));
     this.lastPlaced = placed.catch(() => {});
     try {
       await placed;
@@ -197,9 +186,10 @@ export class Store {
     return record.seq;
   }
 
-  private place(record: CommitRecord, targets: ReadonlyArray<TableState | null>, locations: readonly number[]): void {
+  private place(record: CommitRecord, targets: ReadonlyArray<TableState | null>, placement: RecordPlacement): void {
+    this.timeline.place(record.seq, placement.frameLocation);
     record.changes.forEach((change, i) => {
-      if (change.kind === 'row' && change.doc !== null) targets[i]!.placeVersion(change.key, record.seq, locations[i]!);
+      if (change.kind === 'row' && change.doc !== null) targets[i]!.placeVersion(change.key, record.seq, placement.documentLocations![i]!);
     });
   }
 

@@ -14,6 +14,8 @@ export interface TableDef {
   schema?: Doc;
   /** Seq of the commit that created the table. */
   createdSeq: number;
+  /** A fork: the table it was made from, and as of which seq. */
+  forkedFrom?: { table: string; seq: number };
 }
 
 export type RowOp = 'put' | 'patch' | 'delete';
@@ -22,7 +24,7 @@ export type RowOp = 'put' | 'patch' | 'delete';
 export type Change =
   /** A row event; `doc` is the full document after the event as JSON text, null for a delete. */
   | { kind: 'row'; table: string; key: string; op: RowOp; doc: string | null }
-  | { kind: 'createTable'; name: string; primaryKey: string; indexes: string[]; schema?: Doc }
+  | { kind: 'createTable'; name: string; primaryKey: string; indexes: string[]; schema?: Doc; forkedFrom?: { table: string; seq: number } }
   | { kind: 'dropTable'; name: string }
   | { kind: 'createIndex'; table: string; field: string }
   | { kind: 'dropIndex'; table: string; field: string };

@@ -8,12 +8,14 @@ import { installAuth, requirePermissionDeclarations } from '../security/hooks.js
 import type { RateLimits } from '../security/rate-limit.js';
 import type { Security } from '../security/security.js';
 import type { Observability } from '../observability/observability.js';
+import type { ChangeService } from '../service/changes.js';
 import type { TransactionService } from '../service/transactions.js';
 import { adminRoutes } from './admin.js';
 import { adminPageRoutes } from './admin-page.js';
 import { auditRoutes } from './audit.js';
 import { selfRoutes, tokenRoutes } from './auth.js';
 import { batchRoutes } from './batch.js';
+import { changesRoutes } from './changes.js';
 import { healthRoutes } from './health.js';
 import { metricsRoutes } from './metrics.js';
 import { openApiRoutes } from './openapi.js';
@@ -21,6 +23,7 @@ import { queryRoutes } from './query.js';
 import { rowsRoutes } from './rows.js';
 import { addSharedSchemas } from './schemas.js';
 import { tablesRoutes } from './tables.js';
+import { timeTravelRoutes } from './time-travel.js';
 import { transactionRoutes } from './transactions.js';
 import { userRoutes } from './users.js';
 
@@ -30,6 +33,7 @@ export interface RouteDeps {
   security: () => Security;
   rateLimits: RateLimits;
   transactions: TransactionService;
+  changes: ChangeService;
   /** Loads openapi.yaml as JSON text (null when absent); called once, on the first GET /openapi.json. */
   loadOpenApi: () => Promise<string | null>;
   observability: Observability;
@@ -63,6 +67,8 @@ export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Pro
     await scope.register(queryRoutes, data);
     await scope.register(transactionRoutes, data);
     await scope.register(batchRoutes, data);
+    await scope.register(changesRoutes, { db: deps.db, changes: deps.changes, security: deps.security });
+    await scope.register(timeTravelRoutes, { db: deps.db });
 
     await scope.register(async function adminScope(admin) {
       await admin.register(adminRoutes, {

@@ -92,6 +92,12 @@ const tableSchema = {
     schema: { type: 'object', additionalProperties: true, description: 'The JSON Schema (2020-12) rows must satisfy.' },
     rowCount: { type: 'integer', description: 'Live rows at the newest committed state.' },
     createdSeq: { type: 'integer', description: 'Seq of the commit that created the table.' },
+    forkedFrom: {
+      type: 'object',
+      required: ['table', 'seq'],
+      properties: { table: { type: 'string' }, seq: { type: 'integer' } },
+      description: 'A fork: the table it was made from and as of which seq (POST /v1/tables/{table}/fork).',
+    },
   },
 };
 

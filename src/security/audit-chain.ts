@@ -23,6 +23,8 @@ export const auditEventTypes = {
   rate_limited: { severity: 'warning', outcome: 'failure' },
   table_created: { severity: 'info', outcome: 'success' },
   table_dropped: { severity: 'warning', outcome: 'success' },
+  table_forked: { severity: 'info', outcome: 'success' },
+  table_restored: { severity: 'warning', outcome: 'success' },
   config_changed: { severity: 'warning', outcome: 'success' },
 } as const satisfies Record<string, { severity: Severity; outcome: Outcome }>;
 

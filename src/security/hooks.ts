@@ -10,7 +10,7 @@ import type { RateLimits } from './rate-limit.js';
 import type { Security } from './security.js';
 
 /** What a route may declare beside its permission. */
-export type AuditedTableEvent = 'table_created' | 'table_dropped';
+export type AuditedTableEvent = 'table_created' | 'table_dropped' | 'table_forked' | 'table_restored';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -112,8 +112,15 @@ function addRouteHooks(route: RouteOptions, deps: AuthHookDeps, contextOf: (requ
     appendHook(route, 'onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
       if (reply.statusCode >= 300) return;
       const params = request.params as { table?: string };
-      const table = params.table ?? (request.body as { name?: string } | undefined)?.name ?? null;
-      deps.security().audit.record(audit, contextOf(request), { table });
+      const body = request.body as { name?: unknown; asOf?: number | string } | undefined;
+      const table = params.table ?? (typeof body?.name === 'string' ? body.name : null);
+      // A fork names its new table in the body, and a fork or restore the point in time it copies.
+      const details = {
+        table,
+        ...(params.table !== undefined && typeof body?.name === 'string' ? { name: body.name } : {}),
+        ...(body?.asOf !== undefined ? { asOf: body.asOf } : {}),
+      };
+      deps.security().audit.record(audit, contextOf(request), details);
     });
   }
 }

@@ -41,6 +41,10 @@ const needs: Record<string, Needs> = {
   'POST /v1/transactions/:id/savepoints/:name/rollback': 'reader',
   'DELETE /v1/transactions/:id/savepoints/:name': 'reader',
   'POST /v1/batch': 'reader',
+  'GET /v1/changes': 'reader',
+  'GET /v1/tables/:table/diff': 'reader',
+  'POST /v1/tables/:table/fork': 'writer',
+  'POST /v1/tables/:table/restore': 'writer',
   'POST /v1/admin/checkpoint': 'admin',
   'GET /v1/admin/stats': 'admin',
   'GET /v1/admin/slow-queries': 'admin',
@@ -63,6 +67,8 @@ const bodies: Record<string, unknown> = {
   'POST /v1/query': { table: 'walk' },
   'POST /v1/query/explain': { table: 'walk' },
   'POST /v1/batch': { ops: [{ op: 'get', table: 'walk', key: 'k' }] },
+  'POST /v1/tables/:table/fork': { name: 'walk_fork', asOf: 0 },
+  'POST /v1/tables/:table/restore': { asOf: 0 },
 };
 
 const placeholders: Record<string, string> = {

@@ -436,6 +436,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The change feed
+         * @description Durable commits after `since`, in seq order, each with the rows it changed (`doc` the whole new document, null for a delete) in the tables the caller may read (or those named in `tables`), row policies applied; commits left with no visible row are left out. With `Accept: text/event-stream`: Server-Sent Events, one `change` event per commit with `id:` its seq, resumed after `Last-Event-ID`, a comment line every 15 s; a client that falls behind by more than --changes-buffer-commits gets an `error` event naming the seq to resume after, and the stream closes. A page looks at up to 10,000 commits: when `commits` is empty, go on from `nextSince`.
+         */
+        get: operations["changes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/query": {
         parameters: {
             query?: never;
@@ -524,6 +544,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tables/{table}/diff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What changed in a table between two seqs
+         * @description The rows whose state at `from` differs from their state at `to`, in key order: `added` (absent at from), `removed` (absent at to) or `changed`, with both documents; unchanged rows are left out. A page ends after `limit` changes, before its documents pass 16 MiB, or after looking at 100,000 keys (a page of a large table with few changes may then hold fewer, or none, and a nextCursor). Follow nextCursor to the end.
+         */
+        get: operations["diffTable"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tables/{table}/fork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fork a table as of a seq
+         * @description Creates table `name` whose rows are this table's rows as of `asOf`, with the same primary key, schema and indexes, in one commit (a crash leaves all of it or none); its history starts there, and `forkedFrom` says where it came from. Needs write permission on both tables. The rows must fit one commit record (32 MiB): a larger fork is 400 bad_request. 409 table_exists when `name` is taken.
+         */
+        post: operations["forkTable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tables/{table}/indexes": {
         parameters: {
             query?: never;
@@ -559,6 +619,26 @@ export interface paths {
          * @description Needs write permission, like creating one. 404 not_found when the table has no such index, table_not_found when the table is unknown. Not transactional (the drop commits at once); a `Transaction-Id` header is 400 bad_request.
          */
         delete: operations["dropIndex"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tables/{table}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore a table to its rows as of a seq
+         * @description Writes, in one commit, the puts and deletes that make the table's rows what they were at `asOf`; the history before stays (a restore is new versions, not a rewind). `rowsChanged` counts them; with nothing to change, `seq` is null. The rows it writes are locked as any writer locks them, and must fit one commit record (32 MiB).
+         */
+        post: operations["restoreTable"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -823,6 +903,11 @@ export interface components {
             rowCount: number;
             /** @description Seq of the commit that created the table. */
             createdSeq: number;
+            /** @description A fork: the table it was made from and as of which seq (POST /v1/tables/{table}/fork). */
+            forkedFrom?: {
+                table: string;
+                seq: number;
+            };
         };
         TableList: {
             tables: components["schemas"]["Table"][];
@@ -1247,7 +1332,7 @@ export interface operations {
     auditEntries: {
         parameters: {
             query?: {
-                type?: "login_success" | "login_failure" | "logout" | "token_expired" | "access_denied" | "user_created" | "user_deleted" | "password_changed" | "user_locked" | "user_unlocked" | "roles_changed" | "brute_force_detected" | "rate_limited" | "table_created" | "table_dropped" | "config_changed";
+                type?: "login_success" | "login_failure" | "logout" | "token_expired" | "access_denied" | "user_created" | "user_deleted" | "password_changed" | "user_locked" | "user_unlocked" | "roles_changed" | "brute_force_detected" | "rate_limited" | "table_created" | "table_dropped" | "table_forked" | "table_restored" | "config_changed";
                 user?: string;
                 outcome?: "success" | "failure";
                 severity?: "info" | "warning" | "critical";
@@ -1275,7 +1360,7 @@ export interface operations {
                             /** Format: date-time */
                             ts: string;
                             /** @enum {string} */
-                            type: "login_success" | "login_failure" | "logout" | "token_expired" | "access_denied" | "user_created" | "user_deleted" | "password_changed" | "user_locked" | "user_unlocked" | "roles_changed" | "brute_force_detected" | "rate_limited" | "table_created" | "table_dropped" | "config_changed";
+                            type: "login_success" | "login_failure" | "logout" | "token_expired" | "access_denied" | "user_created" | "user_deleted" | "password_changed" | "user_locked" | "user_unlocked" | "roles_changed" | "brute_force_detected" | "rate_limited" | "table_created" | "table_dropped" | "table_forked" | "table_restored" | "config_changed";
                             /** @enum {string} */
                             severity: "info" | "warning" | "critical";
                             /** @enum {string} */
@@ -1340,6 +1425,8 @@ export interface operations {
                             rate_limited?: number;
                             table_created?: number;
                             table_dropped?: number;
+                            table_forked?: number;
+                            table_restored?: number;
                             config_changed?: number;
                         } & {
                             [key: string]: number;
@@ -2021,6 +2108,65 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    changes: {
+        parameters: {
+            query?: {
+                /** @description Only rows of these tables (comma-separated). */
+                tables?: string;
+                /** @description Commits after this seq (exclusive); 0 = from the start. Last-Event-ID wins over it. */
+                since?: number;
+                /** @description Commits per page (default 100); a commit is never split. */
+                limit?: number;
+                /** @description Wait this long for a commit when none is there yet. */
+                waitMs?: number;
+            };
+            header?: {
+                /** @description Resume after this seq (wins over since). */
+                "Last-Event-Id"?: string;
+                Accept?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of commits (or, with Accept: text/event-stream, the event stream). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        commits: {
+                            seq: number;
+                            /** Format: date-time */
+                            ts: string;
+                            changes: {
+                                table: string;
+                                key: string;
+                                /** @enum {string} */
+                                op: "put" | "patch" | "delete";
+                                /** @description The whole new document; null for a delete. */
+                                doc: {
+                                    [key: string]: unknown;
+                                } | null;
+                            }[];
+                        }[];
+                        /** @description The since of the next page. */
+                        nextSince: number;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            423: components["responses"]["Locked"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     query: {
         parameters: {
             query?: never;
@@ -2216,6 +2362,106 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    diffTable: {
+        parameters: {
+            query: {
+                /** @description The earlier seq. */
+                from: number;
+                /** @description The later seq (from ≤ to ≤ the newest committed seq). */
+                to: number;
+                /** @description Changes per page; default 100. */
+                limit?: number;
+                /** @description The nextCursor of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A table name. */
+                table: components["schemas"]["TableName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of changes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        from: number;
+                        to: number;
+                        changes: {
+                            key: string;
+                            /** @enum {string} */
+                            change: "added" | "removed" | "changed";
+                            /** @description The row at `from` (null when absent). */
+                            before: {
+                                [key: string]: unknown;
+                            } | null;
+                            /** @description The row at `to` (null when absent). */
+                            after: {
+                                [key: string]: unknown;
+                            } | null;
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            423: components["responses"]["Locked"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    forkTable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A table name. */
+                table: components["schemas"]["TableName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: components["schemas"]["TableName"];
+                    /** @description A seq, or an RFC 3339 instant (the state after the last commit at or before it). */
+                    asOf: number | string;
+                };
+            };
+        };
+        responses: {
+            /** @description The new table. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Table"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            423: components["responses"]["Locked"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     createIndex: {
         parameters: {
             query?: never;
@@ -2279,6 +2525,50 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            423: components["responses"]["Locked"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    restoreTable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A table name. */
+                table: components["schemas"]["TableName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description A seq, or an RFC 3339 instant (the state after the last commit at or before it). */
+                    asOf: number | string;
+                };
+            };
+        };
+        responses: {
+            /** @description Committed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        seq: number | null;
+                        rowsChanged: number;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];

@@ -6,6 +6,7 @@ import { assert } from '../../assert.js';
 import { DriftError } from '../../errors.js';
 import { limits } from '../../limits.js';
 import type { FileSystem, SyncReadFile } from '../storage/fs.js';
+import type { CommitRecord } from '../types.js';
 import { frameHeaderBytes, readFrame } from './frame.js';
 import { silentLogger, type LogLayerLogger } from './logger.js';
 import { documentChecksum, documentHeaderBytes, parseRecord } from './segment.js';
@@ -106,8 +107,20 @@ export class DocumentReader {
 
   /** Documents of the older formats: read the whole frame, check it, and find the row's change in the record. */
   private readFramed(ref: DocumentRef): string {
+    const record = this.readRecord(ref.location, ref.seq, ref);
+    const change = record.changes.find((c) => c.kind === 'row' && c.table === ref.table && c.key === ref.key);
+    if (change === undefined || change.kind !== 'row' || change.doc === null) return this.damaged(ref, 'the record holds no document for the row');
+    return change.doc;
+  }
+
+  /**
+   * The commit record of `seq` whose frame starts at `location`, its frame checked (the change feed reads old
+   * commits this way). Throws DriftError 'internal' (after logging file and offset) if it is damaged.
+   */
+  readRecord(location: number, seq: number, about: { table: string; key: string } = { table: '', key: '' }): CommitRecord {
+    const ref: DocumentRef = { location, seq, framed: true, ...about };
     const file = this.fileFor(ref);
-    const offset = offsetOf(ref.location);
+    const offset = offsetOf(location);
     const header = Buffer.allocUnsafe(frameHeaderBytes);
     if (file.readSync(header, 0, frameHeaderBytes, offset) < frameHeaderBytes) return this.damaged(ref, 'the frame header is cut off');
     const payloadBytes = header.readUInt32LE(0);
@@ -116,16 +129,14 @@ export class DocumentReader {
     if (file.readSync(frame, 0, frame.length, offset) < frame.length) return this.damaged(ref, 'the frame is cut off');
     const checked = readFrame(frame, 0, limits.recordBytesMax);
     if (checked.kind !== 'frame') return this.damaged(ref, `the frame is damaged (${checked.kind === 'bad' ? checked.fault : 'empty'})`);
-    let record;
+    let record: CommitRecord;
     try {
       record = parseRecord(checked.payload);
     } catch (error) {
       return this.damaged(ref, `the record cannot be read (${(error as Error).message})`);
     }
-    if (record.seq !== ref.seq) return this.damaged(ref, `the frame holds seq ${record.seq}, not ${ref.seq}`);
-    const change = record.changes.find((c) => c.kind === 'row' && c.table === ref.table && c.key === ref.key);
-    if (change === undefined || change.kind !== 'row' || change.doc === null) return this.damaged(ref, 'the record holds no document for the row');
-    return change.doc;
+    if (record.seq !== seq) return this.damaged(ref, `the frame holds seq ${record.seq}, not ${seq}`);
+    return record;
   }
 
   private fileFor(ref: DocumentRef): SyncReadFile {
@@ -152,6 +163,7 @@ export class DocumentReader {
     const file = ordinal < this.segments.count ? this.segments.file(ordinal) : `(segment ${ordinal})`;
     const offset = offsetOf(ref.location);
     this.logger.error({ module: 'versions', file, offset, seq: ref.seq, table: ref.table, key: ref.key, reason }, 'stored version damaged');
-    throw new DriftError('internal', `A stored version of row '${ref.key}' is damaged on disk (seq ${ref.seq}); see the server log.`);
+    const what = ref.key === '' ? `The commit record of seq ${ref.seq}` : `A stored version of row '${ref.key}' (seq ${ref.seq})`;
+    throw new DriftError('internal', `${what} is damaged on disk; see the server log.`);
   }
 }

@@ -59,11 +59,10 @@ export interface WriteAheadLog {
   readonly failed: boolean;
   /**
    * Appends a record; `record.seq` must be lastSeq + 1 and lastSeq advances before this returns. Resolves once the
-   * record is durable, with the log location of each change's document header (-1 for none); rejects with
-   * DriftError 'unavailable' if its write or sync failed (after the log was cut back to its last acknowledged
-   * record), and so does every later call.
+   * record is durable, with where it landed; rejects with DriftError 'unavailable' if its write or sync failed
+   * (after the log was cut back to its last acknowledged record), and so does every later call.
    */
-  append(record: CommitRecord): Promise<number[]>;
+  append(record: CommitRecord): Promise<RecordPlacement>;
   /** Waits for the groups in flight and queued, then closes the segment file. */
   close(): Promise<void>;
 }
@@ -263,7 +262,7 @@ class SegmentedLog implements WriteAheadLog {
     return this.failure !== null;
   }
 
-  append(record: CommitRecord): Promise<number[]> {
+  append(record: CommitRecord): Promise<RecordPlacement> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new DriftError('unavailable', 'the log is closed'));
     assert(record.seq === this.lastSeq + 1, `append of seq ${record.seq} after seq ${this.lastSeq}`);
@@ -283,8 +282,8 @@ class SegmentedLog implements WriteAheadLog {
     group.lastSeq = record.seq;
     this.schedulePump();
     return group.promise.then(() => {
-      const at = group.frameLocations[index]!;
-      return documentOffsets.map((offset) => (offset < 0 ? -1 : at + offset));
+      const frameLocation = group.frameLocations[index]!;
+      return { frameLocation, documentLocations: documentOffsets.map((offset) => (offset < 0 ? -1 : frameLocation + offset)) };
     });
   }
 

@@ -58,6 +58,8 @@ export interface TransactionOptions {
   policies?: RowPolicies | undefined;
   /** One write, committed at once by the caller: not registered as open, and named by a counter, not a UUID. */
   autocommit?: boolean;
+  /** Rows it may write (default limits.transactionWritesMax); a restore writes as many as it must. */
+  writesMax?: number;
 }
 
 let autocommitCounter = 0;
@@ -76,6 +78,7 @@ export class TransactionImpl implements Transaction {
   private readonly context: TransactionContext;
   private readonly store: Store;
   private readonly policies: RowPolicies | null;
+  private readonly writesMax: number;
   private writes = new Map<string, PendingWrite>();
   /** JSON text held by `writes`; bounded by what one commit record can carry. */
   private writesBytes = 0;
@@ -92,6 +95,7 @@ export class TransactionImpl implements Transaction {
     this.isolation = options.isolation;
     this.readOnly = options.readOnly;
     this.policies = options.policies ?? null;
+    this.writesMax = options.writesMax ?? limits.transactionWritesMax;
     this.snapshotSeq = context.store.visibleSeq;
     if (options.autocommit !== true) context.registry.open.add(this);
   }
@@ -234,8 +238,8 @@ export class TransactionImpl implements Transaction {
     this.checkActive();
     if (this.readOnly) throw new DriftError('read_only', 'The transaction is read-only.');
     const id = rowId(tableName, request.key);
-    if (!this.writes.has(id) && this.writes.size >= limits.transactionWritesMax) {
-      throw new DriftError('validation_failed', `A transaction may write at most ${limits.transactionWritesMax} rows.`);
+    if (!this.writes.has(id) && this.writes.size >= this.writesMax) {
+      throw new DriftError('validation_failed', `A transaction may write at most ${this.writesMax} rows.`);
     }
     this.store.readableTable(tableName);
     this.store.checkWritable();

@@ -1,0 +1,120 @@
+// The change feed (http-api.md §9): durable commits in seq order, the newest from a small ring, older ones read back
+// from the log by their record's location, each filtered for one caller (the tables asked for, never the system
+// tables unless named, the caller's row policies); and subscriptions that hear of each commit once it is durable.
+
+import { DriftError } from '../errors.js';
+import { limits } from '../limits.js';
+import type { RowPolicies } from './api.js';
+import { StoredRow } from './query/index.js';
+import type { Store } from './store.js';
+import type { CommitRecord, RowOp } from './types.js';
+
+export interface FeedChange {
+  table: string;
+  key: string;
+  op: RowOp;
+  /** The whole new document as its stored JSON text; null for a delete. */
+  json: string | null;
+}
+
+export interface FeedCommit {
+  seq: number;
+  ts: number;
+  changes: FeedChange[];
+}
+
+export interface ChangesInput {
+  /** Commits after this seq (exclusive; 0 = from the start). */
+  since: number;
+  /** Commits at most (each whole). */
+  limit: number;
+  /** Only rows of these tables; null = every table but the system ones. */
+  tables: ReadonlySet<string> | null;
+  /** The caller's row policies: a change is shown only if its document (a delete: the version before) is readable. */
+  policies?: RowPolicies | undefined;
+}
+
+export interface ChangesPage {
+  commits: FeedCommit[];
+  /** Where the next page starts (the last commit looked at, shown or not). */
+  nextSince: number;
+}
+
+export class ChangeFeed {
+  private readonly store: Store;
+  /** The newest durable commits, oldest first: live subscribers and recent pages read them without the log. */
+  private readonly recent: CommitRecord[] = [];
+  private readonly listeners = new Set<(seq: number) => void>();
+
+  constructor(store: Store) {
+    this.store = store;
+  }
+
+  /** A commit became durable (called in seq order): keep it and tell the subscribers. */
+  durable(record: CommitRecord): void {
+    this.recent.push(record);
+    if (this.recent.length > limits.feedRecentCommitsMax) this.recent.splice(0, this.recent.length - limits.feedRecentCommitsMax);
+    for (const listener of this.listeners) listener(record.seq);
+  }
+
+  /** Calls `listener` with the seq of every commit made durable from now on; answers the unsubscribe. */
+  subscribe(listener: (seq: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * A page of commits after `input.since`: at most `limit` commits with a change the caller may see, looking at no
+   * more than limits.feedScanCommitsMax commits (a filter that matches rarely ends the page early; nextSince says
+   * where to go on).
+   */
+  page(input: ChangesInput): ChangesPage {
+    const newest = this.store.visibleSeq;
+    if (!Number.isSafeInteger(input.since) || input.since < 0) throw new DriftError('validation_failed', 'since must be a non-negative seq.');
+    if (input.since > newest) {
+      throw new DriftError('validation_failed', `since ${input.since} is beyond the newest committed seq ${newest}.`, { newestSeq: newest });
+    }
+    const commits: FeedCommit[] = [];
+    let seq = input.since;
+    const scanEnd = Math.min(newest, input.since + limits.feedScanCommitsMax);
+    while (seq < scanEnd && commits.length < input.limit) {
+      seq++;
+      const commit = this.view(this.record(seq), input);
+      if (commit !== null) commits.push(commit);
+    }
+    return { commits, nextSince: seq };
+  }
+
+  /** The committed record of `seq` (durable): from the ring, else from the log. */
+  record(seq: number): CommitRecord {
+    const first = this.recent[0]?.seq;
+    if (first !== undefined && seq >= first && seq - first < this.recent.length) return this.recent[seq - first]!;
+    const location = this.store.timeline.locationOf(seq);
+    if (location < 0) throw new DriftError('internal', `The record of seq ${seq} has no known place in the log.`);
+    return this.store.documents.readRecord(location, seq);
+  }
+
+  /** The part of a commit one caller sees, or null when they see none of it. */
+  view(record: CommitRecord, input: Pick<ChangesInput, 'tables' | 'policies'>): FeedCommit | null {
+    const changes: FeedChange[] = [];
+    for (const change of record.changes) {
+      if (change.kind !== 'row') continue;
+      if (input.tables === null ? change.table.startsWith('_') : !input.tables.has(change.table)) continue;
+      if (!this.readable(record.seq, change.table, change.key, change.doc, input.policies)) continue;
+      changes.push({ table: change.table, key: change.key, op: change.op, json: change.doc });
+    }
+    return changes.length === 0 ? null : { seq: record.seq, ts: record.ts, changes };
+  }
+
+  // The policies in force now decide, as for every read; a delete is shown to whoever saw the version before it.
+  private readable(seq: number, table: string, key: string, json: string | null, policies: RowPolicies | undefined): boolean {
+    const policy = policies?.forTable(table) ?? null;
+    if (policy === null) return true;
+    let seen = json;
+    if (seen === null) {
+      const state = this.store.tables.get(table);
+      seen = state?.versionAt(key, seq - 1)?.json ?? null;
+    }
+    return seen !== null && policy.read(new StoredRow(key, seen));
+  }
+}

@@ -1,0 +1,153 @@
+// The change feed's use cases over HTTP: a page that may wait (long-poll) for the caller's next commit, and
+// Server-Sent Event streams that follow the feed for as long as the client keeps up. Streams hold no commits of
+// their own: each reads the next page when its socket can take it, so a slow client costs the server no memory;
+// one that falls too far behind is told where to resume and closed.
+
+import type { ServerResponse } from 'node:http';
+import type { ChangesInput, ChangesPage, Database, FeedCommit } from '../engine/index.js';
+import { limits } from '../limits.js';
+
+/** Commits read per page while a stream catches up. */
+const streamPageCommits = 100;
+/** A comment line goes out this often, so proxies and clients see the stream is alive. */
+const heartbeatMs = 15_000;
+
+export interface ChangeStreamOptions {
+  /** A client this many commits behind the newest, with its socket full, is sent an error event and closed. */
+  bufferCommits: number;
+}
+
+/** The JSON text of one commit as the feed answers it (documents as their stored text, not re-serialized). */
+export function commitJson(commit: FeedCommit): string {
+  const changes = commit.changes.map(
+    (c) => `{"table":${JSON.stringify(c.table)},"key":${JSON.stringify(c.key)},"op":"${c.op}","doc":${c.json ?? 'null'}}`,
+  );
+  return `{"seq":${commit.seq},"ts":"${new Date(commit.ts).toISOString()}","changes":[${changes.join(',')}]}`;
+}
+
+export class ChangeService {
+  private readonly db: () => Database;
+  private readonly options: ChangeStreamOptions;
+  private readonly streams = new Set<ChangeStream>();
+
+  constructor(db: () => Database, options: ChangeStreamOptions) {
+    this.db = db;
+    this.options = options;
+  }
+
+  /** A page; with `waitMs`, waits (up to that long) for a commit the caller sees when the page would be empty. */
+  async page(input: ChangesInput, waitMs: number): Promise<ChangesPage> {
+    const db = this.db();
+    let page = db.changes(input);
+    if (page.commits.length > 0 || waitMs <= 0) return page;
+    const deadline = Date.now() + Math.min(waitMs, limits.feedWaitMsMax);
+    while (page.commits.length === 0 && Date.now() < deadline) {
+      if (page.nextSince >= db.durableSeq && !(await this.nextCommit(db, deadline - Date.now()))) break;
+      page = db.changes({ ...input, since: page.nextSince });
+    }
+    return page;
+  }
+
+  /** Follows the feed on `response` from `since` on, until the client goes, falls behind, or the server stops. */
+  stream(response: ServerResponse, input: Omit<ChangesInput, 'limit'>): void {
+    const stream = new ChangeStream(this.db(), response, input, this.options, () => this.streams.delete(stream));
+    this.streams.add(stream);
+    stream.start();
+  }
+
+  /** Ends every stream (the server is stopping): their clients resume elsewhere with Last-Event-ID. */
+  closeAll(): void {
+    for (const stream of [...this.streams]) stream.end();
+  }
+
+  /** Resolves true when a commit becomes durable within `ms`, false when the time runs out first. */
+  private nextCommit(db: Database, ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        unsubscribe();
+        resolve(false);
+      }, ms);
+      const unsubscribe = db.subscribeChanges(() => {
+        clearTimeout(timer);
+        unsubscribe();
+        resolve(true);
+      });
+    });
+  }
+}
+
+class ChangeStream {
+  private lastSent: number;
+  private pumping = false;
+  private ended = false;
+  private readonly unsubscribe: () => void;
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(
+    private readonly db: Database,
+    private readonly response: ServerResponse,
+    private readonly input: Omit<ChangesInput, 'limit'>,
+    private readonly options: ChangeStreamOptions,
+    private readonly onEnd: () => void,
+  ) {
+    this.lastSent = input.since;
+    this.unsubscribe = db.subscribeChanges(() => this.pump());
+    this.heartbeat = setInterval(() => this.response.write(': keep-alive\n\n'), heartbeatMs);
+    this.heartbeat.unref();
+    response.on('close', () => this.end());
+    response.on('drain', () => this.pump());
+  }
+
+  start(): void {
+    // A comment at once: the client knows the stream is open before the first commit arrives.
+    this.response.write(': driftdb change feed\n\n');
+    this.pump();
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.unsubscribe();
+    clearInterval(this.heartbeat);
+    this.response.end();
+    this.onEnd();
+  }
+
+  /** Sends what the client has not seen, page by page, while its socket takes it. */
+  private pump(): void {
+    if (this.pumping || this.ended) return;
+    this.pumping = true;
+    try {
+      while (!this.ended && this.lastSent < this.db.durableSeq) {
+        if (this.response.writableNeedDrain) {
+          if (this.db.durableSeq - this.lastSent > this.options.bufferCommits) this.tooSlow();
+          return;
+        }
+        const page = this.db.changes({ ...this.input, since: this.lastSent, limit: streamPageCommits });
+        for (const commit of page.commits) this.response.write(`id: ${commit.seq}\nevent: change\ndata: ${commitJson(commit)}\n\n`);
+        this.lastSent = page.nextSince;
+      }
+    } catch (error) {
+      this.fail(error instanceof Error ? error.message : String(error));
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private tooSlow(): void {
+    const detail =
+      `The client fell more than ${this.options.bufferCommits} commits behind (--changes-buffer-commits); ` +
+      `resume after seq ${this.lastSent} (Last-Event-ID: ${this.lastSent}).`;
+    this.send('error', { code: 'unavailable', detail, lastEventId: this.lastSent, since: this.lastSent });
+    this.end();
+  }
+
+  private fail(reason: string): void {
+    this.send('error', { code: 'internal', detail: `The feed could not be read (${reason}); resume after seq ${this.lastSent}.`, lastEventId: this.lastSent, since: this.lastSent });
+    this.end();
+  }
+
+  private send(event: string, data: object): void {
+    this.response.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+}
