@@ -1,7 +1,7 @@
 // The live change feed (GET /v1/changes as Server-Sent Events, read with fetch so it can carry the Authorization
 // header): one entry per commit, newest first, resumed after the last event seen when the stream drops.
 
-import { readEventStream } from './api.js';
+import { readEventStream, request } from './api.js';
 import { badge, compactJson, fill, h, link, time, title } from './dom.js';
 
 /** Commits kept on screen; older ones are dropped from the page (the feed itself can be resumed from any seq). */
@@ -12,36 +12,46 @@ const opKinds = { put: 'add', patch: 'chg', delete: 'del' };
 
 export async function changesView(view, _params, query) {
   const tables = query.get('tables') ?? '';
+  const fromSeq = query.get('since') ?? '';
   const filter = h('input', { name: 'tables', value: tables, placeholder: 'all tables', autocapitalize: 'none', spellcheck: false });
+  const since = h('input', { name: 'since', type: 'number', min: 0, step: 1, value: fromSeq, placeholder: 'now', class: 'seq-input' });
   const state = h('p', { id: 'feed-state', class: 'hint', role: 'status' }, 'Connecting…');
-  const list = h('ol', { id: 'feed', class: 'feed', reversed: true, 'aria-label': 'Commits, newest first' });
-  const feed = startFeed({ tables, state, list });
+  const list = h('ol', { id: 'feed', class: 'feed', 'aria-label': 'Commits, newest first' });
+  const watch = (event) => {
+    event.preventDefault();
+    const params = new URLSearchParams();
+    if (filter.value.trim() !== '') params.set('tables', filter.value.trim());
+    if (since.value !== '') params.set('since', since.value);
+    location.hash = `#/changes${params.size > 0 ? `?${params}` : ''}`;
+  };
+  const pause = h('button', { type: 'button', disabled: true }, 'Pause');
   fill(
     view,
     title('Changes'),
     h(
       'form',
-      {
-        class: 'inline-form',
-        onsubmit: (event) => {
-          event.preventDefault();
-          location.hash = filter.value.trim() === '' ? '#/changes' : `#/changes?tables=${encodeURIComponent(filter.value.trim())}`;
-        },
-      },
+      { class: 'inline-form', onsubmit: watch },
       h('label', null, 'Tables (comma-separated) ', filter),
+      h('label', null, 'After seq ', since),
       h('button', { type: 'submit' }, 'Watch'),
-      h('button', { type: 'button', onclick: (event) => feed.toggle(event.currentTarget) }, 'Pause'),
+      pause,
     ),
     state,
     list,
   );
+  // Without a seq to start after, the feed starts now: /readyz names the newest durable seq (a replay from 0 could
+  // be the whole history).
+  const start = fromSeq !== '' ? Number(fromSeq) : (await request('GET', '/readyz')).seq;
+  const feed = startFeed({ tables, start, state, list });
+  pause.disabled = false;
+  pause.addEventListener('click', () => feed.toggle(pause));
   return () => feed.stop();
 }
 
 /** Reads the stream until stopped; on an end or a failure, waits and resumes after the last event it saw. */
-function startFeed({ tables, state, list }) {
+function startFeed({ tables, start, state, list }) {
   let controller = null;
-  let lastId = null;
+  let lastId = String(start);
   let running = true;
   let timer = null;
 
@@ -50,16 +60,16 @@ function startFeed({ tables, state, list }) {
     try {
       await readEventStream('/v1/changes', {
         query: { tables: tables === '' ? null : tables },
-        headers: lastId === null ? {} : { 'last-event-id': lastId },
+        headers: { 'last-event-id': lastId },
         signal: controller.signal,
-        onOpen: () => fill(state, lastId === null ? 'Live: waiting for commits…' : `Live again after seq ${lastId}.`),
+        onOpen: () => fill(state, `Live: commits after seq ${lastId} appear here as they are made.`),
         onEvent: (event) => {
           if (event.event === 'change') {
             lastId = event.id;
             show(list, JSON.parse(event.data));
           } else if (event.event === 'error') {
             const detail = parseOr(event.data);
-            if (detail?.resumeFrom !== undefined) lastId = String(detail.resumeFrom);
+            if (detail?.lastEventId !== undefined) lastId = String(detail.lastEventId);
             fill(state, `The server ended the stream: ${detail?.detail ?? event.data}`);
           }
         },
@@ -88,7 +98,7 @@ function startFeed({ tables, state, list }) {
       if (running) {
         this.stop();
         button.textContent = 'Resume';
-        fill(state, `Paused${lastId === null ? '' : ` after seq ${lastId}`}.`);
+        fill(state, `Paused after seq ${lastId}.`);
       } else {
         running = true;
         button.textContent = 'Pause';

@@ -1,6 +1,7 @@
 // The admin page in headless Chromium against a real server, as a user meets it: sign in with the keyboard, create a
-// table, write three versions of a row, drag the time slider back and see the old value, compare versions, open the
-// admin views, and read it all at 390 px in dark mode. A screenshot of each screen is kept in the test's fixture
+// table, write three versions of a row, drag the time slider back and see the old value, compare versions, diff the
+// table between two points, watch changes made by another client arrive live, open the admin views, and read it all
+// at 390 px in dark mode. A screenshot of each screen is kept in the test's fixture
 // dir (.tap/fixtures/…, not committed). Without Chromium it fails in CI and says why locally.
 
 import { readdirSync, statSync } from 'node:fs';
@@ -130,6 +131,35 @@ t.test('the admin page in headless Chromium', { skip: missing !== null && !proce
     await page.selectOption('#diff-left', '0');
     await page.locator('.diff-row.chg pre.left', { hasText: 'London' }).waitFor();
     await shots.shoot('history');
+  });
+
+  await t.test('a table diff between two points shows the row changed, side by side', async (t) => {
+    await page.click('a:text("people")');
+    await page.click('a:text("Diff between two points")');
+    await page.waitForSelector('h1:text("Diff of people")');
+    await page.fill('#from', String(seqs[0]));
+    await page.fill('#to', String(seqs[2]));
+    await page.click('form button:text("Compare")');
+    const item = page.locator('ol.changes > li', { hasText: 'ada' });
+    await page.locator('#diff-results .diff-row.chg pre.left', { hasText: 'London' }).waitFor();
+    t.match(await item.locator('.badge').textContent(), /changed/);
+    t.match(await item.locator('.diff-row.chg pre.right').textContent(), /Rome/, 'London at the first point, Rome at the last');
+    await shots.shoot('table-diff');
+  });
+
+  await t.test('a change made elsewhere arrives live on the change feed', async (t) => {
+    await page.click('nav a:text("Changes")');
+    await page.locator('#feed-state', { hasText: 'Live' }).waitFor();
+    // Another client writes: the page learns of it only through the stream.
+    t.equal((await server.request('PUT', '/v1/tables/people/rows/bob', { body: { name: 'Bob', city: 'Oslo' } })).status, 201);
+    await page.locator('#feed li.commit', { hasText: 'bob' }).waitFor();
+    t.equal((await server.request('PATCH', '/v1/tables/people/rows/ada', { body: { city: 'Turin' } })).status, 200);
+    await page.locator('#feed li.commit', { hasText: 'Turin' }).waitFor();
+    const commits = await page.locator('#feed li.commit').allTextContents();
+    t.equal(commits.length, 2, 'only the commits made while watching');
+    t.match(commits[0], /patch.*Turin/, 'the newest first');
+    t.match(commits[1], /put.*bob.*Oslo/);
+    await shots.shoot('changes-live');
   });
 
   await t.test('the admin views: audit log and its verification, slow queries, metrics', async (t) => {
