@@ -207,6 +207,24 @@ t.test('the admin page in headless Chromium', { skip: missing !== null && !proce
   });
 
   t.same(errors, [], 'no console error: no CSP violation, no failed load, no exception');
+
+  await t.test('with Basic credentials: a wrong password is a failed sign-in, the right one signs in', async (t) => {
+    await page.check('#sign-in [name=mode][value=basic]');
+    await page.fill('#sign-in [name=username]', 'admin');
+    await page.fill('#sign-in [name=password]', 'not the password');
+    await page.click('#sign-in button[type=submit]');
+    await page.locator('#status', { hasText: 'Sign-in failed' }).waitFor();
+    t.equal(await page.isVisible('#sign-in'), true, 'still signing in');
+    await page.fill('#sign-in [name=password]', adminPassword);
+    await page.click('#sign-in button[type=submit]');
+    await page.waitForSelector('#session-user:text("admin")');
+    t.equal(await page.isVisible('#sign-in'), false, 'signed in');
+    await page.click('#sign-out');
+    await page.waitForSelector('#sign-in', { state: 'visible' });
+    t.equal(errors.length, 1, 'the one console error is the refused password');
+    t.match(errors[0], /status of 401/);
+  });
+
   const files = readdirSync(shots.dir).filter((file) => file.endsWith('.png'));
   t.ok(files.length >= 10 && files.every((file) => statSync(path.join(shots.dir, file)).size > 1000), `${files.length} screenshots`);
   t.comment(`screenshots: ${shots.dir}`);
