@@ -5,7 +5,7 @@
 import { auditView, metricsView, slowQueriesView } from './admin-view.js';
 import { ApiError, onSignedOut, signIn, signOut, signedIn } from './api.js';
 import { changesView } from './changes-view.js';
-import { fill, h } from './dom.js';
+import { fill, h, title } from './dom.js';
 import { historyView } from './history-view.js';
 import { tableDiffView } from './table-diff-view.js';
 import { tableView, tablesView } from './tables-view.js';
@@ -58,23 +58,22 @@ async function render() {
   leaveView?.();
   leaveView = null;
   showStatus('');
-  const hash = location.hash.replace(/^#\/?/, '');
-  const [path, search = ''] = hash.split('?');
-  const found = match(path === '' ? 'tables' : path);
+  const [hashPath, search = ''] = location.hash.replace(/^#\/?/, '').split('?');
+  const path = hashPath === '' ? 'tables' : hashPath;
   for (const a of document.querySelectorAll('#nav a')) {
-    const here = (path === '' ? 'tables' : path).startsWith(a.getAttribute('href').slice(2));
-    if (here) a.setAttribute('aria-current', 'page');
+    if (path.startsWith(a.getAttribute('href').slice(2))) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
   // Each view draws into a box of its own: one that finishes after the user moved on draws into a detached box.
   const box = h('div', { class: 'view' });
   viewBox.replaceChildren(box);
-  if (found === null) {
-    fill(box, h('h1', { tabindex: -1, class: 'view-title' }, 'Not found'), h('p', null, 'No such view. ', h('a', { href: '#/tables' }, 'Go to the tables.')));
-    focusTitle(box);
-    return;
-  }
   try {
+    const found = match(path);
+    if (found === null) {
+      fill(box, title('Not found'), h('p', null, 'No such view. ', h('a', { href: '#/tables' }, 'Go to the tables.')));
+      focusTitle(box);
+      return;
+    }
     const pending = found.view(box, found.params, new URLSearchParams(search));
     focusTitle(box);
     const leave = await pending;

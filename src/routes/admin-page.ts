@@ -8,7 +8,7 @@ import { DriftError } from '../errors.js';
 import { adminPageHeaders } from '../security/headers.js';
 import { packageRoot } from './package-root.js';
 import { acceptsGzip, clientHasFile, loadPageFiles, type PageFile, type PageFiles } from './page-files.js';
-import { problemResponses } from './schemas.js';
+import { ref } from './schemas.js';
 
 /** The folder, beside openapi.yaml at the package root. */
 export const adminPageFolder = 'admin-page';
@@ -21,12 +21,21 @@ const assetCacheControl = 'public, max-age=31536000, immutable';
 const tags = ['page'];
 const nameParam = { type: 'string', minLength: 1, maxLength: 100 };
 const pageAnswer = (what: string) => ({ type: 'string', description: what });
+/** A build without the folder answers 404 for the page, as GET /openapi.json does for a build without openapi.yaml. */
+const notShipped = 'this build ships no admin page';
 
 export async function adminPageRoutes(app: FastifyInstance, opts: { dir?: string } = {}): Promise<void> {
   // Read on the first request, not at start: a server that nobody opens the page of pays nothing for it.
   let files: Promise<PageFiles> | undefined;
   const load = (): Promise<PageFiles> => {
-    files ??= (async () => loadPageFiles(opts.dir ?? path.join(await packageRoot(), adminPageFolder)))();
+    files ??= (async () => {
+      try {
+        return await loadPageFiles(opts.dir ?? path.join(await packageRoot(), adminPageFolder));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new DriftError('not_found', notShipped);
+        throw error;
+      }
+    })();
     return files;
   };
 
@@ -59,6 +68,7 @@ export async function adminPageRoutes(app: FastifyInstance, opts: { dir?: string
       response: {
         200: pageAnswer('The page.'),
         304: { type: 'null', description: 'Not modified: If-None-Match names the current version.' },
+        404: ref('Problem'),
       },
     },
     handler: async (request, reply) => sendPageFile(request, reply, (await load()).index, indexCacheControl),
@@ -83,7 +93,8 @@ export async function adminPageRoutes(app: FastifyInstance, opts: { dir?: string
       response: {
         200: pageAnswer('The file.'),
         304: { type: 'null', description: 'Not modified: If-None-Match names its version.' },
-        ...problemResponses({ extra: [404] }),
+        400: ref('Problem'),
+        404: ref('Problem'),
       },
     },
     handler: async (request, reply) => {

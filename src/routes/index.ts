@@ -1,6 +1,7 @@
 // Registers every route plugin in a named scope, so load order and who may call what are visible in one place:
-// public (health, OpenAPI, POST /v1/auth/token, the admin page's static files), authenticated (/v1 data routes, one's own token and password),
-// admin (/v1/admin, role admin by route permission). Every route declares its permission; hooks enforce it.
+// public (health, OpenAPI, POST /v1/auth/token, the admin page's static files), authenticated (/v1 data routes,
+// one's own token and password), admin (/v1/admin, role admin by route permission). Every route declares its
+// permission; hooks enforce it.
 
 import type { FastifyInstance } from 'fastify';
 import type { Database } from '../engine/index.js';

@@ -25,7 +25,7 @@ export interface PageFiles {
   assets: ReadonlyMap<string, PageFile>;
 }
 
-export const pageIndexName = 'index.html';
+const pageIndexName = 'index.html';
 
 const contentTypes: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',

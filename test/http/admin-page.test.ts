@@ -190,6 +190,19 @@ t.test('no path reaches a file outside the page folder, nor a file inside it tha
   }
 });
 
+t.test('a build without the page folder answers 404 not_found, not an error', async (t) => {
+  const app = fastify();
+  addSharedSchemas(app);
+  installProblemHandlers(app);
+  await app.register(adminPageRoutes, { dir: path.join(t.testdir(), 'absent') });
+  t.teardown(() => app.close());
+  for (const url of ['/admin/', '/admin/0123456789ab/main.js']) {
+    const res = await app.inject({ method: 'GET', url });
+    t.equal(res.statusCode, 404, url);
+    t.equal(res.json().code, 'not_found');
+  }
+});
+
 t.test("the page's scripts keep credentials in memory only and never build HTML from text", async (t) => {
   for (const name of readdirSync(pageDir).filter((file) => file.endsWith('.js'))) {
     // Comments may name what the code must not use.
