@@ -32,7 +32,7 @@ let leaveView = null;
 /** Counts navigations, so a slow view that finishes after the user moved on does not take the screen. */
 let navigation = 0;
 
-export function showStatus(message, kind = 'info') {
+function showStatus(message, kind = 'info') {
   statusLine.textContent = message;
   statusLine.dataset.kind = kind;
 }
