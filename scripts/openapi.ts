@@ -13,6 +13,7 @@ import { loadConfig } from '../src/config/index.js';
 import { registerRateLimits } from '../src/security/rate-limit.js';
 import type { Security } from '../src/security/security.js';
 import { ChangeService } from '../src/service/changes.js';
+import { IdempotencyService } from '../src/service/idempotency.js';
 import { TransactionService } from '../src/service/transactions.js';
 import type { Database } from '../src/engine/index.js';
 import { sdkTypes } from './sdk-types.js';
@@ -42,6 +43,7 @@ export async function generateOpenApiYaml(): Promise<string> {
       rateLimits: await registerRateLimits(app, { config, onLimited: () => undefined }),
       transactions: new TransactionService(db),
       changes: new ChangeService(db, { bufferCommits: config.changesBufferCommits }),
+      idempotency: new IdempotencyService(db, { ttlMs: config.idempotencyTtlMs }),
       loadOpenApi: async () => null,
       observability: { metrics: null, slowQueries: null, redact: false, engineObserver: undefined },
       config: { metricsPublic: false, slowQueryThresholdMs: 1000, slowQueryMaxStored: 1000 },

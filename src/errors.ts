@@ -23,6 +23,8 @@ export const errorCodes = [
   'deadlock_detected',
   'lock_timeout',
   'read_only',
+  'idempotency_key_reused',
+  'idempotency_in_progress',
   'unavailable',
   'internal',
 ] as const;

@@ -78,6 +78,12 @@ export const limits = {
   feedPageCommitsDefault: 100,
   /** Longest a change-feed page waits for a commit (`waitMs`). */
   feedWaitMsMax: 30_000,
+  /**
+   * Idempotency keys kept (with their answers), and the characters of their answers: past either, the oldest entry
+   * goes before it expires (a retry of it then runs again).
+   */
+  idempotencyEntriesMax: 100_000,
+  idempotencyAnswerCharsMax: 64 * MiB,
   /** Log segment files held open for reads of old versions at once. */
   readFilesOpenMax: 64,
   /** One checkpoint chunk (one frame of a checkpoint file); the engine splits its state into chunks below this. */

@@ -35,6 +35,7 @@ import { registerRateLimits } from './security/rate-limit.js';
 import type { Security } from './security/security.js';
 import { loadTlsMaterial } from './security/tls.js';
 import { ChangeService } from './service/changes.js';
+import { IdempotencyService } from './service/idempotency.js';
 import { TransactionService } from './service/transactions.js';
 
 export interface ServerDeps {
@@ -117,6 +118,7 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   // Closing the server rolls back every open transaction, before the CLI closes the database.
   app.addHook('onClose', async () => transactions.closeAll());
   const changes = new ChangeService(deps.db, { bufferCommits: config.changesBufferCommits });
+  const idempotency = new IdempotencyService(deps.db, { ttlMs: config.idempotencyTtlMs });
   // Change streams end with the server (their clients resume with Last-Event-ID); a stream left open would hold the
   // shutdown until its grace runs out.
   app.addHook('preClose', (done) => {
@@ -136,6 +138,7 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
     rateLimits,
     transactions,
     changes,
+    idempotency,
     loadOpenApi: loadOpenApiJson,
     observability,
     config,
@@ -194,10 +197,13 @@ function serverOptions(headers: Readonly<Record<string, string>>, config: Config
 /** JSON is the only body format; anything else answers 415 unsupported_media_type. */
 function installJsonBodyParser(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
+  // The body's bytes as received: an Idempotency-Key names one exact request (method, path and body bytes).
+  app.decorateRequest('rawBody', '');
   // RFC 7396 names its own media type for merge patches; accept it beside plain JSON.
   app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'string' }, (request, body, done) => {
     try {
       checkContentEncoding(request.headers['content-encoding']);
+      request.rawBody = body as string;
       done(null, parseJsonBody(body as string, limits.documentDepthMax));
     } catch (error) {
       done(error as Error, undefined);

@@ -176,6 +176,13 @@ export const settings = {
       'A change-feed stream (Server-Sent Events) whose client falls this many commits behind while its socket is ' +
       'full is sent an error event naming the seq to resume after, and closed.',
   }),
+  idempotencyTtlMs: integer({
+    default: 86_400_000,
+    min: 1,
+    doc:
+      'How long the first answer to a write sent with an Idempotency-Key is kept (with its commit) for replay; at ' +
+      'most 100,000 keys or 64 MiB of answers are kept, the oldest going first.',
+  }),
   checkpointIntervalMb: integer({
     default: 256,
     min: 1,

@@ -2,6 +2,7 @@
 
 import type { ChangesInput, ChangesPage } from './feed.js';
 import type { DiffInput, DiffPage } from './time-travel.js';
+import type { IdempotencyEntry, IdempotencyRequest } from './mvcc/idempotency.js';
 import type { Plan, QueryPage, QuerySpec } from './query/spec.js';
 import type { Predicate } from './query/where.js';
 import type { Doc, HistoryEntry, TableDef } from './types.js';
@@ -15,7 +16,7 @@ export const isolationLevels: readonly Isolation[] = [
   'serializable',
 ];
 
-export interface ForkInput {
+export interface ForkInput extends IdempotentWrite {
   /** The table forked. */
   table: string;
   /** The new table's name. */
@@ -23,7 +24,7 @@ export interface ForkInput {
   asOf: AsOf;
 }
 
-export interface RestoreInput extends TxRef {
+export interface RestoreInput extends TxRef, IdempotentWrite {
   table: string;
   asOf: AsOf;
 }
@@ -80,19 +81,24 @@ export interface TxRef {
   policies?: RowPolicies;
 }
 
-export interface PutInput extends WriteConditions, TxRef {
+/** An Idempotency-Key's entry for one write: its answer is recorded with the commit that makes the write. */
+export interface IdempotentWrite {
+  idempotency?: IdempotencyRequest;
+}
+
+export interface PutInput extends WriteConditions, TxRef, IdempotentWrite {
   table: string;
   key: string;
   doc: unknown;
 }
 
-export interface PatchInput extends WriteConditions, TxRef {
+export interface PatchInput extends WriteConditions, TxRef, IdempotentWrite {
   table: string;
   key: string;
   patch: unknown;
 }
 
-export interface DeleteInput extends WriteConditions, TxRef {
+export interface DeleteInput extends WriteConditions, TxRef, IdempotentWrite {
   table: string;
   key: string;
 }
@@ -165,7 +171,8 @@ export interface Transaction {
   put(input: PutInput): Promise<WriteResult>;
   patch(input: PatchInput): Promise<WriteResult>;
   delete(input: DeleteInput): Promise<WriteResult>;
-  commit(): Promise<{ seq: number | null }>;
+  /** Commits every write at once; an idempotency entry given here is recorded in the same commit. */
+  commit(options?: { idempotency?: IdempotencyRequest }): Promise<{ seq: number | null }>;
   rollback(): void;
   /** Ends an abandoned transaction (idle expiry, shutdown): rolls it back and cancels a lock wait with `reason`; no-op while committing. */
   expire(reason: Error): void;
@@ -176,6 +183,7 @@ export interface Transaction {
 
 export type { ChangesInput, ChangesPage, FeedChange, FeedCommit } from './feed.js';
 export type { DiffChange, DiffInput, DiffPage } from './time-travel.js';
+export type { CommitOutcome, IdempotencyEntry, IdempotencyRequest } from './mvcc/idempotency.js';
 
 export interface EngineStats {
   seq: number;
@@ -228,6 +236,8 @@ export interface Database {
   fork(input: ForkInput): Promise<TableInfo>;
   /** One commit of the puts and deletes that make the table's rows what they were at `asOf` (seq null if none). */
   restore(input: RestoreInput): Promise<{ seq: number | null; rowsChanged: number }>;
+  /** The answer stored for `user`'s Idempotency-Key `key`, unless there is none or it expired. */
+  idempotencyEntry(user: string, key: string): IdempotencyEntry | null;
   /** A page of the change feed (http-api.md §9): durable commits after `since`, as one caller sees them. */
   changes(input: ChangesInput): ChangesPage;
   /** Calls `listener` with the seq of every commit made durable from now on, in seq order; answers the unsubscribe. */

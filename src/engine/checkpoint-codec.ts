@@ -13,6 +13,7 @@
 //          Lengths count UTF-16 code units, so each text is decoded once and cut into strings. Keys ascend; a key
 //          whose versions do not fit one chunk continues as the first key of the next (its document comes with the
 //          last piece).
+//   idem   (JSON body) the live answers to Idempotency-Keys recorded by commits up to N
 //   index  header values (JSON, composites as {"j": canonical JSON}) | u32 keys per value | u32 key ordinals:
 //          positions in the table's ascending key list, so loading shares the rows' key strings and parses nothing.
 // Only the newest document of each key is in a checkpoint: older ones stay in the log, where the locations point.
@@ -24,6 +25,7 @@ import { assert } from '../assert.js';
 import { MiB } from '../limits.js';
 import type { IndexValue } from './indexes/secondary-index.js';
 import { CommitTimeline } from './mvcc/commit-timeline.js';
+import type { IdempotencyEntry, IdempotencyStore } from './mvcc/idempotency.js';
 import { RowHistory, type TableState } from './mvcc/table-state.js';
 import type { TableDef } from './types.js';
 
@@ -45,6 +47,7 @@ export class CheckpointMismatch extends Error {
 type Header =
   | { k: 'meta'; v: number; seq: number; segments?: string[] }
   | { k: 'ts'; n: number }
+  | { k: 'idem'; n: number }
   | { k: 'table'; def: TableDef }
   | { k: 'rows'; keys: number; versions: number }
   | { k: 'index'; f: string; v: EncodedIndexValue[]; n: number };
@@ -58,6 +61,7 @@ export interface DumpInput {
   timeline: CommitTimeline;
   /** The log's segment files by ordinal, as the versions' locations name them (read once versions up to seq are placed). */
   segments(): readonly string[];
+  idempotency: IdempotencyStore;
 }
 
 /**
@@ -73,6 +77,8 @@ export function dumpCheckpoint(input: DumpInput): Iterable<Buffer> {
   return (function* () {
     yield chunk({ k: 'meta', v: formatVersion, seq, segments: input.segments().map((file) => path.basename(file)) });
     for (let first = 1; first <= seq; first += tsPerChunk) yield dumpTs(input, first, Math.min(seq, first + tsPerChunk - 1));
+    const answers = input.idempotency.liveUpTo(seq, Date.now());
+    if (answers.length > 0) yield chunk({ k: 'idem', n: answers.length }, Buffer.from(JSON.stringify(answers)));
     for (const { state, def } of tables) {
       yield chunk({ k: 'table', def });
       const ordinals = def.indexes.length > 0 ? new Map<string, number>() : null;
@@ -228,7 +234,10 @@ export class CheckpointLoader {
   /** Entries of the table's indexes, gathered across chunks and loaded when the table ends. */
   private indexEntries = new Map<string, { values: IndexValue[]; keySets: Array<string | string[]> }>();
 
-  constructor(options: { tables: Map<string, TableState>; makeTable(def: TableDef): TableState; segments: readonly string[] }) {
+  private readonly idempotency: IdempotencyStore;
+
+  constructor(options: { tables: Map<string, TableState>; makeTable(def: TableDef): TableState; segments: readonly string[]; idempotency: IdempotencyStore }) {
+    this.idempotency = options.idempotency;
     this.tables = options.tables;
     this.makeTable = options.makeTable;
     this.segments = options.segments.map((file) => path.basename(file));
@@ -252,6 +261,9 @@ export class CheckpointLoader {
           this.tsBySeq[this.tsFilled] = body.readDoubleLE(8 * i);
           this.locationBySeq[this.tsFilled] = body.readDoubleLE(8 * (header.n + i));
         }
+        return;
+      case 'idem':
+        for (const entry of JSON.parse(body.toString('utf8')) as IdempotencyEntry[]) this.idempotency.record(entry, Date.now());
         return;
       case 'table':
         this.endTable();

@@ -60,7 +60,7 @@ export class Checkpointer {
     const { store, logger } = this.options;
     const seq = store.lastSeq;
     const started = Date.now();
-    const chunks = dumpCheckpoint({ seq, tables: [...store.tables.values()], timeline: store.timeline, segments: () => store.segments.all() });
+    const chunks = dumpCheckpoint({ seq, tables: [...store.tables.values()], timeline: store.timeline, segments: () => store.segments.all(), idempotency: store.idempotency });
     // Everything up to `seq` must be durable, and its documents placed in the log, before a checkpoint may claim it.
     await store.placedUpToNow();
     this.refuseIfLogFailed();

@@ -12,8 +12,10 @@ import type {
   Database,
   DeleteInput,
   EngineStats,
+  CommitOutcome,
   ForkInput,
   GetInput,
+  IdempotencyEntry,
   Health,
   HistoryResult,
   Page,
@@ -361,7 +363,14 @@ class Engine implements Database {
       throw new DriftError('validation_failed', `A database may hold at most ${limits.tablesMax} tables.`);
     }
     this.store.checkWritable();
-    await this.commit(forkChanges(source, input.name, asOf));
+    const changes = forkChanges(source, input.name, asOf);
+    const request = input.idempotency;
+    // The answer to replay is the new table as this commit makes it.
+    const idempotency =
+      request === undefined
+        ? []
+        : [{ ...request, answer: (outcome: CommitOutcome) => request.answer({ ...outcome, table: forkedInfo(source, input.name, asOf, outcome) }) }];
+    await this.store.commit(changes, undefined, idempotency);
     return this.tableInfo(this.store.readableTable(input.name));
   }
 
@@ -369,7 +378,10 @@ class Engine implements Database {
     const table = this.store.readableTable(input.table);
     const asOf = asOfSeq(this.store, input.asOf)!;
     const writes = restoreWrites(table, asOf);
-    if (writes.length === 0) return { seq: null, rowsChanged: 0 };
+    if (writes.length === 0) {
+      if (input.idempotency !== undefined) await this.store.commit([], undefined, [input.idempotency]);
+      return { seq: null, rowsChanged: 0 };
+    }
     // One transaction of every put and delete, under the rows' locks, as any writer of those rows would take them.
     const tx = new TransactionImpl(this.context, { ...autocommitOptions, policies: input.policies, writesMax: writes.length });
     try {
@@ -377,11 +389,17 @@ class Engine implements Database {
         if (write.json === null) await tx.delete({ table: input.table, key: write.key });
         else await tx.put({ table: input.table, key: write.key, doc: JSON.parse(write.json) as unknown });
       }
-      const { seq } = await tx.commit();
+      const { seq } = await tx.commit(input.idempotency === undefined ? {} : { idempotency: input.idempotency });
       return { seq, rowsChanged: writes.length };
     } finally {
       if (tx.state === 'active' && !tx.committing) tx.rollback();
     }
+  }
+
+  idempotencyEntry(user: string, key: string): IdempotencyEntry | null {
+    const entry = this.store.idempotency.lookup(user, key, Date.now());
+    // An answer whose commit is not durable yet is not an answer yet: its request is still running.
+    return entry === null || entry.seq > this.store.visibleSeq ? null : entry;
   }
 
   // ---- the change feed ------------------------------------------------------------------------------------
@@ -439,6 +457,20 @@ class Engine implements Database {
     await this.checkpointer.settle();
     await this.store.close();
   }
+}
+
+/** A fork as GET /v1/tables/{name} will show it once its commit (`outcome`) is made. */
+function forkedInfo(source: TableState, name: string, asOf: number, outcome: CommitOutcome): TableInfo {
+  const { def } = source;
+  return {
+    name,
+    primaryKey: def.primaryKey,
+    indexes: [...def.indexes],
+    ...(def.schema !== undefined ? { schema: def.schema } : {}),
+    rowCount: outcome.rowsWritten,
+    createdSeq: outcome.seq,
+    forkedFrom: { table: def.name, seq: asOf },
+  };
 }
 
 function countRowChanges(changes: readonly Change[]): number {

@@ -40,7 +40,7 @@ export async function recoverStore(store: Store, options: RecoveryOptions): Prom
   const fileSystem = options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem };
   store.recovering = true;
   const newLoader = (): CheckpointLoader =>
-    new CheckpointLoader({ tables: store.tables, makeTable: (def) => store.makeTable(def), segments: store.segments.all() });
+    new CheckpointLoader({ tables: store.tables, makeTable: (def) => store.makeTable(def), segments: store.segments.all(), idempotency: store.idempotency });
   let loader = newLoader();
   const checkpoint = await loadCheckpoint({
     dir: join(options.dataDir, 'checkpoints'),

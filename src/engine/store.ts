@@ -8,6 +8,7 @@ import type { SegmentList } from './log/segment-list.js';
 import type { RecordPlacement, WriteAheadLog } from './log/wal.js';
 import type { MemoryGuard } from './memory-guard.js';
 import { CommitTimeline } from './mvcc/commit-timeline.js';
+import { IdempotencyStore, type IdempotencyRequest } from './mvcc/idempotency.js';
 import { TableState } from './mvcc/table-state.js';
 import { compileTableSchema } from './table-schema.js';
 import type { Change, CommitRecord, Doc, TableDef } from './types.js';
@@ -35,6 +36,8 @@ export class Store {
   private lastTs = 0;
   /** Each commit's time and record location. */
   timeline = new CommitTimeline();
+  /** The answers to writes sent with an Idempotency-Key, recorded with their commits. */
+  readonly idempotency = new IdempotencyStore();
   private log: WriteAheadLog | null = null;
   /** Settles once the newest commit so far is durable and placed (or failed): a checkpoint waits for it. */
   private lastPlaced: Promise<void> = Promise.resolve();
@@ -137,6 +140,11 @@ export class Store {
       case 'dropIndex':
         this.requireTable(change.table).dropIndex(change.field);
         return;
+      case 'idempotency': {
+        const { kind: _kind, ...entry } = change;
+        this.idempotency.record({ ...entry, seq }, Date.now());
+        return;
+      }
     }
   }
 
@@ -163,10 +171,20 @@ export class Store {
    * Decides the seq, applies the changes in memory (invisible above the watermark), appends the record, places
    * its documents once durable, and raises the watermark so readers see it. Resolves with the seq.
    */
-  async commit(changes: Change[], docs?: ReadonlyArray<Doc | null>): Promise<number> {
+  async commit(changes: Change[], docs?: ReadonlyArray<Doc | null>, idempotency: readonly IdempotencyRequest[] = []): Promise<number> {
     this.checkWritable();
     const log = this.log!;
-    const record: CommitRecord = { seq: this.lastSeq + 1, ts: Math.max(Date.now(), this.lastTs), changes };
+    const seq = this.lastSeq + 1;
+    // An answer stored for an Idempotency-Key names the commit's seq, known only now; it goes into the same record.
+    if (idempotency.length > 0) {
+      let rows = 0;
+      for (const change of changes) if (change.kind === 'row') rows++;
+      for (const request of idempotency) {
+        const { user, key, fingerprint, expiresAt } = request;
+        changes.push({ kind: 'idempotency', user, key, fingerprint, expiresAt, answer: request.answer({ seq, rowsWritten: rows }) });
+      }
+    }
+    const record: CommitRecord = { seq, ts: Math.max(Date.now(), this.lastTs), changes };
     this.apply(record, docs === undefined ? {} : { docs });
     // The tables the record's rows went to, resolved as they were applied: a later drop and re-create of a name
     // must not receive their placement.

@@ -27,7 +27,9 @@ export type Change =
   | { kind: 'createTable'; name: string; primaryKey: string; indexes: string[]; schema?: Doc; forkedFrom?: { table: string; seq: number } }
   | { kind: 'dropTable'; name: string }
   | { kind: 'createIndex'; table: string; field: string }
-  | { kind: 'dropIndex'; table: string; field: string };
+  | { kind: 'dropIndex'; table: string; field: string }
+  /** The first answer to a write sent with an Idempotency-Key, recorded with the commit that wrote it. */
+  | { kind: 'idempotency'; user: string; key: string; fingerprint: string; answer: string; expiresAt: number };
 
 /** One log record = one commit: all its changes become durable and visible together under `seq`. */
 export interface CommitRecord {

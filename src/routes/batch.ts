@@ -5,8 +5,10 @@ import type { FastifyInstance } from 'fastify';
 import { isolationLevels, type Database, type Isolation, type QuerySpec, type Transaction } from '../engine/index.js';
 import { DriftError, isDriftError } from '../errors.js';
 import { limits, MiB } from '../limits.js';
-import { pageMembers, sendJsonText } from './answers.js';
+import { pageMembers } from './answers.js';
 import { refuseTransactionId } from './transaction-context.js';
+import { idempotencyKeyHeader, sendIdempotent } from './idempotent.js';
+import type { IdempotencyEntryMaker, IdempotencyService } from '../service/idempotency.js';
 import { closedObject, dataValidatorCompiler, problemResponses, queryProperties } from './schemas.js';
 
 type BatchOp =
@@ -71,7 +73,7 @@ const batchResponse = {
   },
 };
 
-export async function batchRoutes(app: FastifyInstance, opts: { db: () => Database }): Promise<void> {
+export async function batchRoutes(app: FastifyInstance, opts: { db: () => Database; idempotency: IdempotencyService }): Promise<void> {
   app.setValidatorCompiler(dataValidatorCompiler);
   app.post<{ Body: BatchBody }>('/v1/batch', {
     // Every op's table is checked against roles and grants, a write op needing write permission (hooks.ts).
@@ -88,6 +90,7 @@ export async function batchRoutes(app: FastifyInstance, opts: { db: () => Databa
         'document, a query its page): the op that passes it fails with 400 bad_request and its `opIndex`. A batch is its ' +
         'own transaction: a request with a `Transaction-Id` header is 400 bad_request (send the ops inside that ' +
         'transaction instead).',
+      headers: { type: 'object', properties: { 'idempotency-key': idempotencyKeyHeader } },
       body: batchBody,
       response: {
         200: { ...batchResponse, description: 'Committed; `results` has one entry per op.' },
@@ -101,15 +104,17 @@ export async function batchRoutes(app: FastifyInstance, opts: { db: () => Databa
         req,
         'A batch is its own transaction: send its ops inside the transaction instead, or drop the Transaction-Id header.',
       );
-      const answer = await runBatch(opts.db(), req.body);
       reply.rows = req.body.ops.length;
-      return sendJsonText(reply, answer);
+      return sendIdempotent(req, reply, opts.idempotency, async (entry) => ({ status: 200, json: await runBatch(opts.db(), req.body, entry) }));
     },
   });
 }
 
-/** Runs the ops in one transaction; answers `{"seq","results"}` as JSON text, each result written as its op runs. */
-async function runBatch(db: Database, body: BatchBody): Promise<string> {
+/**
+ * Runs the ops in one transaction; answers `{"seq","results"}` as JSON text, each result written as its op runs. With
+ * an Idempotency-Key's entry maker, that answer is recorded with the commit.
+ */
+async function runBatch(db: Database, body: BatchBody, entry: IdempotencyEntryMaker | undefined): Promise<string> {
   const tx = db.begin(body.isolation === undefined ? {} : { isolation: body.isolation });
   const results: string[] = [];
   let resultsBytes = 0;
@@ -125,8 +130,10 @@ async function runBatch(db: Database, body: BatchBody): Promise<string> {
         throw withOpIndex(error, opIndex);
       }
     }
-    const { seq } = await tx.commit();
-    return `{"seq":${JSON.stringify(seq)},"results":[${results.join(',')}]}`;
+    const answer = (seq: number | null): string => `{"seq":${JSON.stringify(seq)},"results":[${results.join(',')}]}`;
+    const idempotency = entry?.((outcome) => ({ status: 200, json: answer(outcome.rowsWritten > 0 ? outcome.seq : null) }));
+    const { seq } = await tx.commit(idempotency === undefined ? {} : { idempotency });
+    return answer(seq);
   } finally {
     if (tx.state === 'active' || tx.state === 'aborted') tx.rollback();
   }

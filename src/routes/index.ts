@@ -10,6 +10,7 @@ import type { RateLimits } from '../security/rate-limit.js';
 import type { Security } from '../security/security.js';
 import type { Observability } from '../observability/observability.js';
 import type { ChangeService } from '../service/changes.js';
+import type { IdempotencyService } from '../service/idempotency.js';
 import type { TransactionService } from '../service/transactions.js';
 import { adminRoutes } from './admin.js';
 import { adminPageRoutes } from './admin-page.js';
@@ -35,6 +36,7 @@ export interface RouteDeps {
   rateLimits: RateLimits;
   transactions: TransactionService;
   changes: ChangeService;
+  idempotency: IdempotencyService;
   /** Loads openapi.yaml as JSON text (null when absent); called once, on the first GET /openapi.json. */
   loadOpenApi: () => Promise<string | null>;
   observability: Observability;
@@ -61,7 +63,7 @@ export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Pro
     // Shared schemas ($id) once, at the scope every data plugin inherits from.
     addSharedSchemas(scope);
     // One options object for every data plugin: each takes the members it needs (db, transactions, security).
-    const data = { db: deps.db, transactions: deps.transactions, security: deps.security };
+    const data = { db: deps.db, transactions: deps.transactions, security: deps.security, idempotency: deps.idempotency };
     await scope.register(selfRoutes, auth);
     await scope.register(tablesRoutes, data);
     await scope.register(rowsRoutes, data);
@@ -69,7 +71,7 @@ export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Pro
     await scope.register(transactionRoutes, data);
     await scope.register(batchRoutes, data);
     await scope.register(changesRoutes, { db: deps.db, changes: deps.changes, security: deps.security });
-    await scope.register(timeTravelRoutes, { db: deps.db });
+    await scope.register(timeTravelRoutes, data);
 
     await scope.register(async function adminScope(admin) {
       await admin.register(adminRoutes, {

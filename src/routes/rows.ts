@@ -2,8 +2,10 @@
 // Thin: headers become WriteConditions here, every decision (existence, preconditions, asOf) is the Database's.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Database, TxRef, WriteConditions, WriteResult } from '../engine/index.js';
+import type { CommitOutcome, Database, IdempotentWrite, TxRef, WriteConditions, WriteResult } from '../engine/index.js';
 import type { TransactionService } from '../service/transactions.js';
+import type { IdempotencyService, StoredAnswer } from '../service/idempotency.js';
+import { idempotencyKeyHeader, sendIdempotent } from './idempotent.js';
 import { inTransaction } from './transaction-context.js';
 import type { Doc, HistoryEntry } from '../engine/index.js';
 import { DriftError } from '../errors.js';
@@ -34,6 +36,7 @@ const conditionalHeaders = {
   type: 'object',
   properties: {
     'transaction-id': transactionIdHeader,
+    'idempotency-key': idempotencyKeyHeader,
     'if-match': {
       type: 'string',
       description:
@@ -104,10 +107,31 @@ function clientHasVersion(header: string | undefined, seq: number | null): boole
   });
 }
 
-function sendWrite(reply: FastifyReply, result: WriteResult): FastifyReply {
+/** A write's answer: 201 when it created the row, its seq (null inside a transaction) and, once committed, ETag. */
+function writeAnswer(result: WriteResult): StoredAnswer {
+  const json = JSON.stringify({ key: result.key, seq: result.seq });
+  return { status: result.created ? 201 : 200, json, ...(result.seq !== null ? { headers: { etag: etag(result.seq) } } : {}) };
+}
+
+/**
+ * Runs one row write under the request's Idempotency-Key and sends its answer. Inside a transaction the answer is
+ * the write's (seq null), recorded with the transaction's commit; on its own, the commit's.
+ */
+function sendWrite(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  opts: { transactions: TransactionService; idempotency: IdempotencyService },
+  write: (ref: TxRef & IdempotentWrite) => Promise<WriteResult>,
+): Promise<FastifyReply> {
   reply.rows = 1;
-  if (result.seq !== null) reply.header('etag', etag(result.seq));
-  return reply.code(result.created ? 201 : 200).send({ key: result.key, seq: result.seq });
+  const key = (req.params as RowParams).key;
+  const joinsTransaction = req.headers['transaction-id'] !== undefined;
+  const answer = (outcome: CommitOutcome): StoredAnswer =>
+    writeAnswer({ key, seq: joinsTransaction ? null : outcome.seq, created: outcome.created === true });
+  return sendIdempotent(req, reply, opts.idempotency, async (entry) => {
+    const keyed = entry === undefined ? {} : { idempotency: entry(answer) };
+    return writeAnswer(await inTransaction(opts.transactions, req, (tx) => write({ ...tx, ...keyed })));
+  });
 }
 
 function historyView(entry: HistoryEntry): { seq: number; ts: string; op: string; doc: Doc | null } {
@@ -116,7 +140,7 @@ function historyView(entry: HistoryEntry): { seq: number; ts: string; op: string
 
 export async function rowsRoutes(
   app: FastifyInstance,
-  opts: { db: () => Database; transactions: TransactionService },
+  opts: { db: () => Database; transactions: TransactionService; idempotency: IdempotencyService },
 ): Promise<void> {
   const inTx = <T>(req: FastifyRequest, work: (ref: TxRef) => Promise<T> | T): Promise<T> =>
     inTransaction(opts.transactions, req, work);
@@ -148,7 +172,7 @@ export async function rowsRoutes(
     handler: async (req, reply) => {
       const { table, key } = req.params;
       const conditions = writeConditions(req.headers);
-      return sendWrite(reply, await inTx(req, (tx) => opts.db().put({ table, key, doc: req.body, ...conditions, ...tx })));
+      return sendWrite(req, reply, opts, (ref) => opts.db().put({ table, key, doc: req.body, ...conditions, ...ref }));
     },
   });
 
@@ -172,7 +196,7 @@ export async function rowsRoutes(
     handler: async (req, reply) => {
       const { table, key } = req.params;
       const conditions = writeConditions(req.headers);
-      return sendWrite(reply, await inTx(req, (tx) => opts.db().patch({ table, key, patch: req.body, ...conditions, ...tx })));
+      return sendWrite(req, reply, opts, (ref) => opts.db().patch({ table, key, patch: req.body, ...conditions, ...ref }));
     },
   });
 
@@ -191,7 +215,7 @@ export async function rowsRoutes(
     handler: async (req, reply) => {
       const { table, key } = req.params;
       const conditions = writeConditions(req.headers);
-      return sendWrite(reply, await inTx(req, (tx) => opts.db().delete({ table, key, ...conditions, ...tx })));
+      return sendWrite(req, reply, opts, (ref) => opts.db().delete({ table, key, ...conditions, ...ref }));
     },
   });
 

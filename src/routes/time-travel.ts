@@ -2,11 +2,13 @@
 // of a seq into a new one, and a restore of a table to its rows as of a seq. Thin: the engine decides.
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Database, DiffChange } from '../engine/index.js';
+import type { Database, DiffChange, TableInfo } from '../engine/index.js';
 import { limits } from '../limits.js';
 import { sendJsonText } from './answers.js';
 import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, tableParams } from './schemas.js';
 import { refuseTransactionId } from './transaction-context.js';
+import { idempotencyKeyHeader, sendIdempotent } from './idempotent.js';
+import type { IdempotencyService, StoredAnswer } from '../service/idempotency.js';
 
 interface TableParams {
   table: string;
@@ -58,7 +60,7 @@ async function refuseTransaction(request: FastifyRequest): Promise<void> {
   refuseTransactionId(request, 'a fork or restore is its own commit: it takes no Transaction-Id header');
 }
 
-export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => Database }): Promise<void> {
+export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => Database; idempotency: IdempotencyService }): Promise<void> {
   addSharedSchemas(app);
   app.setValidatorCompiler(dataValidatorCompiler);
 
@@ -101,6 +103,7 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
         'where it came from. Needs write permission on both tables. The rows must fit one commit record (32 MiB): a ' +
         'larger fork is 400 bad_request. 409 table_exists when `name` is taken.',
       params: tableParams,
+      headers: { type: 'object', properties: { 'idempotency-key': idempotencyKeyHeader } },
       body: {
         type: 'object',
         required: ['name', 'asOf'],
@@ -110,12 +113,14 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
       responseHeaders: { 201: ['Location'] },
       response: { 201: { ...ref('Table'), description: 'The new table.' }, ...problemResponses({ extra: [404, 409], withBody: true }) },
     },
-    handler: async (req, reply) => {
-      const table = await opts.db().fork({ table: req.params.table, name: req.body.name, asOf: req.body.asOf });
-      reply.rows = table.rowCount;
-      reply.code(201).header('location', `/v1/tables/${encodeURIComponent(table.name)}`);
-      return table;
-    },
+    handler: async (req, reply) =>
+      sendIdempotent(req, reply, opts.idempotency, async (entry) => {
+        const answer = (table: TableInfo): StoredAnswer => ({ status: 201, json: JSON.stringify(table), headers: { location: `/v1/tables/${encodeURIComponent(table.name)}` } });
+        const idempotency = entry?.((outcome) => answer(outcome.table!));
+        const table = await opts.db().fork({ table: req.params.table, name: req.body.name, asOf: req.body.asOf, ...(idempotency === undefined ? {} : { idempotency }) });
+        reply.rows = table.rowCount;
+        return answer(table);
+      }),
   });
 
   app.post<{ Params: TableParams; Body: { asOf: number | string } }>('/v1/tables/:table/restore', {
@@ -130,6 +135,7 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
         'before stays (a restore is new versions, not a rewind). `rowsChanged` counts them; with nothing to change, ' +
         '`seq` is null. The rows it writes are locked as any writer locks them, and must fit one commit record (32 MiB).',
       params: tableParams,
+      headers: { type: 'object', properties: { 'idempotency-key': idempotencyKeyHeader } },
       body: { type: 'object', required: ['asOf'], properties: { asOf: asOfMember }, additionalProperties: false },
       response: {
         200: {
@@ -141,10 +147,13 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
         ...problemResponses({ extra: [404, 409], withBody: true }),
       },
     },
-    handler: async (req, reply) => {
-      const result = await opts.db().restore({ table: req.params.table, asOf: req.body.asOf });
-      reply.rows = result.rowsChanged;
-      return result;
-    },
+    handler: async (req, reply) =>
+      sendIdempotent(req, reply, opts.idempotency, async (entry) => {
+        const answer = (result: { seq: number | null; rowsChanged: number }): StoredAnswer => ({ status: 200, json: JSON.stringify(result) });
+        const idempotency = entry?.((outcome) => answer({ seq: outcome.rowsWritten > 0 ? outcome.seq : null, rowsChanged: outcome.rowsWritten }));
+        const result = await opts.db().restore({ table: req.params.table, asOf: req.body.asOf, ...(idempotency === undefined ? {} : { idempotency }) });
+        reply.rows = result.rowsChanged;
+        return answer(result);
+      }),
   });
 }

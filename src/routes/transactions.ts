@@ -1,8 +1,10 @@
 // The transaction routes of http-api.md §6: begin, inspect, commit, roll back, and savepoints.
 
 import type { FastifyInstance } from 'fastify';
-import { isolationLevels, type Isolation } from '../engine/index.js';
+import { isolationLevels, type CommitOutcome, type Isolation } from '../engine/index.js';
+import type { IdempotencyService, StoredAnswer } from '../service/idempotency.js';
 import type { TransactionService } from '../service/transactions.js';
+import { idempotencyKeyHeader, sendIdempotent } from './idempotent.js';
 import { dataValidatorCompiler, problemResponses } from './schemas.js';
 
 interface TxParams {
@@ -49,7 +51,10 @@ const txInfo = {
 
 const emptyObject = { type: 'object', properties: {} };
 
-export async function transactionRoutes(app: FastifyInstance, opts: { transactions: TransactionService }): Promise<void> {
+export async function transactionRoutes(
+  app: FastifyInstance,
+  opts: { transactions: TransactionService; idempotency: IdempotencyService },
+): Promise<void> {
   app.setValidatorCompiler(dataValidatorCompiler);
   const { transactions } = opts;
   const user = (req: { principal: { username: string } }): string => req.principal.username;
@@ -98,16 +103,19 @@ export async function transactionRoutes(app: FastifyInstance, opts: { transactio
       summary: 'Commit',
       description: 'Makes all its writes durable and visible under one seq; `seq` is null when it wrote nothing.',
       params: txParams,
+      headers: { type: 'object', properties: { 'idempotency-key': idempotencyKeyHeader } },
       response: {
         200: { type: 'object', required: ['seq'], properties: { seq: { type: ['integer', 'null'] } }, description: 'Committed.' },
         ...problemResponses({ extra: [404, 409, 410] }),
       },
     },
-    handler: async (req, reply) => {
-      const { seq, rows } = await transactions.commit(user(req), req.params.id);
-      reply.rows = rows;
-      return { seq };
-    },
+    handler: async (req, reply) =>
+      sendIdempotent(req, reply, opts.idempotency, async (entry) => {
+        const answer = (outcome: CommitOutcome): StoredAnswer => ({ status: 200, json: JSON.stringify({ seq: outcome.rowsWritten > 0 ? outcome.seq : null }) });
+        const { seq, rows } = await transactions.commit(user(req), req.params.id, entry === undefined ? {} : { idempotency: entry(answer) });
+        reply.rows = rows;
+        return { status: 200, json: JSON.stringify({ seq }) };
+      }),
   });
 
   app.post<{ Params: TxParams }>('/v1/transactions/:id/rollback', {

@@ -2,7 +2,7 @@
 // are open per user and in total. The engine decides isolation; this layer decides who may use which id, when.
 
 import { DriftError } from '../errors.js';
-import type { BeginInput, Database, Transaction } from '../engine/index.js';
+import type { BeginInput, Database, IdempotencyRequest, Transaction } from '../engine/index.js';
 
 export interface TransactionServiceOptions {
   idleTimeoutMs: number;
@@ -119,8 +119,8 @@ export class TransactionService {
   }
 
   /** Commits; `rows` is how many rows the transaction wrote (the slow-query log reports it). */
-  async commit(user: string, id: string): Promise<{ seq: number | null; rows: number }> {
-    const result = await this.run(user, id, async (tx) => ({ ...(await tx.commit()), rows: tx.writeCount }));
+  async commit(user: string, id: string, options: { idempotency?: IdempotencyRequest } = {}): Promise<{ seq: number | null; rows: number }> {
+    const result = await this.run(user, id, async (tx) => ({ ...(await tx.commit(options)), rows: tx.writeCount }));
     this.forget(id);
     return result;
   }

@@ -879,7 +879,7 @@ export interface components {
             status: number;
             detail?: string;
             /** @enum {string} */
-            code: "bad_request" | "validation_failed" | "unauthorized" | "forbidden" | "user_locked" | "not_found" | "table_not_found" | "table_exists" | "row_not_found" | "index_exists" | "precondition_failed" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "transaction_not_found" | "transaction_expired" | "transaction_aborted" | "serialization_failure" | "deadlock_detected" | "lock_timeout" | "read_only" | "unavailable" | "internal";
+            code: "bad_request" | "validation_failed" | "unauthorized" | "forbidden" | "user_locked" | "not_found" | "table_not_found" | "table_exists" | "row_not_found" | "index_exists" | "precondition_failed" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "transaction_not_found" | "transaction_expired" | "transaction_aborted" | "serialization_failure" | "deadlock_detected" | "lock_timeout" | "read_only" | "idempotency_key_reused" | "idempotency_in_progress" | "unavailable" | "internal";
             /** @description 412: the seq of the row's last event (its delete, if deleted), null if never written. */
             currentSeq?: number | null;
             /** @description 400 validation_failed: the failed checks, Ajv style. */
@@ -2006,7 +2006,10 @@ export interface operations {
     batch: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Run this write once: a repeat with the same key, method, path and body gets the first 2xx answer again (Idempotent-Replayed: true); the key with another request is 422 idempotency_key_reused; a repeat while the first runs is 409 idempotency_in_progress. 1 to 255 visible ASCII characters; kept --idempotency-ttl-ms. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2417,7 +2420,10 @@ export interface operations {
     forkTable: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Run this write once: a repeat with the same key, method, path and body gets the first 2xx answer again (Idempotent-Replayed: true); the key with another request is 422 idempotency_key_reused; a repeat while the first runs is 409 idempotency_in_progress. 1 to 255 visible ASCII characters; kept --idempotency-ttl-ms. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description A table name. */
                 table: components["schemas"]["TableName"];
@@ -2529,7 +2535,10 @@ export interface operations {
     restoreTable: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Run this write once: a repeat with the same key, method, path and body gets the first 2xx answer again (Idempotent-Replayed: true); the key with another request is 422 idempotency_key_reused; a repeat while the first runs is 409 idempotency_in_progress. 1 to 255 visible ASCII characters; kept --idempotency-ttl-ms. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description A table name. */
                 table: components["schemas"]["TableName"];
@@ -2671,6 +2680,8 @@ export interface operations {
             header?: {
                 /** @description Run this request inside the open transaction with this id (http-api.md §6); without it the request is its own transaction (autocommit). */
                 "Transaction-Id"?: string;
+                /** @description Run this write once: a repeat with the same key, method, path and body gets the first 2xx answer again (Idempotent-Replayed: true); the key with another request is 422 idempotency_key_reused; a repeat while the first runs is 409 idempotency_in_progress. 1 to 255 visible ASCII characters; kept --idempotency-ttl-ms. */
+                "Idempotency-Key"?: string;
                 /** @description Write only if the row's current version is this ETag ("<seq>"), or with * only if the row exists. Anything but * or one strong ETag as DriftDB sends it: 400 bad_request. Failing: 412 precondition_failed with currentSeq. */
                 "If-Match"?: string;
                 /** @description Only * is accepted on writes: write only if the row does not exist (a deleted row does not). Other values: 400 bad_request. */
@@ -2731,6 +2742,8 @@ export interface operations {
             header?: {
                 /** @description Run this request inside the open transaction with this id (http-api.md §6); without it the request is its own transaction (autocommit). */
                 "Transaction-Id"?: string;
+                /** @description Run this write once: a repeat with the same key, method, path and body gets the first 2xx answer again (Idempotent-Replayed: true); the key with another request is 422 idempotency_key_reused; a repeat while the first runs is 409 idempotency_in_progress. 1 to 255 visible ASCII characters; kept --idempotency-ttl-ms. */
+                "Idempotency-Key"?: string;
                 /** @description Write only if the row's current version is this ETag ("<seq>"), or with * only if the row exists. Anything but * or one strong ETag as DriftDB sends it: 400 bad_request. Failing: 412 precondition_failed with currentSeq. */
                 "If-Match"?: string;
                 /** @description Only * is accepted on writes: write only if the row does not exist (a deleted row does not). Other values: 400 bad_request. */
@@ -2775,6 +2788,8 @@ export interface operations {
             header?: {
                 /** @description Run this request inside the open transaction with this id (http-api.md §6); without it the request is its own transaction (autocommit). */
                 "Transaction-Id"?: string;
+                /** @description Run this write once: a repeat with the same key, method, path and body gets the first 2xx answer again (Idempotent-Replayed: true); the key with another request is 422 idempotency_key_reused; a repeat while the first runs is 409 idempotency_in_progress. 1 to 255 visible ASCII characters; kept --idempotency-ttl-ms. */
+                "Idempotency-Key"?: string;
                 /** @description Write only if the row's current version is this ETag ("<seq>"), or with * only if the row exists. Anything but * or one strong ETag as DriftDB sends it: 400 bad_request. Failing: 412 precondition_failed with currentSeq. */
                 "If-Match"?: string;
                 /** @description Only * is accepted on writes: write only if the row does not exist (a deleted row does not). Other values: 400 bad_request. */
@@ -2969,7 +2984,10 @@ export interface operations {
     commitTransaction: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Run this write once: a repeat with the same key, method, path and body gets the first 2xx answer again (Idempotent-Replayed: true); the key with another request is 422 idempotency_key_reused; a repeat while the first runs is 409 idempotency_in_progress. 1 to 255 visible ASCII characters; kept --idempotency-ttl-ms. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description A transaction id. */
                 id: string;

@@ -26,6 +26,7 @@ import { compileQuery, executeQuery, StoredRow, type QuerySpec, type RowSource }
 import type { Store } from '../store.js';
 import type { Change, Doc, RowOp } from '../types.js';
 import { findConflict, rowId, type ConflictWindow, type Predicate } from './conflict-window.js';
+import type { IdempotencyRequest } from './idempotency.js';
 import { asOfSeq, cursorSnapshot, historyAt, LazyRowRead, readRowAt, rowNotFound } from './reads.js';
 import type { TransactionRegistry } from './registry.js';
 import { computeRowWrite, type CurrentRow, type RowWriteRequest } from './row-write.js';
@@ -67,6 +68,8 @@ let autocommitCounter = 0;
 interface Savepoint {
   name: string;
   writes: Map<string, PendingWrite>;
+  /** Idempotency entries of writes made before it. */
+  idempotency: number;
 }
 
 export class TransactionImpl implements Transaction {
@@ -86,6 +89,8 @@ export class TransactionImpl implements Transaction {
   private readonly reads = new Map<string, { table: string; key: string }>();
   private readonly predicates: Array<{ table: string; predicate: Predicate }> = [];
   private savepoints: Savepoint[] = [];
+  /** Answers to writes made in this transaction with an Idempotency-Key: recorded with its commit, or never. */
+  private idempotency: IdempotencyRequest[] = [];
   private commitInFlight = false;
 
   constructor(context: TransactionContext, options: TransactionOptions) {
@@ -222,19 +227,19 @@ export class TransactionImpl implements Transaction {
   // ---- writes ---------------------------------------------------------------------------------------------
 
   put(input: PutInput): Promise<WriteResult> {
-    return this.write(input.table, { op: 'put', key: input.key, body: input.doc, ...conditions(input) });
+    return this.write(input.table, { op: 'put', key: input.key, body: input.doc, ...conditions(input) }, input.idempotency);
   }
 
   patch(input: PatchInput): Promise<WriteResult> {
-    return this.write(input.table, { op: 'patch', key: input.key, body: input.patch, ...conditions(input) });
+    return this.write(input.table, { op: 'patch', key: input.key, body: input.patch, ...conditions(input) }, input.idempotency);
   }
 
   delete(input: DeleteInput): Promise<WriteResult> {
-    return this.write(input.table, { op: 'delete', key: input.key, ...conditions(input) });
+    return this.write(input.table, { op: 'delete', key: input.key, ...conditions(input) }, input.idempotency);
   }
 
   /** Buffers one row write after taking its lock; answers whether it created the row (seq null until commit). */
-  private async write(tableName: string, request: RowWriteRequest): Promise<WriteResult> {
+  private async write(tableName: string, request: RowWriteRequest, idempotency?: IdempotencyRequest): Promise<WriteResult> {
     this.checkActive();
     if (this.readOnly) throw new DriftError('read_only', 'The transaction is read-only.');
     const id = rowId(tableName, request.key);
@@ -271,6 +276,8 @@ export class TransactionImpl implements Transaction {
     this.writes.set(id, write);
     this.writesBytes = bytes;
     this.context.registry.setDirty(tableName, request.key, computed.json);
+    // The answer to replay names whether this write created the row, known now, and the commit's seq, known later.
+    if (idempotency !== undefined) this.idempotency.push({ ...idempotency, answer: (outcome) => idempotency.answer({ ...outcome, created: computed.created }) });
     return { key: request.key, seq: null, created: computed.created };
   }
 
@@ -299,16 +306,19 @@ export class TransactionImpl implements Transaction {
     return { json: latest?.json ?? null, seq: latest?.seq ?? null };
   }
 
-  async commit(): Promise<{ seq: number | null }> {
+  async commit(options: { idempotency?: IdempotencyRequest } = {}): Promise<{ seq: number | null }> {
     this.checkActive();
     this.commitInFlight = true;
     try {
       const writes = [...this.writes.values()];
+      const idempotency = options.idempotency === undefined ? this.idempotency : [...this.idempotency, options.idempotency];
       // Only a commit that writes needs its reads validated. Every serializable writer validates that its reads
       // held up to its own commit, so writers serialize in commit order, and a snapshot is a prefix of that
       // order: a transaction that only read saw a state of the serial history, whatever committed after it.
       if (this.isolation === 'serializable' && writes.length > 0) this.validateReads();
-      const seq = writes.length === 0 ? null : await this.commitWrites(writes);
+      // A commit that wrote nothing answers seq null; an idempotency key sent with it still needs a record of its own.
+      const committed = writes.length > 0 || idempotency.length > 0 ? await this.commitWrites(writes, idempotency) : null;
+      const seq = writes.length === 0 ? null : committed;
       this.end('committed');
       return { seq };
     } catch (error) {
@@ -320,7 +330,7 @@ export class TransactionImpl implements Transaction {
   }
 
   /** One commit record of every pending write; a table dropped (or re-created) meanwhile fails it. */
-  private commitWrites(writes: PendingWrite[]): Promise<number> {
+  private commitWrites(writes: PendingWrite[], idempotency: readonly IdempotencyRequest[]): Promise<number> {
     for (const write of writes) {
       const table = this.store.tables.get(write.table);
       if (table === undefined || table.def.createdSeq !== write.tableCreatedSeq) {
@@ -331,6 +341,7 @@ export class TransactionImpl implements Transaction {
     return this.store.commit(
       changes,
       writes.map((w) => w.doc),
+      idempotency,
     );
   }
 
@@ -343,7 +354,7 @@ export class TransactionImpl implements Transaction {
   savepoint(name: string): void {
     this.checkActive();
     this.savepoints = this.savepoints.filter((s) => s.name !== name);
-    this.savepoints.push({ name, writes: new Map(this.writes) });
+    this.savepoints.push({ name, writes: new Map(this.writes), idempotency: this.idempotency.length });
   }
 
   rollbackToSavepoint(name: string): void {
@@ -354,6 +365,7 @@ export class TransactionImpl implements Transaction {
       if (before !== write) this.context.registry.setDirty(write.table, write.key, before === undefined ? undefined : before.json);
     }
     this.writes = new Map(savepoint.writes);
+    this.idempotency = this.idempotency.slice(0, savepoint.idempotency);
     this.writesBytes = [...this.writes.values()].reduce((sum, write) => sum + pendingBytes(write), 0);
     this.savepoints = this.savepoints.slice(0, this.savepoints.indexOf(savepoint) + 1);
   }
