@@ -16,6 +16,7 @@ export const scenarioNames = [
   'login',
   'feed',
   'memory-guard',
+  'admin-page',
   'history',
 ] as const;
 export type ScenarioName = (typeof scenarioNames)[number];

@@ -12,6 +12,7 @@ import { logTail, serverLogPath, startDriftServer, stopDriftServer, type DriftSe
 import { parseOptions, usage, UsageError, type BenchOptions, type ScenarioName } from './options.js';
 import { cleanUpSync, installCleanupHandlers, keepTempDir, makeTempDir, removeTempDir, startService, stopChild } from './procs.js';
 import { failed, renderTable, skipped, writeReport, type ScenarioResult } from './report.js';
+import { adminPageScenarios } from './scenario-admin-page.js';
 import { calibrationScenarios } from './scenario-calibration.js';
 import { observabilityScenarios } from './scenario-observability.js';
 import { floorScenarios } from './scenario-floor.js';
@@ -116,6 +117,7 @@ async function runAll(options: BenchOptions): Promise<ScenarioResult[]> {
     if (options.scenarios.has('login')) await attempt('login', results, () => loginScenario(ctx));
     if (options.scenarios.has('feed')) await attempt('feed', results, () => feedScenarios(ctx));
     if (options.scenarios.has('memory-guard')) await attempt('memory-guard', results, () => memoryGuardScenario(ctx));
+    if (options.scenarios.has('admin-page')) await attempt('admin-page', results, () => adminPageScenarios(ctx));
     // Last: at its default scale it runs longer than everything before it together.
     if (options.scenarios.has('history')) await attempt('history', results, () => historyScenarios(ctx));
   } finally {

@@ -69,6 +69,10 @@ export const openApiBase = {
     {
       "name": "admin",
       "description": "http-api.md §7; role admin: engine figures, checkpoints, the slow-query log and the Prometheus metrics."
+    },
+    {
+      "name": "page",
+      "description": "The admin page's static files (HTML, scripts, styles), served at /admin/ without authentication; the page signs in against the API."
     }
   ],
   "components": {
@@ -242,7 +246,7 @@ export const openApiBase = {
         }
       },
       "Location": {
-        "description": "The URL of the created table.",
+        "description": "The URL of the created table (201), or where to go instead (308).",
         "schema": {
           "type": "string"
         }

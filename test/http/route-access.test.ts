@@ -13,6 +13,9 @@ const needs: Record<string, Needs> = {
   'GET /healthz': 'public',
   'GET /readyz': 'public',
   'GET /openapi.json': 'public',
+  'GET /admin': 'public',
+  'GET /admin/': 'public',
+  'GET /admin/:build/:file': 'public',
   'POST /v1/auth/token': 'public',
   'DELETE /v1/auth/token': 'authenticated',
   'PUT /v1/auth/password': 'authenticated',
@@ -75,6 +78,8 @@ const placeholders: Record<string, string> = {
   id: '00000000-0000-4000-8000-000000000000',
   name: 'sp1',
   username: 'nobody',
+  build: 'b',
+  file: 'f.js',
 };
 
 const rank: Record<Needs, number> = { public: 0, authenticated: 1, reader: 1, writer: 2, admin: 3 };

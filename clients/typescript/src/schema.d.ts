@@ -4,6 +4,66 @@
  */
 
 export interface paths {
+    "/admin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The admin page, without its slash
+         * @description A permanent redirect to /admin/, whose relative links need the trailing slash. No authentication.
+         */
+        get: operations["adminPageRedirect"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The admin page
+         * @description The HTML of the admin page (tables, rows with a time slider, histories and diffs, the change feed, and for admins the audit log, slow queries and engine figures). No authentication: the page signs in against the API and keeps its credentials in memory only. Revalidated on every load (Cache-Control: no-cache, a weak ETag, 304 when unchanged); gzip with Accept-Encoding: gzip. Its answers carry the page's own Content-Security-Policy (scripts, styles and requests to this origin only, nothing inline).
+         */
+        get: operations["adminPage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/{build}/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A script, style sheet or image of the admin page
+         * @description The page names these under the hash of its build, so a URL always means the same bytes: cached for a year (immutable). Only the files the package ships in admin-page/ are served, looked up by name; any other name, or another build, is 404 not_found. No authentication.
+         */
+        get: operations["adminPageAsset"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -1072,7 +1132,7 @@ export interface components {
     headers: {
         /** @description The seq of the version written or read, as a strong entity tag: "<seq>". Absent for a write inside an open transaction. */
         ETag: string;
-        /** @description The URL of the created table. */
+        /** @description The URL of the created table (201), or where to go instead (308). */
         Location: string;
         /** @description Seconds to wait before retrying. */
         RetryAfter: number;
@@ -1083,6 +1143,89 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    adminPageRedirect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Go to /admin/. */
+            308: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    adminPage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Not modified: If-None-Match names the current version. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: components["responses"]["NotFound"];
+        };
+    };
+    adminPageAsset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The build hash the page names. */
+                build: string;
+                /** @description A file name. */
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                    "text/css": string;
+                    "image/svg+xml": string;
+                };
+            };
+            /** @description Not modified: If-None-Match names its version. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+        };
+    };
     health: {
         parameters: {
             query?: never;
