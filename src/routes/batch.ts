@@ -2,7 +2,7 @@
 // answers its own error with `opIndex`, and nothing is written.
 
 import type { FastifyInstance } from 'fastify';
-import { isolationLevels, type Database, type Isolation, type QuerySpec, type Transaction } from '../engine/index.js';
+import { isolationLevels, type Database, type Isolation, type QuerySpec, type RowPolicies, type Transaction } from '../engine/index.js';
 import { DriftError, isDriftError } from '../errors.js';
 import { limits, MiB } from '../limits.js';
 import { pageMembers, sendJsonText } from './answers.js';
@@ -101,16 +101,19 @@ export async function batchRoutes(app: FastifyInstance, opts: { db: () => Databa
         req,
         'A batch is its own transaction: send its ops inside the transaction instead, or drop the Transaction-Id header.',
       );
-      const answer = await runBatch(opts.db(), req.body);
+      const answer = await runBatch(opts.db(), req.body, req.rowPolicies);
       reply.rows = req.body.ops.length;
       return sendJsonText(reply, answer);
     },
   });
 }
 
-/** Runs the ops in one transaction; answers `{"seq","results"}` as JSON text, each result written as its op runs. */
-async function runBatch(db: Database, body: BatchBody): Promise<string> {
-  const tx = db.begin(body.isolation === undefined ? {} : { isolation: body.isolation });
+/**
+ * Runs the ops in one transaction, bound to the caller's row policies; answers `{"seq","results"}` as JSON text,
+ * each result written as its op runs.
+ */
+async function runBatch(db: Database, body: BatchBody, policies: RowPolicies): Promise<string> {
+  const tx = db.begin({ ...(body.isolation === undefined ? {} : { isolation: body.isolation }), policies });
   const results: string[] = [];
   let resultsBytes = 0;
   try {
