@@ -122,9 +122,13 @@ export class PolicyStore {
         tableCreatedSeq,
       };
       const { seq } = await this.db.put({ table: systemTables.policies.name, key: record.id, doc: record as unknown as Doc });
+      if (this.tableCreatedSeq(table) !== tableCreatedSeq) {
+        // The table was dropped while the write was in flight: its policies are gone, so this one goes too.
+        await this.deleteRows([record.id]);
+        throw new DriftError('table_not_found', `Table '${table}' does not exist.`);
+      }
       const stored: StoredPolicy = { record, seq: seq! };
-      // A drop of the table while the write was in flight: its policies are gone, this one with them.
-      if (this.tableCreatedSeq(table) === tableCreatedSeq) this.install(table, (policies) => policies.set(name, stored));
+      this.install(table, (policies) => policies.set(name, stored));
       return { policy: viewOf(stored), created };
     });
   }
