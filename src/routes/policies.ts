@@ -6,7 +6,7 @@ import type { AuditContext } from '../security/audit-log.js';
 import { policiesPerTableMax, policyNamePattern, policyRoles, policyUsersMax, type PolicyInput } from '../security/policies.js';
 import type { Security } from '../security/security.js';
 import { usernamePattern } from '../security/users.js';
-import { closedObject, dataValidatorCompiler, problemResponses, ref } from './schemas.js';
+import { closedObject, dataValidatorCompiler, problemResponses, tableParams } from './schemas.js';
 
 interface PolicyParams {
   table: string;
@@ -14,10 +14,8 @@ interface PolicyParams {
 }
 
 const tags = ['policies'];
-const tableParam = { ...ref('TableName'), description: 'A table name.' };
 const policyName = { type: 'string', pattern: policyNamePattern.source, description: 'A policy name: the pattern of table names.' };
-const policyParams = { type: 'object', required: ['table', 'name'], properties: { table: tableParam, name: policyName } };
-const tableParams = { type: 'object', required: ['table'], properties: { table: tableParam } };
+const policyParams = { type: 'object', required: ['table', 'name'], properties: { ...tableParams.properties, name: policyName } };
 
 const where = (description: string) => ({
   type: 'object',

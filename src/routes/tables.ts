@@ -103,8 +103,8 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
       tags: ['tables'],
       summary: 'Drop a table',
       description:
-        'Needs the admin role. The table, its rows, their history and its row policies are gone; the name may be used again. 404 ' +
-        'table_not_found. Open transactions with pending writes to the table are aborted (409 transaction_aborted on ' +
+        'Needs the admin role. The table, its rows, their history and its row policies are gone; the name may be used ' +
+        'again. 404 table_not_found. Open transactions with pending writes to the table are aborted (409 transaction_aborted on ' +
         'their next use), and serializable transactions that read from it fail their commit. Not transactional itself ' +
         `(the drop commits at once); ${notTransactional}`,
       params: tableParams,
