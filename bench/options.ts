@@ -8,6 +8,7 @@ export const scenarioNames = [
   'put',
   'get',
   'get-bearer',
+  'get-policy',
   'query',
   'tx-distinct',
   'tx-hot',

@@ -3,7 +3,7 @@
 // grants are settled here; reading, waiting and streaming are the ChangeService's.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Database } from '../engine/index.js';
+import type { Database, RowPolicies } from '../engine/index.js';
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
 import { tableDenial } from '../security/access.js';
@@ -97,8 +97,9 @@ export async function changesRoutes(
     handler: async (req, reply) => {
       const since = sinceOf(req);
       const tables = tablesOf(req, opts);
-      // The caller's row policies: added with row-level security (http-api.md §8).
-      const input = { since, tables };
+      // Row policies apply to the feed as to every read (http-api.md §8): a change shows only if its document (a
+      // delete: the version before it) is one the caller may read.
+      const input = { since, tables, policies: req.rowPolicies };
       if (wantsEvents(req)) {
         // A bad since must be an ordinary 400 problem, before the stream starts.
         opts.db().changes({ ...input, limit: 1 });
@@ -143,7 +144,7 @@ function wantsEvents(req: FastifyRequest): boolean {
 function streamChanges(
   reply: FastifyReply,
   changes: ChangeService,
-  input: { since: number; tables: ReadonlySet<string> | null },
+  input: { since: number; tables: ReadonlySet<string> | null; policies: RowPolicies },
 ): FastifyReply {
   const headers = { ...reply.getHeaders(), 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' };
   reply.hijack();

@@ -1,7 +1,7 @@
 // Registers every route plugin in a named scope, so load order and who may call what are visible in one place:
 // public (health, OpenAPI, POST /v1/auth/token, the admin page's static files), authenticated (/v1 data routes,
-// one's own token and password), admin (/v1/admin, role admin by route permission). Every route declares its
-// permission; hooks enforce it.
+// one's own token and password), admin (/v1/admin and the row-policy routes, role admin by route permission). Every
+// route declares its permission; hooks enforce it.
 
 import type { FastifyInstance } from 'fastify';
 import type { Database } from '../engine/index.js';
@@ -21,6 +21,7 @@ import { changesRoutes } from './changes.js';
 import { healthRoutes } from './health.js';
 import { metricsRoutes } from './metrics.js';
 import { openApiRoutes } from './openapi.js';
+import { policyRoutes } from './policies.js';
 import { queryRoutes } from './query.js';
 import { rowsRoutes } from './rows.js';
 import { addSharedSchemas } from './schemas.js';
@@ -83,6 +84,7 @@ export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Pro
       if (!deps.config.metricsPublic) await admin.register(metricsRoutes, { metrics: deps.observability.metrics, permission: 'admin' });
       await admin.register(userRoutes, { security: deps.security });
       await admin.register(auditRoutes, { security: deps.security });
+      await admin.register(policyRoutes, { security: deps.security });
     });
   });
 }

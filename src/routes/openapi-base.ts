@@ -67,6 +67,10 @@ export const openApiBase = {
       "description": "http-api.md §6."
     },
     {
+      "name": "policies",
+      "description": "http-api.md §8: row policies (row-level security), role admin."
+    },
+    {
       "name": "admin",
       "description": "http-api.md §7; role admin: engine figures, checkpoints, the slow-query log and the Prometheus metrics."
     },

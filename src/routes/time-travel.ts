@@ -65,7 +65,8 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
   app.setValidatorCompiler(dataValidatorCompiler);
 
   app.get<{ Params: TableParams; Querystring: { from: number; to: number; limit?: number; cursor?: string } }>('/v1/tables/:table/diff', {
-    config: { permission: 'read' },
+    // On a table with row policies a diff would show rows a policy hides: for admins only (http-api.md §8).
+    config: { permission: 'read', adminWhenRowPolicies: true },
     schema: {
       operationId: 'diffTable',
       tags: ['time travel'],
@@ -91,7 +92,7 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
   });
 
   app.post<{ Params: TableParams; Body: { name: string; asOf: number | string } }>('/v1/tables/:table/fork', {
-    config: { permission: 'write', bodyTables: 'createTable', audit: 'table_forked' },
+    config: { permission: 'write', bodyTables: 'createTable', audit: 'table_forked', adminWhenRowPolicies: true },
     onRequest: refuseTransaction,
     schema: {
       operationId: 'forkTable',
@@ -101,7 +102,7 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
         'Creates table `name` whose rows are this table\'s rows as of `asOf`, with the same primary key, schema and ' +
         'indexes, in one commit (a crash leaves all of it or none); its history starts there, and `forkedFrom` says ' +
         'where it came from. Needs write permission on both tables. The rows must fit one commit record (32 MiB): a ' +
-        'larger fork is 400 bad_request. 409 table_exists when `name` is taken.',
+        'larger fork is 400 bad_request. 409 table_exists when `name` is taken. On a table with row policies: admins only (403).',
       params: tableParams,
       headers: { type: 'object', properties: { 'idempotency-key': idempotencyKeyHeader } },
       body: {
@@ -124,7 +125,7 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
   });
 
   app.post<{ Params: TableParams; Body: { asOf: number | string } }>('/v1/tables/:table/restore', {
-    config: { permission: 'write', audit: 'table_restored' },
+    config: { permission: 'write', audit: 'table_restored', adminWhenRowPolicies: true },
     onRequest: refuseTransaction,
     schema: {
       operationId: 'restoreTable',

@@ -77,7 +77,8 @@ export async function transactionRoutes(
     preValidation: async (req) => {
       req.body ??= {};
     },
-    handler: async (req, reply) => reply.code(201).send(transactions.begin(user(req), req.body ?? {})),
+    // The caller's row policies bind to the transaction: every read and write inside it honours them.
+    handler: async (req, reply) => reply.code(201).send(transactions.begin(user(req), { ...req.body, policies: req.rowPolicies })),
   });
 
   app.get<{ Params: TxParams }>('/v1/transactions/:id', {

@@ -59,6 +59,9 @@ const needs: Record<string, Needs> = {
   'GET /v1/admin/audit': 'admin',
   'GET /v1/admin/audit/verify': 'admin',
   'GET /v1/admin/audit/stats': 'admin',
+  'PUT /v1/tables/:table/policies/:name': 'admin',
+  'GET /v1/tables/:table/policies': 'admin',
+  'DELETE /v1/tables/:table/policies/:name': 'admin',
 };
 
 /** Bodies for routes whose body names the tables they touch: without one they would stop at validation (400). */

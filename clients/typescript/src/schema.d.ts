@@ -536,7 +536,7 @@ export interface paths {
         post?: never;
         /**
          * Drop a table
-         * @description Needs the admin role. The table, its rows and their history are gone; the name may be used again. 404 table_not_found. Open transactions with pending writes to the table are aborted (409 transaction_aborted on their next use), and serializable transactions that read from it fail their commit. Not transactional itself (the drop commits at once); a `Transaction-Id` header is 400 bad_request.
+         * @description Needs the admin role. The table, its rows, their history and its row policies are gone; the name may be used again. 404 table_not_found. Open transactions with pending writes to the table are aborted (409 transaction_aborted on their next use), and serializable transactions that read from it fail their commit. Not transactional itself (the drop commits at once); a `Transaction-Id` header is 400 bad_request.
          */
         delete: operations["dropTable"];
         options?: never;
@@ -575,7 +575,7 @@ export interface paths {
         put?: never;
         /**
          * Fork a table as of a seq
-         * @description Creates table `name` whose rows are this table's rows as of `asOf`, with the same primary key, schema and indexes, in one commit (a crash leaves all of it or none); its history starts there, and `forkedFrom` says where it came from. Needs write permission on both tables. The rows must fit one commit record (32 MiB): a larger fork is 400 bad_request. 409 table_exists when `name` is taken.
+         * @description Creates table `name` whose rows are this table's rows as of `asOf`, with the same primary key, schema and indexes, in one commit (a crash leaves all of it or none); its history starts there, and `forkedFrom` says where it came from. Needs write permission on both tables. The rows must fit one commit record (32 MiB): a larger fork is 400 bad_request. 409 table_exists when `name` is taken. On a table with row policies: admins only (403).
          */
         post: operations["forkTable"];
         delete?: never;
@@ -619,6 +619,50 @@ export interface paths {
          * @description Needs write permission, like creating one. 404 not_found when the table has no such index, table_not_found when the table is unknown. Not transactional (the drop commits at once); a `Transaction-Id` header is 400 bad_request.
          */
         delete: operations["dropIndex"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tables/{table}/policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a table's row policies
+         * @description Needs the admin role. The policies by name; an empty list for a table without any (it behaves as before: roles and grants decide). 404 table_not_found.
+         */
+        get: operations["listPolicies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tables/{table}/policies/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Create or replace a row policy
+         * @description Needs the admin role. Once a table has a policy, every user but an admin sees a row version only if some policy that applies to them has a `read` the document matches, and may put, patch or delete a row only if some applicable policy's `write` matches the row's current document and some matches the new one (else 403 forbidden, nothing written). A policy without `read` grants no reads; one without `write` grants no writes. The policies in force now govern every read, `asOf` and history included. Takes effect on the next request, open transactions included. At most 100 policies per table. 404 table_not_found; a `where` the query language refuses: 400 validation_failed. Audited `policy_changed`.
+         */
+        put: operations["putPolicy"];
+        post?: never;
+        /**
+         * Delete a row policy
+         * @description Needs the admin role. When it was the last, the table behaves as before (roles and grants decide). 404 table_not_found, or not_found when the table has no policy of that name. Audited `policy_changed`.
+         */
+        delete: operations["deletePolicy"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1327,7 +1371,7 @@ export interface operations {
     auditEntries: {
         parameters: {
             query?: {
-                type?: "login_success" | "login_failure" | "logout" | "token_expired" | "access_denied" | "user_created" | "user_deleted" | "password_changed" | "user_locked" | "user_unlocked" | "roles_changed" | "brute_force_detected" | "rate_limited" | "table_created" | "table_dropped" | "table_forked" | "table_restored" | "config_changed";
+                type?: "login_success" | "login_failure" | "logout" | "token_expired" | "access_denied" | "user_created" | "user_deleted" | "password_changed" | "user_locked" | "user_unlocked" | "roles_changed" | "brute_force_detected" | "rate_limited" | "table_created" | "table_dropped" | "table_forked" | "table_restored" | "config_changed" | "policy_changed";
                 user?: string;
                 outcome?: "success" | "failure";
                 severity?: "info" | "warning" | "critical";
@@ -1355,7 +1399,7 @@ export interface operations {
                             /** Format: date-time */
                             ts: string;
                             /** @enum {string} */
-                            type: "login_success" | "login_failure" | "logout" | "token_expired" | "access_denied" | "user_created" | "user_deleted" | "password_changed" | "user_locked" | "user_unlocked" | "roles_changed" | "brute_force_detected" | "rate_limited" | "table_created" | "table_dropped" | "table_forked" | "table_restored" | "config_changed";
+                            type: "login_success" | "login_failure" | "logout" | "token_expired" | "access_denied" | "user_created" | "user_deleted" | "password_changed" | "user_locked" | "user_unlocked" | "roles_changed" | "brute_force_detected" | "rate_limited" | "table_created" | "table_dropped" | "table_forked" | "table_restored" | "config_changed" | "policy_changed";
                             /** @enum {string} */
                             severity: "info" | "warning" | "critical";
                             /** @enum {string} */
@@ -1423,6 +1467,7 @@ export interface operations {
                             table_forked?: number;
                             table_restored?: number;
                             config_changed?: number;
+                            policy_changed?: number;
                         } & {
                             [key: string]: number;
                         };
@@ -2516,6 +2561,179 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description Dropped. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            423: components["responses"]["Locked"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listPolicies: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A table name. */
+                table: components["schemas"]["TableName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The policies. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        policies: {
+                            table: string;
+                            name: string;
+                            appliesTo: {
+                                roles?: ("writer" | "reader")[];
+                                users?: string[];
+                            };
+                            read?: {
+                                [key: string]: unknown;
+                            };
+                            write?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Seq of the commit that wrote this version of the policy. */
+                            seq: number;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            423: components["responses"]["Locked"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    putPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A table name. */
+                table: components["schemas"]["TableName"];
+                /** @description A policy name: the pattern of table names. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Whom the policy applies to: a user it names, or one holding a role it names. At least one role or user. */
+                    appliesTo: {
+                        /** @description Roles it applies to; admins are never restricted, so only writer and reader. */
+                        roles?: ("writer" | "reader")[];
+                        /** @description Usernames it applies to, whether those users exist yet or not. */
+                        users?: string[];
+                    };
+                    /** @description The documents the policy lets its users read (a delete is shown when the version before it is). A where-object of POST /v1/query, in which {"$user":"name"} stands for the caller's username. */
+                    read?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description The documents the policy lets its users write: the current one (when the row exists) and the new one. A where-object of POST /v1/query, in which {"$user":"name"} stands for the caller's username. */
+                    write?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Replaced. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        table: string;
+                        name: string;
+                        appliesTo: {
+                            roles?: ("writer" | "reader")[];
+                            users?: string[];
+                        };
+                        read?: {
+                            [key: string]: unknown;
+                        };
+                        write?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Seq of the commit that wrote this version of the policy. */
+                        seq: number;
+                    };
+                };
+            };
+            /** @description Created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        table: string;
+                        name: string;
+                        appliesTo: {
+                            roles?: ("writer" | "reader")[];
+                            users?: string[];
+                        };
+                        read?: {
+                            [key: string]: unknown;
+                        };
+                        write?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Seq of the commit that wrote this version of the policy. */
+                        seq: number;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            423: components["responses"]["Locked"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deletePolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A table name. */
+                table: components["schemas"]["TableName"];
+                /** @description A policy name: the pattern of table names. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
             204: {
                 headers: {
                     [name: string]: unknown;
