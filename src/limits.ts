@@ -69,8 +69,9 @@ export const limits = {
    * this cache serves the versions read again soon, such as a hot row's previous version).
    */
   versionCacheCharsMax: 16 * MiB,
-  /** Newest durable commits the change feed keeps in memory (older ones it reads back from the log). */
+  /** Newest durable commits the change feed keeps in memory (older ones it reads back from the log), and their characters. */
   feedRecentCommitsMax: 1024,
+  feedRecentCharsMax: 16 * MiB,
   /** Commits one change-feed page looks at, shown or not: a filter that matches rarely ends its page early. */
   feedScanCommitsMax: 10_000,
   /** Commits per change-feed page (`limit`), and its default. */
