@@ -29,6 +29,9 @@ export class ChangeService {
   private readonly db: () => Database;
   private readonly options: ChangeStreamOptions;
   private readonly streams = new Set<ChangeStream>();
+  /** Long-polls waiting for a commit: told to stop waiting when the server stops. */
+  private readonly waiters = new Set<() => void>();
+  private closed = false;
 
   constructor(db: () => Database, options: ChangeStreamOptions) {
     this.db = db;
@@ -41,7 +44,7 @@ export class ChangeService {
     let page = db.changes(input);
     if (page.commits.length > 0 || waitMs <= 0) return page;
     const deadline = Date.now() + Math.min(waitMs, limits.feedWaitMsMax);
-    while (page.commits.length === 0 && Date.now() < deadline) {
+    while (page.commits.length === 0 && Date.now() < deadline && !this.closed) {
       if (page.nextSince >= db.durableSeq && !(await this.nextCommit(db, deadline - Date.now()))) break;
       page = db.changes({ ...input, since: page.nextSince });
     }
@@ -55,23 +58,29 @@ export class ChangeService {
     stream.start();
   }
 
-  /** Ends every stream (the server is stopping): their clients resume elsewhere with Last-Event-ID. */
+  /**
+   * Ends every stream and answers every long-poll now (the server is stopping, and a request left waiting would hold
+   * the shutdown past its grace): their clients resume elsewhere with Last-Event-ID or nextSince.
+   */
   closeAll(): void {
+    this.closed = true;
     for (const stream of [...this.streams]) stream.end();
+    for (const stopWaiting of [...this.waiters]) stopWaiting();
   }
 
   /** Resolves true when a commit becomes durable within `ms`, false when the time runs out first. */
   private nextCommit(db: Database, ms: number): Promise<boolean> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        unsubscribe();
-        resolve(false);
-      }, ms);
-      const unsubscribe = db.subscribeChanges(() => {
+      const settle = (committed: boolean): void => {
         clearTimeout(timer);
         unsubscribe();
-        resolve(true);
-      });
+        this.waiters.delete(stopWaiting);
+        resolve(committed);
+      };
+      const stopWaiting = (): void => settle(false);
+      const timer = setTimeout(stopWaiting, ms);
+      const unsubscribe = db.subscribeChanges(() => settle(true));
+      this.waiters.add(stopWaiting);
     });
   }
 }
@@ -124,8 +133,14 @@ class ChangeStream {
           return;
         }
         const page = this.db.changes({ ...this.input, since: this.lastSent, limit: streamPageCommits });
-        for (const commit of page.commits) this.response.write(`id: ${commit.seq}\nevent: change\ndata: ${commitJson(commit)}\n\n`);
-        this.lastSent = page.nextSince;
+        // Stop at the commit that fills the socket: the rest of the page waits in the log, not in this process.
+        let full = false;
+        for (const commit of page.commits) {
+          full = !this.response.write(`id: ${commit.seq}\nevent: change\ndata: ${commitJson(commit)}\n\n`);
+          this.lastSent = commit.seq;
+          if (full) break;
+        }
+        if (!full) this.lastSent = page.nextSince;
       }
     } catch (error) {
       this.fail(error instanceof Error ? error.message : String(error));
