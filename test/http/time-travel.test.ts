@@ -15,11 +15,11 @@ async function ok(server: TestServer, method: string, path: string, body?: unkno
 }
 
 /** Every row of a table (following nextCursor), optionally as of a point. */
-async function allRows(server: TestServer, table: string, asOf?: number): Promise<Doc[]> {
+async function allRows(server: TestServer, table: string, asOf?: number, limit = 7): Promise<Doc[]> {
   const rows: Doc[] = [];
   let cursor: string | null = null;
   do {
-    const query = new URLSearchParams({ limit: '7', ...(asOf === undefined ? {} : { asOf: String(asOf) }), ...(cursor ? { cursor } : {}) });
+    const query = new URLSearchParams({ limit: String(limit), ...(asOf === undefined ? {} : { asOf: String(asOf) }), ...(cursor ? { cursor } : {}) });
     const page = await ok(server, 'GET', `/v1/tables/${table}/rows?${query}`);
     rows.push(...page.rows);
     cursor = page.nextCursor;
@@ -222,4 +222,151 @@ t.test('diff checks from ≤ to ≤ newest, its cursor, the table and the caller
   await ok(server, 'POST', '/v1/admin/users', { username: 'looker', password: 'looker-password-1', roles: ['reader'] });
   const reader = await server.request('POST', '/v1/tables/checked/restore', { body: { asOf: a }, auth: basicAuth('looker', 'looker-password-1') });
   t.equal(reader.status, 403, 'restore needs the writer role');
+});
+
+// ---- fork and restore ---------------------------------------------------------------------------------------------
+
+/** Writes a few commits of every kind to `table`; answers the seq after each. */
+async function writeHistory(table: string, rounds: number): Promise<number[]> {
+  const points: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < 6; i++) await ok(server, 'PUT', `/v1/tables/${table}/rows/k${(round * 5 + i) % 17}`, { v: round * 10 + i, tag: `t${i % 3}` });
+    await ok(server, 'PATCH', `/v1/tables/${table}/rows/k${round % 17}`, { patched: round, tag: null });
+    const victim = await server.request('DELETE', `/v1/tables/${table}/rows/k${(round * 7 + 3) % 17}`);
+    if (victim.status !== 200 && victim.status !== 404) throw new Error(victim.text);
+    const batch = await ok(server, 'POST', '/v1/batch', {
+      ops: [
+        { op: 'put', table, key: `b${round}`, doc: { v: round, tag: 'batch' } },
+        { op: 'patch', table, key: `k${(round + 1) % 17}`, doc: { v: -round } },
+      ],
+    });
+    points.push(batch.seq);
+  }
+  return points;
+}
+
+const schema = { type: 'object', properties: { v: { type: 'number' }, tag: { type: 'string' } } };
+
+t.test('a fork holds the source rows as of its point, with the same primary key, schema and indexes, and its own history', async (t) => {
+  await ok(server, 'POST', '/v1/tables', { name: 'origin', primaryKey: 'code', indexes: ['v', 'tag'], schema });
+  const points = await writeHistory('origin', 4);
+  const source = await ok(server, 'GET', '/v1/tables/origin');
+  for (const [i, point] of [source.createdSeq as number, ...points].entries()) {
+    const name = `fork${i}`;
+    const answer = await server.request('POST', '/v1/tables/origin/fork', { body: { name, asOf: point } });
+    t.equal(answer.status, 201, answer.text);
+    t.equal(answer.headers.location, `/v1/tables/${name}`);
+    const expected = await allRows(server, 'origin', point);
+    t.match(answer.json, { name, primaryKey: 'code', indexes: ['v', 'tag'], schema, rowCount: expected.length, forkedFrom: { table: 'origin', seq: point } });
+    t.same(await ok(server, 'GET', `/v1/tables/${name}`), answer.json, 'GET of the table answers what the fork did');
+    t.same(await allRows(server, name), expected, `fork ${name} equals origin as of ${point}, row by row`);
+    const created = answer.json.createdSeq as number;
+    for (const row of expected.slice(0, 3)) {
+      const history = await ok(server, 'GET', `/v1/tables/${name}/rows/${row.code}/history`);
+      t.same(history.versions.map((v: { seq: number; op: string }) => [v.seq, v.op]), [[created, 'put']], 'its history starts at the fork');
+    }
+    t.same(await allRows(server, name, created - 1), [], 'before the fork the table held nothing');
+  }
+  // The schema and indexes work in the fork.
+  const refused = await server.request('PUT', '/v1/tables/fork4/rows/x', { body: { v: 'not a number' } });
+  t.equal(refused.status, 400, 'the schema is kept');
+  const plan = await ok(server, 'POST', '/v1/query/explain', { table: 'fork4', where: { tag: 'batch' } });
+  t.equal(plan.plan.access, 'index', 'the indexes are kept');
+  // The source is untouched by its forks, and a fork does not follow its source.
+  await ok(server, 'PUT', '/v1/tables/origin/rows/later', { v: 1 });
+  t.equal((await server.request('GET', '/v1/tables/fork4/rows/later')).status, 404);
+
+  // asOf as an instant: the state after the last commit at or before it.
+  const history = await ok(server, 'GET', `/v1/tables/origin/rows/b1/history`);
+  const at = history.versions[0];
+  const byTime = await ok(server, 'POST', '/v1/tables/origin/fork', { name: 'bytime', asOf: at.ts });
+  t.ok(byTime.forkedFrom.seq >= at.seq, 'an instant resolves to a seq at or after the version it names');
+  t.same(await allRows(server, 'bytime'), await allRows(server, 'origin', byTime.forkedFrom.seq));
+
+  const taken = await server.request('POST', '/v1/tables/origin/fork', { body: { name: 'fork1', asOf: points[0] } });
+  t.equal(taken.json?.code, 'table_exists');
+  const future = await server.request('POST', '/v1/tables/origin/fork', { body: { name: 'future', asOf: 1e9 } });
+  t.equal(future.status, 400);
+  const system = await server.request('POST', '/v1/tables/origin/fork', { body: { name: '_mine', asOf: points[0] } });
+  t.equal(system.status, 400, 'a fork may not take a system name');
+  const missing = await server.request('POST', '/v1/tables/nowhere/fork', { body: { name: 'nothing', asOf: points[0] } });
+  t.equal(missing.json?.code, 'table_not_found');
+});
+
+t.test('a restore makes the rows equal their asOf read in one commit, keeping the history before it', async (t) => {
+  await ok(server, 'POST', '/v1/tables', { name: 'undo', primaryKey: 'code', indexes: ['tag'], schema });
+  const points = await writeHistory('undo', 5);
+  const target = points[1]!;
+  const wanted = await allRows(server, 'undo', target);
+  const before = await allRows(server, 'undo');
+  const differing = await allChanges(server, 'undo', target, points.at(-1)!, 1000);
+  t.ok(differing.length > 0, 'the rows changed since the target');
+
+  const restored = await ok(server, 'POST', '/v1/tables/undo/restore', { asOf: target });
+  t.equal(restored.rowsChanged, differing.length, 'rowsChanged counts the rows that differed');
+  t.same(await allRows(server, 'undo'), wanted, 'the rows now equal the asOf read');
+  t.same(await allRows(server, 'undo', restored.seq - 1), before, 'the state before the restore is still readable');
+  t.same(await allChanges(server, 'undo', target, restored.seq, 2), [], 'nothing differs from the target any more');
+
+  // One commit: the feed shows it once, with every row it wrote.
+  const feed = await ok(server, 'GET', `/v1/changes?tables=undo&since=${restored.seq - 1}&limit=1`);
+  t.equal(feed.commits[0].seq, restored.seq);
+  t.equal(feed.commits[0].changes.length, restored.rowsChanged, 'one commit holds every row the restore wrote');
+
+  // Earlier versions stay in each key's history, the restore's version last.
+  const touched = (differing[0] as { key: string }).key;
+  const history = await ok(server, 'GET', `/v1/tables/undo/rows/${touched}/history`);
+  t.ok(history.versions.length >= 2, 'the history before stays');
+  t.equal(history.versions.at(-1).seq, restored.seq);
+
+  t.same(await ok(server, 'POST', '/v1/tables/undo/restore', { asOf: target }), { seq: null, rowsChanged: 0 }, 'a second restore has nothing to do');
+  const created = (await ok(server, 'GET', '/v1/tables/undo')).createdSeq as number;
+  const emptied = await ok(server, 'POST', '/v1/tables/undo/restore', { asOf: created });
+  t.equal(emptied.rowsChanged, wanted.length, 'a restore to the creation deletes every row');
+  t.same(await allRows(server, 'undo'), []);
+  t.same(await allRows(server, 'undo', emptied.seq - 1), wanted);
+  const refused = await server.request('POST', '/v1/tables/undo/restore', { body: { asOf: 1e9 } });
+  t.equal(refused.status, 400, 'asOf beyond the newest seq');
+  const inTx = await server.request('POST', '/v1/tables/undo/restore', { body: { asOf: target }, headers: { 'transaction-id': 'x' } });
+  t.equal(inTx.status, 400, 'a restore is its own commit');
+});
+
+t.test('a SIGKILL during or right after a fork or a restore leaves all of it or none after restart', async (t) => {
+  let node = await startServer();
+  t.teardown(() => node.kill());
+  await ok(node, 'POST', '/v1/tables', { name: 'bulk', primaryKey: 'id' });
+  const pad = 'p'.repeat(400);
+  const batches: number[] = [];
+  for (let b = 0; b < 6; b++) {
+    const ops = Array.from({ length: 500 }, (_, i) => ({ op: 'put', table: 'bulk', key: `r${(b * 300 + i) % 2000}`, doc: { b, i, pad } }));
+    batches.push((await ok(node, 'POST', '/v1/batch', { ops })).seq);
+  }
+  // How long a fork and a restore take here, so the kills below land before, during and after them.
+  const started = Date.now();
+  await Promise.all([ok(node, 'POST', '/v1/tables/bulk/fork', { name: 'warm', asOf: batches[4] }), ok(node, 'POST', '/v1/tables/bulk/restore', { asOf: batches[3] })]);
+  const tookMs = Date.now() - started;
+  // Each round forks and restores at once, and kills the server a little later each time (from at once on).
+  for (const [round, delayMs] of [0, 0.3, 0.6, 0.9, 1.2, 2].map((f) => Math.round(f * tookMs)).entries()) {
+    const point = batches[round % batches.length]!;
+    const forkPoint = batches[(round + 2) % batches.length]!;
+    const current = await allRows(node, 'bulk', undefined, 1000);
+    const wanted = await allRows(node, 'bulk', point, 1000);
+    const forkWanted = await allRows(node, 'bulk', forkPoint, 1000);
+    const name = `copy${round}`;
+    const fork = node.request('POST', '/v1/tables/bulk/fork', { body: { name, asOf: forkPoint } }).catch(() => null);
+    const restore = node.request('POST', '/v1/tables/bulk/restore', { body: { asOf: point } }).catch(() => null);
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    await node.kill();
+    const [forked, restored] = await Promise.all([fork, restore]);
+
+    node = await startServer({ dataDir: node.dataDir });
+    const copy = await node.request('GET', `/v1/tables/${name}`);
+    if (forked?.status === 201) t.equal(copy.status, 200, `round ${round}: an acknowledged fork survives`);
+    if (copy.status === 200) t.same(await allRows(node, name, undefined, 1000), forkWanted, `round ${round}: the fork holds every row, or does not exist`);
+    else t.equal(copy.status, 404);
+    const rows = await allRows(node, 'bulk', undefined, 1000);
+    if (restored?.status === 200) t.same(rows, wanted, `round ${round}: an acknowledged restore survives whole`);
+    else t.ok(canonical(rows) === canonical(wanted) || canonical(rows) === canonical(current), `round ${round}: the restore is all there or not at all`);
+    t.comment(`round ${round}: fork ${forked?.status ?? 'no answer'} (${copy.status}), restore ${restored?.status ?? 'no answer'}`);
+  }
 });
