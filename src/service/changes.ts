@@ -1,7 +1,7 @@
 // The change feed's use cases over HTTP: a page that may wait (long-poll) for the caller's next commit, and
 // Server-Sent Event streams that follow the feed for as long as the client keeps up. Streams hold no commits of
 // their own: each reads the next page when its socket can take it, so a slow client costs the server no memory;
-// one that falls too far behind is told where to resume and closed.
+// one that stops taking data while many commits arrive is told where to resume and closed.
 
 import type { ServerResponse } from 'node:http';
 import type { ChangesInput, ChangesPage, Database, FeedCommit } from '../engine/index.js';
@@ -13,7 +13,11 @@ const streamPageCommits = 100;
 const heartbeatMs = 15_000;
 
 export interface ChangeStreamOptions {
-  /** A client this many commits behind the newest, with its socket full, is sent an error event and closed. */
+  /**
+   * A client whose socket stays full while more than this many commits arrive is sent an error event and closed. Only
+   * commits that arrive while it takes nothing count: a client catching up from far back reads its backlog from the
+   * log at its own pace, and costs the server no memory while it does.
+   */
   bufferCommits: number;
 }
 
@@ -51,7 +55,7 @@ export class ChangeService {
     return page;
   }
 
-  /** Follows the feed on `response` from `since` on, until the client goes, falls behind, or the server stops. */
+  /** Follows the feed on `response` from `since` on, until the client goes, stops taking data, or the server stops. */
   stream(response: ServerResponse, input: Omit<ChangesInput, 'limit'>): void {
     const stream = new ChangeStream(this.db(), response, input, this.options, () => this.streams.delete(stream));
     this.streams.add(stream);
@@ -87,6 +91,8 @@ export class ChangeService {
 
 class ChangeStream {
   private lastSent: number;
+  /** The newest durable seq when the client's socket was found full; null while the client takes what is sent. */
+  private stalledAt: number | null = null;
   private pumping = false;
   private ended = false;
   private readonly unsubscribe: () => void;
@@ -104,7 +110,10 @@ class ChangeStream {
     this.heartbeat = setInterval(() => this.response.write(': keep-alive\n\n'), heartbeatMs);
     this.heartbeat.unref();
     response.on('close', () => this.end());
-    response.on('drain', () => this.pump());
+    response.on('drain', () => {
+      this.stalledAt = null;
+      this.pump();
+    });
   }
 
   start(): void {
@@ -129,7 +138,8 @@ class ChangeStream {
     try {
       while (!this.ended && this.lastSent < this.db.durableSeq) {
         if (this.response.writableNeedDrain) {
-          if (this.db.durableSeq - this.lastSent > this.options.bufferCommits) this.tooSlow();
+          this.stalledAt ??= this.db.durableSeq;
+          if (this.db.durableSeq - this.stalledAt > this.options.bufferCommits) this.tooSlow();
           return;
         }
         const page = this.db.changes({ ...this.input, since: this.lastSent, limit: streamPageCommits });
@@ -151,7 +161,7 @@ class ChangeStream {
 
   private tooSlow(): void {
     const detail =
-      `The client fell more than ${this.options.bufferCommits} commits behind (--changes-buffer-commits); ` +
+      `The client took nothing while more than ${this.options.bufferCommits} commits arrived (--changes-buffer-commits); ` +
       `resume after seq ${this.lastSent} (Last-Event-ID: ${this.lastSent}).`;
     this.send('error', { code: 'unavailable', detail, lastEventId: this.lastSent, since: this.lastSent });
     this.end();
