@@ -99,7 +99,8 @@ export async function changesRoutes(
       const tables = tablesOf(req, opts);
       // The caller's row policies: added with row-level security (http-api.md §8).
       const input = { since, tables };
-      if (wantsEvents(req)) {
+      // HEAD (which Fastify answers from this GET route) gets a page's head: a stream would never end its answer.
+      if (req.method === 'GET' && wantsEvents(req)) {
         // A bad since must be an ordinary 400 problem, before the stream starts.
         opts.db().changes({ ...input, limit: 1 });
         return streamChanges(reply, opts.changes, input);

@@ -161,6 +161,8 @@ t.test('Server-Sent Events: a comment, then one change event per commit with its
   t.equal(forbidden.status, 403);
   const anonymous = await openSse(server.url, `/v1/changes`, { auth: '' });
   t.equal(anonymous.status, 401);
+  const head = await server.request('HEAD', '/v1/changes', { headers: { accept: 'text/event-stream' } });
+  t.equal(head.status, 200, 'HEAD answers at once (the head of a page), never a stream without end');
 });
 
 t.test('long-poll: waitMs answers with the first commit the caller may see, and empty when none comes', async (t) => {
