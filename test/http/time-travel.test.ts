@@ -331,6 +331,28 @@ t.test('a restore makes the rows equal their asOf read in one commit, keeping th
   t.equal(inTx.status, 400, 'a restore is its own commit');
 });
 
+t.test('a restore that waits for a row lock still leaves every row as of its point, rows changed meanwhile included', async (t) => {
+  await ok(server, 'POST', '/v1/tables', { name: 'contended', primaryKey: 'id' });
+  await ok(server, 'PUT', '/v1/tables/contended/rows/a', { v: 1 });
+  const point = (await ok(server, 'PUT', '/v1/tables/contended/rows/b', { v: 1 })).seq as number;
+  await ok(server, 'PUT', '/v1/tables/contended/rows/a', { v: 2 });
+  await ok(server, 'PUT', '/v1/tables/contended/rows/c', { v: 1 });
+  // A transaction holds a's lock, so the restore (which must rewrite a) waits for it...
+  const holder = (await ok(server, 'POST', '/v1/transactions', {})).id as string;
+  await server.request('PUT', '/v1/tables/contended/rows/a', { body: { v: 3 }, headers: { 'transaction-id': holder } });
+  const restoring = server.request('POST', '/v1/tables/contended/restore', { body: { asOf: point } });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  // ...while b, equal to its target when the restore began, changes, and c, which it must delete, is deleted.
+  await ok(server, 'PUT', '/v1/tables/contended/rows/b', { v: 9 });
+  await ok(server, 'DELETE', '/v1/tables/contended/rows/c');
+  await ok(server, 'POST', `/v1/transactions/${holder}/commit`);
+  const restored = await restoring;
+  t.equal(restored.status, 200, restored.text);
+  t.equal(restored.json.rowsChanged, 2, 'a and b rewritten; c needed nothing more');
+  t.same(await allRows(server, 'contended'), await allRows(server, 'contended', point), 'every row as of the point');
+  t.same(await allRows(server, 'contended', restored.json.seq), await allRows(server, 'contended', point), 'at the restore\'s own seq too');
+});
+
 t.test('a SIGKILL during or right after a fork or a restore leaves all of it or none after restart', async (t) => {
   let node = await startServer();
   t.teardown(() => node.kill());
