@@ -107,7 +107,10 @@ class ChangeStream {
   ) {
     this.lastSent = input.since;
     this.unsubscribe = db.subscribeChanges(() => this.pump());
-    this.heartbeat = setInterval(() => this.response.write(': keep-alive\n\n'), heartbeatMs);
+    // A socket that is full already shows nothing is wrong with the server; a comment there would only pile up.
+    this.heartbeat = setInterval(() => {
+      if (!this.response.writableNeedDrain) this.response.write(': keep-alive\n\n');
+    }, heartbeatMs);
     this.heartbeat.unref();
     response.on('close', () => this.end());
     response.on('drain', () => {
