@@ -370,8 +370,11 @@ class Engine implements Database {
       request === undefined
         ? []
         : [{ ...request, answer: (outcome: CommitOutcome) => request.answer({ ...outcome, table: forkedInfo(source, input.name, asOf, outcome) }) }];
-    await this.store.commit(changes, undefined, idempotency);
-    return this.tableInfo(this.store.readableTable(input.name));
+    const rowsWritten = changes.length - 1;
+    const seq = await this.store.commit(changes, undefined, idempotency);
+    // The table as this commit made it, as the idempotency entry recorded it: the answer and its replay are one, and
+    // a write to (or drop of) the new table right after cannot change or fail the answer to the fork.
+    return forkedInfo(source, input.name, asOf, { seq, rowsWritten });
   }
 
   async restore(input: RestoreInput): Promise<{ seq: number | null; rowsChanged: number }> {
