@@ -79,8 +79,9 @@ export async function changesRoutes(
         'for a delete) in the tables the caller may read (or those named in `tables`), row policies applied; commits ' +
         'left with no visible row are left out. With `Accept: text/event-stream`: Server-Sent Events, one `change` ' +
         'event per commit with `id:` its seq, resumed after `Last-Event-ID`, a comment line every 15 s; a client that ' +
-        'takes nothing while more than --changes-buffer-commits commits arrive gets an `error` event naming the seq to resume after, and ' +
-        'the stream closes. A page looks at up to 10,000 commits: when `commits` is empty, go on from `nextSince`.',
+        'takes nothing while more than --changes-buffer-commits commits arrive gets an `error` event naming the seq to ' +
+        'resume after, and the stream closes. A page looks at up to 10,000 commits: when `commits` is empty, go on from ' +
+        '`nextSince`.',
       querystring,
       headers: {
         type: 'object',
