@@ -77,6 +77,11 @@ export const limits = {
   /** Commits per change-feed page (`limit`), and its default. */
   feedPageCommitsMax: 1000,
   feedPageCommitsDefault: 100,
+  /**
+   * Times a restore looks again for rows that changed while it waited for locks, before it gives up with a retryable
+   * serialization_failure (writers that keep changing its rows would otherwise hold it forever).
+   */
+  restoreRoundsMax: 100,
   /** Longest a change-feed page waits for a commit (`waitMs`). */
   feedWaitMsMax: 30_000,
   /**

@@ -91,10 +91,11 @@ export async function batchRoutes(app: FastifyInstance, opts: { db: () => Databa
         'own transaction: a request with a `Transaction-Id` header is 400 bad_request (send the ops inside that ' +
         'transaction instead).',
       headers: { type: 'object', properties: { 'idempotency-key': idempotencyKeyHeader } },
+      responseHeaders: { 200: ['Idempotent-Replayed'] },
       body: batchBody,
       response: {
         200: { ...batchResponse, description: 'Committed; `results` has one entry per op.' },
-        ...problemResponses({ extra: [404, 409, 412], withBody: true }),
+        ...problemResponses({ extra: [404, 409, 412], withBody: true, idempotent: true }),
       },
     },
     handler: async (req, reply) => {

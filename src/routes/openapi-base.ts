@@ -139,7 +139,7 @@ export const openApiBase = {
         }
       },
       "Conflict": {
-        "description": "table_exists, index_exists, serialization_failure, deadlock_detected, lock_timeout (these three with `retryable: true`), transaction_aborted or read_only.",
+        "description": "table_exists, index_exists, serialization_failure, deadlock_detected, lock_timeout (these three with `retryable: true`), transaction_aborted, read_only, or idempotency_in_progress (a request with this Idempotency-Key is still running).",
         "content": {
           "application/problem+json": {
             "schema": {
@@ -160,6 +160,16 @@ export const openApiBase = {
       },
       "PreconditionFailed": {
         "description": "precondition_failed: If-Match / If-None-Match (or a batch op's ifSeq) does not hold; `currentSeq` is the seq of the row's last event (its delete, if deleted), null if the key was never written.",
+        "content": {
+          "application/problem+json": {
+            "schema": {
+              "$ref": "#/components/schemas/Problem"
+            }
+          }
+        }
+      },
+      "UnprocessableContent": {
+        "description": "idempotency_key_reused: this Idempotency-Key was used for another request (method, path or body bytes differ).",
         "content": {
           "application/problem+json": {
             "schema": {
@@ -246,6 +256,15 @@ export const openApiBase = {
           "type": "string",
           "examples": [
             "\"42\""
+          ]
+        }
+      },
+      "IdempotentReplayed": {
+        "description": "true when the answer is the one stored for the request's Idempotency-Key, replayed: the write was not made again.",
+        "schema": {
+          "type": "string",
+          "enum": [
+            "true"
           ]
         }
       },

@@ -42,6 +42,7 @@ export const problemResponseNames: Readonly<Record<number, string>> = {
   412: 'PreconditionFailed',
   413: 'PayloadTooLarge',
   415: 'UnsupportedMediaType',
+  422: 'UnprocessableContent',
   423: 'Locked',
   429: 'TooManyRequests',
   500: 'InternalError',

@@ -111,8 +111,8 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
         properties: { name: ref('TableName'), asOf: asOfMember },
         additionalProperties: false,
       },
-      responseHeaders: { 201: ['Location'] },
-      response: { 201: { ...ref('Table'), description: 'The new table.' }, ...problemResponses({ extra: [404, 409], withBody: true }) },
+      responseHeaders: { 201: ['Location', 'Idempotent-Replayed'] },
+      response: { 201: { ...ref('Table'), description: 'The new table.' }, ...problemResponses({ extra: [404, 409], withBody: true, idempotent: true }) },
     },
     handler: async (req, reply) =>
       sendIdempotent(req, reply, opts.idempotency, async (entry) => {
@@ -138,6 +138,7 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
       params: tableParams,
       headers: { type: 'object', properties: { 'idempotency-key': idempotencyKeyHeader } },
       body: { type: 'object', required: ['asOf'], properties: { asOf: asOfMember }, additionalProperties: false },
+      responseHeaders: { 200: ['Idempotent-Replayed'] },
       response: {
         200: {
           type: 'object',
@@ -145,7 +146,7 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
           properties: { seq: { type: ['integer', 'null'] }, rowsChanged: { type: 'integer' } },
           description: 'Committed.',
         },
-        ...problemResponses({ extra: [404, 409], withBody: true }),
+        ...problemResponses({ extra: [404, 409], withBody: true, idempotent: true }),
       },
     },
     handler: async (req, reply) =>

@@ -105,9 +105,10 @@ export async function transactionRoutes(
       description: 'Makes all its writes durable and visible under one seq; `seq` is null when it wrote nothing.',
       params: txParams,
       headers: { type: 'object', properties: { 'idempotency-key': idempotencyKeyHeader } },
+      responseHeaders: { 200: ['Idempotent-Replayed'] },
       response: {
         200: { type: 'object', required: ['seq'], properties: { seq: { type: ['integer', 'null'] } }, description: 'Committed.' },
-        ...problemResponses({ extra: [404, 409, 410] }),
+        ...problemResponses({ extra: [404, 409, 410], idempotent: true }),
       },
     },
     handler: async (req, reply) =>

@@ -445,7 +445,7 @@ export interface paths {
         };
         /**
          * The change feed
-         * @description Durable commits after `since`, in seq order, each with the rows it changed (`doc` the whole new document, null for a delete) in the tables the caller may read (or those named in `tables`), row policies applied; commits left with no visible row are left out. With `Accept: text/event-stream`: Server-Sent Events, one `change` event per commit with `id:` its seq, resumed after `Last-Event-ID`, a comment line every 15 s; a client that falls behind by more than --changes-buffer-commits gets an `error` event naming the seq to resume after, and the stream closes. A page looks at up to 10,000 commits: when `commits` is empty, go on from `nextSince`.
+         * @description Durable commits after `since`, in seq order, each with the rows it changed (`doc` the whole new document, null for a delete) in the tables the caller may read (or those named in `tables`), row policies applied; commits left with no visible row are left out. With `Accept: text/event-stream`: Server-Sent Events, one `change` event per commit with `id:` its seq, resumed after `Last-Event-ID`, a comment line every 15 s; a client that takes nothing while more than --changes-buffer-commits commits arrive gets an `error` event naming the seq to resume after, and the stream closes. A page looks at up to 10,000 commits: when `commits` is empty, go on from `nextSince`.
          */
         get: operations["changes"];
         put?: never;
@@ -1087,7 +1087,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description table_exists, index_exists, serialization_failure, deadlock_detected, lock_timeout (these three with `retryable: true`), transaction_aborted or read_only. */
+        /** @description table_exists, index_exists, serialization_failure, deadlock_detected, lock_timeout (these three with `retryable: true`), transaction_aborted, read_only, or idempotency_in_progress (a request with this Idempotency-Key is still running). */
         Conflict: {
             headers: {
                 [name: string]: unknown;
@@ -1107,6 +1107,15 @@ export interface components {
         };
         /** @description precondition_failed: If-Match / If-None-Match (or a batch op's ifSeq) does not hold; `currentSeq` is the seq of the row's last event (its delete, if deleted), null if the key was never written. */
         PreconditionFailed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description idempotency_key_reused: this Idempotency-Key was used for another request (method, path or body bytes differ). */
+        UnprocessableContent: {
             headers: {
                 [name: string]: unknown;
             };
@@ -1176,6 +1185,8 @@ export interface components {
     headers: {
         /** @description The seq of the version written or read, as a strong entity tag: "<seq>". Absent for a write inside an open transaction. */
         ETag: string;
+        /** @description true when the answer is the one stored for the request's Idempotency-Key, replayed: the write was not made again. */
+        IdempotentReplayed: "true";
         /** @description The URL of the created table (201), or where to go instead (308). */
         Location: string;
         /** @description Seconds to wait before retrying. */
@@ -2125,6 +2136,7 @@ export interface operations {
             /** @description Committed; `results` has one entry per op. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2145,6 +2157,7 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2489,6 +2502,7 @@ export interface operations {
             201: {
                 headers: {
                     Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2502,6 +2516,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2775,6 +2790,7 @@ export interface operations {
             /** @description Committed. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2791,6 +2807,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2923,6 +2940,7 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2933,6 +2951,7 @@ export interface operations {
             201: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2948,6 +2967,7 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2981,6 +3001,7 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2994,6 +3015,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             410: components["responses"]["Gone"];
             412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -3032,6 +3054,7 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3042,6 +3065,7 @@ export interface operations {
             201: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3057,6 +3081,7 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -3217,6 +3242,7 @@ export interface operations {
             /** @description Committed. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3231,6 +3257,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             410: components["responses"]["Gone"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
