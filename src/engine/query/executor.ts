@@ -22,7 +22,7 @@ import { compareCodePoints, compareJson } from '../json/index.js';
 import { chooseAccess, tooManyRows } from './planner.js';
 import type { Access } from './planner.js';
 import { compileProjection } from './project.js';
-import type { RowSource, StoredRow } from './source.js';
+import type { RowRef, RowSource, StoredRow } from './source.js';
 import type { QueryPage } from './spec.js';
 
 export interface ExecuteOptions {
@@ -85,7 +85,7 @@ export function executeQuery(q: CompiledQuery, source: RowSource, options: Execu
     case 'history':
       return historyPage(q, source, budget, cut);
     case 'aggregate':
-      return aggregatePage(q, matchingRows(q, source, access.keys(), budget), {
+      return aggregatePage(q, matchingRows(source, access, access.rows(), budget, q), {
         seq: source.seq,
         groupsMax: options.groupsMax ?? limits.queryGroupsMax,
       });
@@ -96,17 +96,24 @@ export function executeQuery(q: CompiledQuery, source: RowSource, options: Execu
   }
 }
 
-/** Candidate rows that exist at the snapshot and satisfy the whole predicate, in the candidates' order. */
+/**
+ * Candidate rows that exist at the snapshot and satisfy the whole predicate, in the candidates' order. A row the
+ * access path's index lookup decides (the lookup is the whole where, and the source lists the row under its one
+ * version's values only) needs no re-check.
+ */
 export function* matchingRows(
-  q: CompiledQuery,
   source: RowSource,
-  keys: Iterable<string>,
+  access: Access,
+  rows: Iterable<RowRef>,
   budget: Budget,
+  q: CompiledQuery,
 ): Generator<MatchedRow> {
-  for (const key of keys) {
+  const decided = access.decided;
+  const predicate = q.predicate;
+  for (const ref of rows) {
     budget.spend();
-    const row = source.readRow(key);
-    if (row !== null && q.predicate(row)) yield row;
+    const row = source.readRef(ref);
+    if (row !== null && ((decided && row.indexedExactly) || predicate(row))) yield row;
   }
 }
 
@@ -115,7 +122,7 @@ function keyOrderPage(q: CompiledQuery, source: RowSource, access: Access, budge
   const afterKey = position?.kind === 'key' ? position.key : undefined;
   const page: MatchedRow[] = [];
   let more = false;
-  for (const row of matchingRows(q, source, access.keys(afterKey), budget)) {
+  for (const row of matchingRows(source, access, access.rows(afterKey), budget, q)) {
     if (!cut.admit(row.json.length)) {
       more = true;
       break;
@@ -138,7 +145,7 @@ function orderedPage(q: CompiledQuery, source: RowSource, access: Access, budget
   const keep = q.limit + 1;
   // Sort and trim whenever the buffer doubles: O(n log limit) time, O(limit) memory, whatever the table size.
   let buffer: OrderedRow[] = [];
-  for (const row of matchingRows(q, source, access.keys(), budget)) {
+  for (const row of matchingRows(source, access, access.rows(), budget, q)) {
     const ordered = { row, key: row.key, values: q.orderBy.map((order) => row.field(order.segments)) };
     if (after !== null && compare(after, ordered) >= 0) continue;
     buffer.push(ordered);
