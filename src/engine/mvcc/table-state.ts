@@ -54,11 +54,19 @@ export class RowHistory {
    * of long histories slow); it becomes an array of its own when it next grows.
    */
   meta: number[] | Float64Array;
+  /**
+   * Versions, and the newest one's seq: kept beside `meta` so that reading the newest version (a query's every
+   * candidate, most of the time) touches this object and the text only, not the packed array (a cache miss each).
+   */
+  count: number;
+  newestSeq: number;
 
   constructor(key: string, json: string | null, meta: number[] | Float64Array) {
     this.key = key;
     this.json = json;
     this.meta = meta;
+    this.count = meta.length / 2;
+    this.newestSeq = versionSeq(meta[meta.length - 2]!);
   }
 
   /** Appends versions' packed numbers (pairs) at the end. */
@@ -76,10 +84,8 @@ export class RowHistory {
       this.meta = meta = copy;
     }
     for (let i = 0; i < numbers.length; i++) (meta as number[]).push(numbers[i]!);
-  }
-
-  get count(): number {
-    return this.meta.length / 2;
+    this.count = meta.length / 2;
+    this.newestSeq = versionSeq(meta[meta.length - 2]!);
   }
 
   /** Packed seq/op of version `i` (0 = oldest). */
@@ -91,14 +97,10 @@ export class RowHistory {
     return versionSeq(this.meta[2 * i]!);
   }
 
-  get newestSeq(): number {
-    return versionSeq(this.meta[this.meta.length - 2]!);
-  }
-
   /** Index of the newest version with seq ≤ `seq`, or -1: versions are read near the end, long ones bisected. */
   indexAt(seq: number): number {
     let i = this.count - 1;
-    if (this.seq(i) <= seq) return i;
+    if (this.newestSeq <= seq) return i;
     if (i > 16) return this.bisect(seq);
     while (i > 0 && this.seq(i) > seq) i--;
     return this.seq(i) <= seq ? i : -1;
