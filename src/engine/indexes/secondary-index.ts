@@ -11,7 +11,7 @@ import { assert } from '../../assert.js';
 import { canonicalJson, compareCodePoints, sortByKey, typeRank } from '../json/index.js';
 import type { IndexCandidates, IndexLookup, RowRef } from '../query/source.js';
 import type { Json } from '../types.js';
-import { SortedMap } from '../storage/sorted-map.js';
+import { SortedMap, type ProbeComparator } from '../storage/sorted-map.js';
 
 /** A normalized index value: scalars as they are, arrays and objects as canonical JSON text. */
 export type IndexValue = null | boolean | number | string | { json: string };
@@ -75,6 +75,17 @@ function compareIndexValues(a: IndexValue, b: IndexValue): number {
       return compareCodePoints((a as { json: string }).json, (b as { json: string }).json);
   }
 }
+
+/**
+ * A search for a string holding no unit of U+D800 or above may compare it with the string entries natively (see
+ * compareCodePoints.forProbe): an equality lookup of a string value is the commonest search of an index.
+ */
+(compareIndexValues as ProbeComparator<IndexValue>).forProbe = (probe) => {
+  if (typeof probe !== 'string') return compareIndexValues;
+  const strings = compareCodePoints.forProbe(probe);
+  if (strings === compareCodePoints) return compareIndexValues;
+  return (a, b) => (typeof a === 'string' && typeof b === 'string' ? strings(a, b) : compareIndexValues(a, b));
+};
 
 function normalizeIndexValue(value: Json): IndexValue {
   if (value === null || typeof value !== 'object') return value;
