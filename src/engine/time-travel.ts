@@ -70,8 +70,8 @@ export function diffTable(table: TableState, input: DiffInput, newestSeq: number
     const atTo = history.indexAt(to);
     // The same version at both points (or none at either): unchanged, and no document need be read.
     if (atFrom === atTo) continue;
-    const before = atFrom < 0 ? null : table.versionOf(key, history, atFrom).json;
-    const afterJson = atTo < 0 ? null : table.versionOf(key, history, atTo).json;
+    const before = atFrom < 0 ? null : table.versionOf(history, atFrom).json;
+    const afterJson = atTo < 0 ? null : table.versionOf(history, atTo).json;
     if (sameDocument(before, afterJson)) continue;
     changes.push({ key, change: before === null ? 'added' : afterJson === null ? 'removed' : 'changed', before, after: afterJson });
     bytes += (before?.length ?? 0) + (afterJson?.length ?? 0);
@@ -99,7 +99,7 @@ export function forkChanges(source: TableState, name: string, asOf: number): Cha
   for (const [key, history] of source.rows.entries()) {
     const at = history.indexAt(asOf);
     if (at < 0) continue;
-    const json = source.versionOf(key, history, at).json;
+    const json = source.versionOf(history, at).json;
     if (json === null) continue;
     bytes.add(key, json);
     changes.push({ kind: 'row', table: name, key, op: 'put', doc: json });
@@ -113,7 +113,7 @@ export function restoreWrites(table: TableState, asOf: number): Array<{ key: str
   const bytes = new CommitBytes('restore');
   for (const [key, history] of table.rows.entries()) {
     const at = history.indexAt(asOf);
-    const then = at < 0 ? null : table.versionOf(key, history, at).json;
+    const then = at < 0 ? null : table.versionOf(history, at).json;
     if (sameDocument(then, history.json)) continue;
     bytes.add(key, then ?? '');
     writes.push({ key, json: then });
