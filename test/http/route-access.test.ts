@@ -4,6 +4,7 @@
 
 import t from 'tap';
 import { startApp } from '../helpers/app.js';
+import { routesOfTree } from '../helpers/route-tree.js';
 import { adminAuth, basicAuth } from '../helpers/server.js';
 
 type Needs = 'public' | 'authenticated' | 'reader' | 'writer' | 'admin';
@@ -108,7 +109,7 @@ const callers: Caller[] = [
 t.test('every registered route answers each kind of caller as classified', async (t) => {
   const { app, call } = await startApp(t);
   const routes: string[] = [];
-  for (const route of collectRoutes(app.printRoutes({ commonPrefix: false }))) routes.push(route);
+  for (const route of routesOfTree(app.printRoutes({ commonPrefix: false }))) routes.push(route);
   t.ok(routes.length >= 30, `${routes.length} routes registered`);
   t.same(routes.filter((route) => needs[route] === undefined), [], 'every registered route is classified in this test');
   t.same(Object.keys(needs).filter((route) => !routes.includes(route)), [], 'every classified route exists');
@@ -135,19 +136,3 @@ t.test('every registered route answers each kind of caller as classified', async
     }
   }
 });
-
-/** "METHOD /path/:param" of every route in Fastify's printRoutes tree (HEAD left out: every GET has one). */
-function collectRoutes(tree: string): string[] {
-  const segments: string[] = [];
-  const found = new Set<string>();
-  for (const line of tree.split('\n')) {
-    const match = /^((?:│ {3}| {4})*)(?:├── |└── )(\S+)(?: \(([^)]*)\))?$/.exec(line);
-    if (match === null) continue;
-    segments.length = match[1]!.length / 4;
-    segments.push(match[2]!);
-    for (const method of (match[3] ?? '').split(', ')) {
-      if (/^[A-Z]+$/.test(method) && method !== 'HEAD') found.add(`${method} ${segments.join('')}`);
-    }
-  }
-  return [...found];
-}
