@@ -94,6 +94,8 @@ class ChangeStream {
   /** The newest durable seq when the client's socket was found full; null while the client takes what is sent. */
   private stalledAt: number | null = null;
   private pumping = false;
+  /** A pump is queued for the end of this turn: one group commit makes many commits durable in one go. */
+  private pumpQueued = false;
   private ended = false;
   private readonly unsubscribe: () => void;
   private readonly heartbeat: NodeJS.Timeout;
@@ -106,7 +108,15 @@ class ChangeStream {
     private readonly onEnd: () => void,
   ) {
     this.lastSent = input.since;
-    this.unsubscribe = db.subscribeChanges(() => this.pump());
+    // One pump after the group: a page for all its commits, not one page and one socket write per commit.
+    this.unsubscribe = db.subscribeChanges(() => {
+      if (this.pumpQueued) return;
+      this.pumpQueued = true;
+      queueMicrotask(() => {
+        this.pumpQueued = false;
+        this.pump();
+      });
+    });
     // A socket that is full already shows nothing is wrong with the server; a comment there would only pile up.
     this.heartbeat = setInterval(() => {
       if (!this.response.writableNeedDrain) this.response.write(': keep-alive\n\n');
@@ -138,6 +148,8 @@ class ChangeStream {
   private pump(): void {
     if (this.pumping || this.ended) return;
     this.pumping = true;
+    // The events of one pump leave in one socket write (one TLS record, one syscall) instead of one each.
+    this.response.cork();
     try {
       while (!this.ended && this.lastSent < this.db.durableSeq) {
         if (this.response.writableNeedDrain) {
@@ -159,6 +171,8 @@ class ChangeStream {
       this.fail(error instanceof Error ? error.message : String(error));
     } finally {
       this.pumping = false;
+      // end() has sent everything already (a response's end uncorks its socket fully).
+      if (!this.ended) this.response.uncork();
     }
   }
 
