@@ -18,9 +18,9 @@ export interface FeedChange {
 }
 
 export interface FeedCommit {
-  seq: number;
-  ts: number;
-  changes: FeedChange[];
+  readonly seq: number;
+  readonly ts: number;
+  readonly changes: readonly FeedChange[];
 }
 
 export interface ChangesInput {
@@ -53,6 +53,11 @@ export class ChangeFeed {
   /** Characters of documents the ring holds: bounded too, since one commit may carry megabytes. */
   private recentChars = 0;
   private readonly listeners = new Set<(seq: number) => void>();
+  /**
+   * The view of a record for callers who see all of its rows, shared: every subscriber of a table then gets the same
+   * object for a commit, and the HTTP side makes its JSON once (commitJson) instead of once per subscriber.
+   */
+  private readonly wholeViews = new WeakMap<CommitRecord, FeedCommit>();
 
   constructor(store: Store) {
     this.store = store;
@@ -114,13 +119,22 @@ export class ChangeFeed {
   /** The part of a commit one caller sees, or null when they see none of it. */
   view(record: CommitRecord, input: Pick<ChangesInput, 'tables' | 'policies'>): FeedCommit | null {
     const changes: FeedChange[] = [];
+    let rows = 0;
     for (const change of record.changes) {
       if (change.kind !== 'row') continue;
+      rows++;
       if (input.tables === null ? change.table.startsWith('_') : !input.tables.has(change.table)) continue;
       if (!this.readable(record.seq, change.table, change.key, change.doc, input.policies)) continue;
       changes.push({ table: change.table, key: change.key, op: change.op, json: change.doc });
     }
-    return changes.length === 0 ? null : { seq: record.seq, ts: record.ts, changes };
+    if (changes.length === 0) return null;
+    if (changes.length < rows) return { seq: record.seq, ts: record.ts, changes };
+    let whole = this.wholeViews.get(record);
+    if (whole === undefined) {
+      whole = { seq: record.seq, ts: record.ts, changes };
+      this.wholeViews.set(record, whole);
+    }
+    return whole;
   }
 
   // The policies in force now decide, as for every read; a delete is shown to whoever saw the version before it.

@@ -21,8 +21,20 @@ export interface ChangeStreamOptions {
   bufferCommits: number;
 }
 
+/** Texts of the commits made lately: the feed hands every subscriber who sees a whole commit the same object. */
+const commitTexts = new WeakMap<FeedCommit, string>();
+
 /** The JSON text of one commit as the feed answers it (documents as their stored text, not re-serialized). */
 export function commitJson(commit: FeedCommit): string {
+  let text = commitTexts.get(commit);
+  if (text === undefined) {
+    text = commitText(commit);
+    commitTexts.set(commit, text);
+  }
+  return text;
+}
+
+function commitText(commit: FeedCommit): string {
   const changes = commit.changes.map(
     (c) => `{"table":${JSON.stringify(c.table)},"key":${JSON.stringify(c.key)},"op":"${c.op}","doc":${c.json ?? 'null'}}`,
   );
