@@ -8,7 +8,7 @@ import type { BenchContext } from './context.js';
 import { workerScripts, workerSlackMs } from './context.js';
 import { serverLogPath, startDriftServer, stopDriftServer, type DriftServer } from './drift-server.js';
 import type { FeedJob, FeedSummary } from './feed-worker.js';
-import { runWorker } from './procs.js';
+import { cpuSeconds, runWorker } from './procs.js';
 import { measured, skipped, type ScenarioResult, type Target } from './report.js';
 import { createTable, loadErrors, loadRun, type MeasuredLoad } from './scenarios-http.js';
 
@@ -55,7 +55,10 @@ export async function feedScenarios(ctx: BenchContext): Promise<ScenarioResult[]
   }
 }
 
-async function feedRun(ctx: BenchContext, server: DriftServer, withSubscribers: number): Promise<FeedSummary> {
+/** A feed run's summary, with the server's CPU time per acknowledged write (steadier than the rate on a busy machine). */
+type FeedRunResult = FeedSummary & { serverCpuMicrosPerWrite: number | null };
+
+async function feedRun(ctx: BenchContext, server: DriftServer, withSubscribers: number): Promise<FeedRunResult> {
   const job: FeedJob = {
     url: server.baseUrl,
     authorization: server.authorization,
@@ -64,12 +67,19 @@ async function feedRun(ctx: BenchContext, server: DriftServer, withSubscribers: 
     subscribers: withSubscribers,
     durationSeconds: ctx.options.durationSeconds,
   };
-  return runWorker<FeedJob, FeedSummary>(workerScripts.feed, job, ctx.options.durationSeconds * 1000 + 30_000 + workerSlackMs);
+  const pid = server.child.pid;
+  const cpuBefore = pid === undefined ? null : cpuSeconds(pid);
+  const summary = await runWorker<FeedJob, FeedSummary>(workerScripts.feed, job, ctx.options.durationSeconds * 1000 + 30_000 + workerSlackMs);
+  const cpuAfter = pid === undefined ? null : cpuSeconds(pid);
+  const writes = summary.writesPerSecond * ctx.options.durationSeconds;
+  // The CPU also covers the subscribers' connecting and the run's warm-up: an upper bound per write.
+  const serverCpuMicrosPerWrite = cpuBefore === null || cpuAfter === null || writes === 0 ? null : Math.round(((cpuAfter - cpuBefore) * 1e6) / writes);
+  return { ...summary, serverCpuMicrosPerWrite };
 }
 
 async function subscriberRows(ctx: BenchContext, server: DriftServer, names: string[]): Promise<ScenarioResult[]> {
-  const without: FeedSummary[] = [];
-  const withSubs: FeedSummary[] = [];
+  const without: FeedRunResult[] = [];
+  const withSubs: FeedRunResult[] = [];
   for (let i = 0; i < 2; i++) {
     if (i % 2 === 0) {
       without.push(await feedRun(ctx, server, 0));
@@ -98,6 +108,7 @@ async function subscriberRows(ctx: BenchContext, server: DriftServer, names: str
       notes: [
         'ratio to the same writes without subscribers (not the hello-world), 2 alternating pairs; the subscribers run ' +
           'in the load generator process, on the same 2 cores as the server',
+        `server CPU per write (an upper bound: it includes warm-up and connecting): ${withSubs.map((run) => run.serverCpuMicrosPerWrite ?? '?').join('/')} µs with the subscribers, ${without.map((run) => run.serverCpuMicrosPerWrite ?? '?').join('/')} µs without`,
         delivery,
       ],
       details: { without, with: withSubs },
