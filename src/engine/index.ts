@@ -8,3 +8,5 @@ export type { QuerySpec, Plan, QueryPage } from './query/spec.js';
 export type { Doc, Json, TableDef, HistoryEntry, RowOp } from './types.js';
 export { CorruptLogError } from './log/wal.js';
 export { doctor, type DoctorProgress } from './log/doctor.js';
+export type { ProposalOutcome, ReplicaSink, ReplicatedLog } from './replicated-log.js';
+export { batchHeader } from './log/batch.js';

@@ -15,6 +15,7 @@ import { LoginGuard } from './lockout.js';
 import { rowOrNull, systemTables } from './system-tables.js';
 import { TokenStore } from './tokens.js';
 import { UserStore, viewOf, type Role, type UserView } from './users.js';
+import { SecurityClusterSync } from './cluster-sync.js';
 
 export type SecurityLogger = AuditLogger;
 
@@ -57,6 +58,9 @@ export class Security {
     readonly authenticator: Authenticator,
   ) {}
 
+  /** Cluster mode: applies user and token changes other nodes commit. */
+  private clusterSync: SecurityClusterSync | null = null;
+
   static async open(options: OpenSecurityOptions): Promise<Security> {
     const { config, db, logger } = options;
     const key = options.hmacKey !== undefined ? options.hmacKey : await loadAuditHmacKey(config);
@@ -68,6 +72,7 @@ export class Security {
       key,
       enabled: config.auditLog === 'on',
       logger,
+      nodeId: config.cluster === 'etcd' ? config.nodeId : null,
       ...(options.now ? { now: options.now } : {}),
     });
     const opened = await UserStore.open({ db, dataDir: config.dataDir, adminPassword: config.adminPassword, announce: options.announce, logger });
@@ -86,6 +91,11 @@ export class Security {
     });
     const authenticator = new Authenticator({ users: opened.store, tokens, guard, audit, ...(options.now ? { now: options.now } : {}) });
     const security = new Security(opened.store, tokens, guard, audit, authenticator);
+    if (config.cluster === 'etcd') {
+      security.clusterSync = new SecurityClusterSync(db, opened.store, tokens, (error) =>
+        logger.error({ module: 'security', err: String(error) }, 'cannot apply user or token changes from the cluster'),
+      );
+    }
     await security.auditConfigChanges(db, config);
     return security;
   }
@@ -166,6 +176,7 @@ export class Security {
 
   /** Stops the token sweep, writes every queued audit entry and records the chain's head (before the database closes). */
   async close(): Promise<void> {
+    this.clusterSync?.close();
     this.tokens.close();
     await this.audit.close();
   }
