@@ -182,6 +182,7 @@ function clusterOf(config: Config, logger: Logger): Cluster {
     prefix: config.etcdPrefix,
     nodeId: config.nodeId!,
     logger: logger.child({ module: 'cluster' }),
+    trimKeepRecords: config.clusterTrimKeepRecords,
   });
 }
 

@@ -37,7 +37,7 @@ export interface ClusterStatus {
 const defaults = {
   quorumLossMs: 5_000,
   requestTimeoutMs: 2_000,
-  trimIntervalMs: 10_000,
+  trimIntervalMs: 5_000,
   trimKeepRecords: 100_000,
   leaseSeconds: 10,
   announceIntervalMs: 1_000,

@@ -206,6 +206,14 @@ export const settings = {
     defaultDoc: 'the URL it listens on',
     doc: 'The URL other nodes reach this one at (to stream its log when they catch up), when it differs from the one it listens on.',
   }),
+  clusterTrimKeepRecords: integer({
+    default: 100_000,
+    min: 0,
+    max: 100_000_000,
+    doc:
+      'etcd keeps this many records behind the slowest live node (and trims what is older, once at least two nodes hold ' +
+      'it durably); a node away for longer catches up from a peer\'s log instead.',
+  }),
   minSeqWaitMs: integer({
     default: 5_000,
     min: 0,
