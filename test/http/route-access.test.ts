@@ -56,6 +56,9 @@ const needs: Record<string, Needs> = {
   'GET /v1/admin/audit': 'admin',
   'GET /v1/admin/audit/verify': 'admin',
   'GET /v1/admin/audit/stats': 'admin',
+  'GET /v1/admin/cluster': 'admin',
+  // Node to node: no user credentials, the cluster's secret (a single node answers 404).
+  'GET /v1/cluster/log': 'public',
 };
 
 /** Bodies for routes whose body names the tables they touch: without one they would stop at validation (400). */
