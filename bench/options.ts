@@ -8,6 +8,7 @@ export const scenarioNames = [
   'put',
   'get',
   'get-bearer',
+  'get-policy',
   'query',
   'tx-distinct',
   'tx-hot',
@@ -16,6 +17,7 @@ export const scenarioNames = [
   'login',
   'feed',
   'memory-guard',
+  'admin-page',
   'history',
 ] as const;
 export type ScenarioName = (typeof scenarioNames)[number];

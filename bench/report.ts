@@ -9,7 +9,7 @@ import { round2 } from './stats.js';
 
 export const MiB = 1024 * 1024;
 
-export type Unit = 'req/s' | 'commits/s' | 'versions/s' | 'writes/s' | 's' | 'ms' | 'MiB' | 'rows';
+export type Unit = 'req/s' | 'commits/s' | 'versions/s' | 'writes/s' | 's' | 'ms' | 'MiB' | 'kB' | 'rows';
 
 /** A target is either on the ratio to the ceiling or on the value itself. */
 export interface Target {
@@ -80,7 +80,7 @@ function fmt(x: number | undefined, digits = 0): string {
 
 function valueText(result: ScenarioResult): string {
   if (result.value === undefined) return '-';
-  const digits = result.unit === 's' || result.unit === 'ms' ? 2 : 0;
+  const digits = result.unit === 's' || result.unit === 'ms' ? 2 : result.unit === 'kB' ? 1 : 0;
   return `${fmt(result.value, digits)} ${result.unit ?? ''}`.trim();
 }
 

@@ -12,6 +12,7 @@ import { logTail, serverLogPath, startDriftServer, stopDriftServer, type DriftSe
 import { parseOptions, usage, UsageError, type BenchOptions, type ScenarioName } from './options.js';
 import { cleanUpSync, installCleanupHandlers, keepTempDir, makeTempDir, removeTempDir, startService, stopChild } from './procs.js';
 import { failed, renderTable, skipped, writeReport, type ScenarioResult } from './report.js';
+import { adminPageScenarios } from './scenario-admin-page.js';
 import { calibrationScenarios } from './scenario-calibration.js';
 import { observabilityScenarios } from './scenario-observability.js';
 import { floorScenarios } from './scenario-floor.js';
@@ -20,12 +21,12 @@ import { memoryGuardScenario } from './scenario-memory-guard.js';
 import { restartScenarios } from './scenario-restart.js';
 import { sqliteScenarios } from './scenario-sqlite.js';
 import { feedScenarios } from './scenario-feed.js';
-import { getBearerScenario, loginScenario } from './scenario-security.js';
+import { getBearerScenario, getPolicyScenario, loginScenario } from './scenario-security.js';
 import { ceilingScenario, getScenario, preloadScenario, putScenario, queryScenario, transactionsMissing, txScenario } from './scenarios-http.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const resultsDir = join(repoRoot, 'bench', 'results');
-const httpScenarios: readonly ScenarioName[] = ['put', 'get', 'get-bearer', 'query', 'tx-distinct', 'tx-hot'];
+const httpScenarios: readonly ScenarioName[] = ['put', 'get', 'get-bearer', 'get-policy', 'query', 'tx-distinct', 'tx-hot'];
 
 function log(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
@@ -70,7 +71,7 @@ async function runHttpGroup(ctx: BenchContext, results: ScenarioResult[]): Promi
 async function runHttpScenarios(ctx: BenchContext, server: DriftServer, selected: ScenarioName[], results: ScenarioResult[]): Promise<void> {
   const has = (name: ScenarioName): boolean => selected.includes(name);
   if (has('put')) await attempt('put', results, () => putScenario(ctx, server));
-  if (!(has('get') || has('get-bearer') || has('query') || has('tx-distinct') || has('tx-hot'))) return;
+  if (!(has('get') || has('get-bearer') || has('get-policy') || has('query') || has('tx-distinct') || has('tx-hot'))) return;
   await attempt('preload', results, () => preloadScenario(ctx, server));
   if (results[results.length - 1]?.status !== 'measured') {
     for (const name of selected.filter((n) => n !== 'put')) results.push(skipped(name, 'the preload failed'));
@@ -78,6 +79,7 @@ async function runHttpScenarios(ctx: BenchContext, server: DriftServer, selected
   }
   if (has('get')) await attempt('get', results, () => getScenario(ctx, server));
   if (has('get-bearer')) await attempt('get-bearer', results, () => getBearerScenario(ctx, server));
+  if (has('get-policy')) await attempt('get-policy', results, () => getPolicyScenario(ctx, server));
   if (has('query')) await attempt('query', results, () => queryScenario(ctx, server));
   const txModes = (['distinct', 'hot'] as const).filter((mode) => has(`tx-${mode}`));
   if (txModes.length === 0) return;
@@ -116,6 +118,7 @@ async function runAll(options: BenchOptions): Promise<ScenarioResult[]> {
     if (options.scenarios.has('login')) await attempt('login', results, () => loginScenario(ctx));
     if (options.scenarios.has('feed')) await attempt('feed', results, () => feedScenarios(ctx));
     if (options.scenarios.has('memory-guard')) await attempt('memory-guard', results, () => memoryGuardScenario(ctx));
+    if (options.scenarios.has('admin-page')) await attempt('admin-page', results, () => adminPageScenarios(ctx));
     // Last: at its default scale it runs longer than everything before it together.
     if (options.scenarios.has('history')) await attempt('history', results, () => historyScenarios(ctx));
   } finally {

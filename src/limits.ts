@@ -69,13 +69,19 @@ export const limits = {
    * this cache serves the versions read again soon, such as a hot row's previous version).
    */
   versionCacheCharsMax: 16 * MiB,
-  /** Newest durable commits the change feed keeps in memory (older ones it reads back from the log). */
+  /** Newest durable commits the change feed keeps in memory (older ones it reads back from the log), and their characters. */
   feedRecentCommitsMax: 1024,
+  feedRecentCharsMax: 16 * MiB,
   /** Commits one change-feed page looks at, shown or not: a filter that matches rarely ends its page early. */
   feedScanCommitsMax: 10_000,
   /** Commits per change-feed page (`limit`), and its default. */
   feedPageCommitsMax: 1000,
   feedPageCommitsDefault: 100,
+  /**
+   * Times a restore looks again for rows that changed while it waited for locks, before it gives up with a retryable
+   * serialization_failure (writers that keep changing its rows would otherwise hold it forever).
+   */
+  restoreRoundsMax: 100,
   /** Longest a change-feed page waits for a commit (`waitMs`). */
   feedWaitMsMax: 30_000,
   /**

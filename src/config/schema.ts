@@ -173,8 +173,8 @@ export const settings = {
     min: 1,
     max: 10_000_000,
     doc:
-      'A change-feed stream (Server-Sent Events) whose client falls this many commits behind while its socket is ' +
-      'full is sent an error event naming the seq to resume after, and closed.',
+      'A change-feed stream (Server-Sent Events) whose client takes nothing while more than this many commits arrive ' +
+      '(its socket stays full) is sent an error event naming the seq to resume after, and closed.',
   }),
   idempotencyTtlMs: integer({
     default: 86_400_000,

@@ -15,7 +15,9 @@
 //          last piece).
 //   idem   (JSON body) the live answers to Idempotency-Keys recorded by commits up to N
 //   index  header values (JSON, composites as {"j": canonical JSON}) | u32 keys per value | u32 key ordinals:
-//          positions in the table's ascending key list, so loading shares the rows' key strings and parses nothing.
+//          positions in the table's ascending key list, so loading shares the rows' histories and parses nothing.
+//          A value's ordinals ascend (checkpoints written before indexes kept their rows in key order may not: the
+//          loader sorts those).
 // Only the newest document of each key is in a checkpoint: older ones stay in the log, where the locations point.
 // Keys travel as UTF-16 because a key may hold a lone surrogate, which UTF-8 cannot carry; documents are JSON text
 // from JSON.stringify, always well formed, so UTF-8 carries them exactly.
@@ -24,12 +26,18 @@ import * as path from 'node:path';
 import { assert } from '../assert.js';
 import { MiB } from '../limits.js';
 import type { IndexValue } from './indexes/secondary-index.js';
+import { canonicalJson, extractPath } from './json/index.js';
 import { CommitTimeline } from './mvcc/commit-timeline.js';
 import type { IdempotencyEntry, IdempotencyStore } from './mvcc/idempotency.js';
 import { RowHistory, type TableState } from './mvcc/table-state.js';
 import type { TableDef } from './types.js';
 
-const formatVersion = 4;
+/**
+ * 5: an index lists a row under the values of its versions up to the checkpoint's seq only (format 4 could also list
+ * it under a value only a newer, maybe never durable, version held); format 4 still loads, its indexes marked inexact.
+ */
+const formatVersion = 5;
+const formatVersionsLoaded = [4, 5];
 /** A rows or index chunk is cut once its body passes this size (a chunk is bounded by checkpointChunkBytesMax). */
 const chunkBodyBytesTarget = 4 * MiB;
 /** Versions of one key per rows chunk at most (16 bytes each), so a long history is cut into pieces. */
@@ -81,9 +89,9 @@ export function dumpCheckpoint(input: DumpInput): Iterable<Buffer> {
     if (answers.length > 0) yield chunk({ k: 'idem', n: answers.length }, Buffer.from(JSON.stringify(answers)));
     for (const { state, def } of tables) {
       yield chunk({ k: 'table', def });
-      const ordinals = def.indexes.length > 0 ? new Map<string, number>() : null;
+      const ordinals = def.indexes.length > 0 ? new Map<RowHistory, number>() : null;
       yield* dumpRows(state, seq, ordinals);
-      for (const field of def.indexes) yield* dumpIndex(state, field, ordinals!);
+      for (const field of def.indexes) yield* dumpIndex(state, seq, field, ordinals!);
     }
   })();
 }
@@ -134,15 +142,15 @@ class RowBatch {
   }
 }
 
-/** Rows in key order, versions up to `seq` only; records each dumped key's ordinal when the table has indexes. */
-function* dumpRows(state: TableState, seq: number, ordinals: Map<string, number> | null): Iterable<Buffer> {
+/** Rows in key order, versions up to `seq` only; records each dumped row's ordinal when the table has indexes. */
+function* dumpRows(state: TableState, seq: number, ordinals: Map<RowHistory, number> | null): Iterable<Buffer> {
   let batch = new RowBatch();
   for (const [key, history] of state.rows.entries()) {
     const visible = history.indexAt(seq) + 1;
     if (visible === 0) continue;
-    ordinals?.set(key, ordinals.size);
+    ordinals?.set(history, ordinals.size);
     // The document at `seq`: the newest text, or (when newer versions were applied since) read from the log.
-    const text = state.versionOf(key, history, visible - 1).json;
+    const text = state.versionOf(history, visible - 1).json;
     // A long history is cut into pieces that each fit a chunk; the loader joins a key's pieces again.
     for (let from = 0; from < visible; ) {
       const to = Math.min(visible, from + chunkVersionsMax);
@@ -158,10 +166,21 @@ function* dumpRows(state: TableState, seq: number, ordinals: Map<string, number>
   if (batch.keys.length > 0) yield batch.encode();
 }
 
-/** Index entries in value order; keys not among the dumped rows (first written above `seq`) are left out. */
-function* dumpIndex(state: TableState, field: string, ordinals: Map<string, number>): Iterable<Buffer> {
+/**
+ * Index entries in value order; rows not among the dumped ones (first written above `seq`) are left out, and so is
+ * a row under a value only its versions above `seq` held: a loaded index lists each row under the values of its
+ * loaded versions only, which lets a query trust the index for a row of one version (StoredRow.indexedExactly).
+ */
+function* dumpIndex(state: TableState, seq: number, field: string, ordinals: Map<RowHistory, number>): Iterable<Buffer> {
   const index = state.indexes.get(field);
   if (index === undefined) return;
+  // Rows written again since `seq` (while the chunks are produced, rarely more than a few): their values up to it.
+  const heldUpToSeq = new Map<RowHistory, Set<string>>();
+  const heldBefore = (row: RowHistory, value: IndexValue): boolean => {
+    let held = heldUpToSeq.get(row);
+    if (held === undefined) heldUpToSeq.set(row, (held = valuesHeld(state, row, seq, index.path)));
+    return held.has(value !== null && typeof value === 'object' ? value.json : JSON.stringify(value));
+  };
   let values: EncodedIndexValue[] = [];
   let counts: number[] = [];
   let keyOrdinals: number[] = [];
@@ -178,11 +197,11 @@ function* dumpIndex(state: TableState, field: string, ordinals: Map<string, numb
     bytes = 0;
     return encoded;
   };
-  for (const [value, keys] of index.dump()) {
+  for (const [value, rows] of index.dump()) {
     const before = keyOrdinals.length;
-    for (const key of typeof keys === 'string' ? [keys] : keys) {
-      const ordinal = ordinals.get(key);
-      if (ordinal !== undefined) keyOrdinals.push(ordinal);
+    for (const row of rows) {
+      const ordinal = ordinals.get(row);
+      if (ordinal !== undefined && (row.newestSeq <= seq || heldBefore(row, value))) keyOrdinals.push(ordinal);
     }
     if (keyOrdinals.length === before) continue;
     const encoded = encodeIndexValue(value);
@@ -192,6 +211,18 @@ function* dumpIndex(state: TableState, field: string, ordinals: Map<string, numb
     if (bytes >= chunkBodyBytesTarget) yield flush();
   }
   if (values.length > 0) yield flush();
+}
+
+/** The canonical JSON of each value the field at `path` held in the versions of `history` up to `seq`. */
+function valuesHeld(state: TableState, history: RowHistory, seq: number, path: readonly string[]): Set<string> {
+  const held = new Set<string>();
+  const visible = history.indexAt(seq) + 1;
+  for (let i = 0; i < visible; i++) {
+    const json = state.textOf(history, i);
+    const value = json === null ? undefined : extractPath(json, path);
+    if (value !== undefined) held.add(canonicalJson(value));
+  }
+  return held;
 }
 
 function chunk(header: Header, body?: Buffer): Buffer {
@@ -231,8 +262,10 @@ export class CheckpointLoader {
   private keys: string[] = [];
   private histories: RowHistory[] = [];
   private rowsLoaded = false;
+  /** False for a checkpoint whose indexes may list rows under values of versions it does not hold (format 4). */
+  private indexesExact = true;
   /** Entries of the table's indexes, gathered across chunks and loaded when the table ends. */
-  private indexEntries = new Map<string, { values: IndexValue[]; keySets: Array<string | string[]> }>();
+  private indexEntries = new Map<string, { values: IndexValue[]; rowSets: Array<RowHistory | RowHistory[]> }>();
 
   private readonly idempotency: IdempotencyStore;
 
@@ -268,6 +301,7 @@ export class CheckpointLoader {
       case 'table':
         this.endTable();
         this.table = this.makeTable(header.def);
+        if (!this.indexesExact) this.table.indexesExact = false;
         this.tables.set(header.def.name, this.table);
         return;
       case 'rows':
@@ -288,7 +322,8 @@ export class CheckpointLoader {
   }
 
   private checkMeta(header: Extract<Header, { k: 'meta' }>): void {
-    if (header.v !== formatVersion) throw new CheckpointMismatch(`checkpoint format ${header.v}, not ${formatVersion}`);
+    if (!formatVersionsLoaded.includes(header.v)) throw new CheckpointMismatch(`checkpoint format ${header.v}, not ${formatVersion}`);
+    this.indexesExact = header.v >= 5;
     const segments = header.segments ?? [];
     const differs = segments.findIndex((name, i) => this.segments[i] !== name);
     if (differs >= 0) {
@@ -332,7 +367,7 @@ export class CheckpointLoader {
       return;
     }
     this.keys.push(key);
-    this.histories.push(new RowHistory(json, meta));
+    this.histories.push(new RowHistory(key, json, meta));
   }
 
   private loadIndex(field: string, values: IndexValue[], keyTotal: number, body: Buffer): void {
@@ -340,42 +375,50 @@ export class CheckpointLoader {
     this.endRows();
     assert(body.length === 4 * (values.length + keyTotal), 'index chunk size');
     let entries = this.indexEntries.get(field);
-    if (entries === undefined) this.indexEntries.set(field, (entries = { values: [], keySets: [] }));
+    if (entries === undefined) this.indexEntries.set(field, (entries = { values: [], rowSets: [] }));
     let at = 4 * values.length;
     for (let i = 0; i < values.length; i++) {
       const count = body.readUInt32LE(4 * i);
       entries.values.push(values[i]!);
       if (count === 1) {
-        entries.keySets.push(this.keyAt(body.readUInt32LE(at)));
+        entries.rowSets.push(this.rowAt(body.readUInt32LE(at)));
         at += 4;
         continue;
       }
-      const keys = new Array<string>(count);
-      for (let n = 0; n < count; n++, at += 4) keys[n] = this.keyAt(body.readUInt32LE(at));
-      entries.keySets.push(keys);
+      const ordinals = new Uint32Array(count);
+      let ascending = true;
+      for (let n = 0; n < count; n++, at += 4) {
+        ordinals[n] = body.readUInt32LE(at);
+        if (n > 0 && ordinals[n]! <= ordinals[n - 1]!) ascending = false;
+      }
+      // Ordinals follow key order, and an index keeps each value's rows in key order.
+      if (!ascending) ordinals.sort();
+      const rows = new Array<RowHistory>(count);
+      for (let n = 0; n < count; n++) rows[n] = this.rowAt(ordinals[n]!);
+      entries.rowSets.push(rows);
     }
   }
 
-  private keyAt(ordinal: number): string {
-    const key = this.keys[ordinal];
-    assert(key !== undefined, `index key ordinal ${ordinal} beyond the table's ${this.keys.length} keys`);
-    return key;
+  private rowAt(ordinal: number): RowHistory {
+    const row = this.histories[ordinal];
+    assert(row !== undefined, `index key ordinal ${ordinal} beyond the table's ${this.histories.length} keys`);
+    return row;
   }
 
-  /** The table's rows are complete: build its row map (the key list stays for its index chunks). */
+  /** The table's rows are complete: build its row map (the histories stay for its index chunks). */
   private endRows(): void {
     if (this.rowsLoaded || this.table === null) return;
     this.rowsLoaded = true;
     this.table.loadSortedRows(this.keys, this.histories);
-    this.histories = [];
   }
 
   private endTable(): void {
     this.endRows();
-    for (const [field, entries] of this.indexEntries) this.table!.indexes.get(field)!.loadSorted(entries.values, entries.keySets);
+    for (const [field, entries] of this.indexEntries) this.table!.indexes.get(field)!.loadSorted(entries.values, entries.rowSets);
     this.indexEntries.clear();
     this.table = null;
     this.keys = [];
+    this.histories = [];
     this.rowsLoaded = false;
   }
 }

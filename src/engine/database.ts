@@ -3,7 +3,7 @@
 // committed reads to the read helpers, checkpoints to the checkpointer. Public methods check; the parts do.
 
 import { join } from 'node:path';
-import { DriftError } from '../errors.js';
+import { DriftError, isDriftError } from '../errors.js';
 import { limits } from '../limits.js';
 import type {
   BeginInput,
@@ -393,7 +393,13 @@ class Engine implements Database {
 
   explain(spec: QuerySpec, options: TxRef = {}): { plan: ReturnType<typeof planQuery> } {
     const table = this.store.readableTable(spec.table);
-    return { plan: planQuery(compileQuery(spec, table.def), this.committedSource(table, spec, policyOf(options, table))) };
+    const policy = policyOf(options, table);
+    const source = this.committedSource(table, spec, policy);
+    const plan = planQuery(compileQuery(spec, table.def), source);
+    // An index's estimate counts the rows holding a value, hidden ones too: under a row policy it would tell whether
+    // a hidden row has it, so the caller is shown the table-wide figure a scan shows instead.
+    if (policy !== null && plan.access === 'index') plan.estimatedRows = source.rowCountEstimate();
+    return { plan };
   }
 
   // A cursor pins the snapshot of the first page; otherwise asOf, or the newest state.
@@ -435,36 +441,66 @@ class Engine implements Database {
       request === undefined
         ? []
         : [{ ...request, answer: (outcome: CommitOutcome) => request.answer({ ...outcome, table: forkedInfo(source, input.name, asOf, outcome) }) }];
+    const rowsWritten = changes.length - 1;
     // The rows as of asOf never change; what is decided with the commit is that the name is free and the source is
     // the same table (a drop and re-create of its name in between would make the rows another table's).
-    await this.store.commit(() => {
+    const seq = await this.store.commit(() => {
       this.checkNewTableName(input.name);
       if (this.store.tables.get(source.def.name) !== source) throw new DriftError('table_not_found', `Table '${source.def.name}' was dropped.`);
       return { changes: [...changes], idempotency, catalog: true };
     });
-    return this.tableInfo(this.store.readableTable(input.name));
+    // The table as this commit made it, as the idempotency entry recorded it: the answer and its replay are one, and
+    // a write to (or drop of) the new table right after cannot change or fail the answer to the fork.
+    return forkedInfo(source, input.name, asOf, { seq, rowsWritten });
   }
 
   async restore(input: RestoreInput): Promise<{ seq: number | null; rowsChanged: number }> {
     const table = this.store.readableTable(input.table);
     const asOf = asOfSeq(this.store, input.asOf)!;
-    const writes = restoreWrites(table, asOf);
+    let writes = restoreWrites(table, asOf);
     if (writes.length === 0) {
       const idempotency = input.idempotency;
       if (idempotency !== undefined) await this.store.commit(() => ({ changes: [], idempotency: [idempotency] }));
       return { seq: null, rowsChanged: 0 };
     }
     // One transaction of every put and delete, under the rows' locks, as any writer of those rows would take them.
-    const tx = new TransactionImpl(this.context, { ...autocommitOptions, policies: input.policies, writesMax: writes.length });
+    // Which rows differ from the target is sure only under their locks: a row that matched it may change while the
+    // restore waits for another row's lock. So once it holds the locks it looks again, until nothing more differs,
+    // and then commits at once (a commit is decided before its first await, so no write can slip in between).
+    const tx = new TransactionImpl(this.context, { ...autocommitOptions, policies: input.policies, writesMax: Number.POSITIVE_INFINITY });
+    const locked = new Set<string>();
+    let rowsChanged = 0;
     try {
-      for (const write of writes) {
-        if (write.json === null) await tx.delete({ table: input.table, key: write.key });
-        else await tx.put({ table: input.table, key: write.key, doc: JSON.parse(write.json) as unknown });
+      for (let round = 1; writes.length > 0; round++) {
+        if (round > limits.restoreRoundsMax) {
+          throw new DriftError('serialization_failure', `Rows of '${input.table}' kept changing while the restore ran; retry it.`, { retryable: true });
+        }
+        for (const write of writes) {
+          locked.add(write.key);
+          if (await this.restoreRow(tx, input.table, write)) rowsChanged++;
+        }
+        writes = restoreWrites(table, asOf).filter((write) => !locked.has(write.key));
       }
       const { seq } = await tx.commit(input.idempotency === undefined ? {} : { idempotency: input.idempotency });
-      return { seq, rowsChanged: writes.length };
+      return { seq, rowsChanged };
     } finally {
       if (tx.state === 'active' && !tx.committing) tx.rollback();
+    }
+  }
+
+  /** Writes one row of a restore; false when there was nothing to do (a row to delete that was deleted meanwhile). */
+  private async restoreRow(tx: TransactionImpl, table: string, write: { key: string; json: string | null }): Promise<boolean> {
+    if (write.json !== null) {
+      await tx.put({ table, key: write.key, doc: JSON.parse(write.json) as unknown });
+      return true;
+    }
+    try {
+      await tx.delete({ table, key: write.key });
+      return true;
+    } catch (error) {
+      // The lock is taken before the row is looked at: gone now, it stays gone until the restore commits.
+      if (isDriftError(error) && error.code === 'row_not_found') return false;
+      throw error;
     }
   }
 

@@ -40,10 +40,18 @@ export interface ChangesPage {
   nextSince: number;
 }
 
+function recordChars(record: CommitRecord): number {
+  let chars = 0;
+  for (const change of record.changes) if (change.kind === 'row') chars += change.key.length + (change.doc?.length ?? 0);
+  return chars;
+}
+
 export class ChangeFeed {
   private readonly store: Store;
   /** The newest durable commits, oldest first: live subscribers and recent pages read them without the log. */
   private readonly recent: CommitRecord[] = [];
+  /** Characters of documents the ring holds: bounded too, since one commit may carry megabytes. */
+  private recentChars = 0;
   private readonly listeners = new Set<(seq: number) => void>();
 
   constructor(store: Store) {
@@ -53,7 +61,16 @@ export class ChangeFeed {
   /** A commit became durable (called in seq order): keep it and tell the subscribers. */
   durable(record: CommitRecord): void {
     this.recent.push(record);
-    if (this.recent.length > limits.feedRecentCommitsMax) this.recent.splice(0, this.recent.length - limits.feedRecentCommitsMax);
+    this.recentChars += recordChars(record);
+    let drop = 0;
+    while (
+      drop < this.recent.length - 1 &&
+      (this.recent.length - drop > limits.feedRecentCommitsMax || this.recentChars > limits.feedRecentCharsMax)
+    ) {
+      this.recentChars -= recordChars(this.recent[drop]!);
+      drop++;
+    }
+    if (drop > 0) this.recent.splice(0, drop);
     for (const listener of this.listeners) listener(record.seq);
   }
 

@@ -5,6 +5,7 @@ export type { ConflictCode, EngineObserver } from './observer.js';
 export type * from './api.js';
 export { isolationLevels } from './api.js';
 export type { QuerySpec, Plan, QueryPage } from './query/spec.js';
+export { compileWhere, type Predicate } from './query/index.js';
 export type { Doc, Json, TableDef, HistoryEntry, RowOp } from './types.js';
 export { CorruptLogError } from './log/wal.js';
 export { doctor, type DoctorProgress } from './log/doctor.js';

@@ -5,9 +5,10 @@
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
 import type { TableInfo } from './api.js';
+import { jsonEquals } from './json/value.js';
 import { decodeCursor, encodeCursor, fingerprintOf } from './query/cursor.js';
 import type { TableState } from './mvcc/table-state.js';
-import type { Change } from './types.js';
+import type { Change, Json } from './types.js';
 
 export interface DiffInput {
   table: string;
@@ -69,9 +70,9 @@ export function diffTable(table: TableState, input: DiffInput, newestSeq: number
     const atTo = history.indexAt(to);
     // The same version at both points (or none at either): unchanged, and no document need be read.
     if (atFrom === atTo) continue;
-    const before = atFrom < 0 ? null : table.versionOf(key, history, atFrom).json;
-    const afterJson = atTo < 0 ? null : table.versionOf(key, history, atTo).json;
-    if (before === afterJson) continue;
+    const before = atFrom < 0 ? null : table.versionOf(history, atFrom).json;
+    const afterJson = atTo < 0 ? null : table.versionOf(history, atTo).json;
+    if (sameDocument(before, afterJson)) continue;
     changes.push({ key, change: before === null ? 'added' : afterJson === null ? 'removed' : 'changed', before, after: afterJson });
     bytes += (before?.length ?? 0) + (afterJson?.length ?? 0);
   }
@@ -98,7 +99,7 @@ export function forkChanges(source: TableState, name: string, asOf: number): Cha
   for (const [key, history] of source.rows.entries()) {
     const at = history.indexAt(asOf);
     if (at < 0) continue;
-    const json = source.versionOf(key, history, at).json;
+    const json = source.versionOf(history, at).json;
     if (json === null) continue;
     bytes.add(key, json);
     changes.push({ kind: 'row', table: name, key, op: 'put', doc: json });
@@ -112,12 +113,22 @@ export function restoreWrites(table: TableState, asOf: number): Array<{ key: str
   const bytes = new CommitBytes('restore');
   for (const [key, history] of table.rows.entries()) {
     const at = history.indexAt(asOf);
-    const then = at < 0 ? null : table.versionOf(key, history, at).json;
-    if (then === history.json) continue;
+    const then = at < 0 ? null : table.versionOf(history, at).json;
+    if (sameDocument(then, history.json)) continue;
     bytes.add(key, then ?? '');
     writes.push({ key, json: then });
   }
   return writes;
+}
+
+/**
+ * Whether two stored versions hold the same document (or are both absent). The same text is the same document; texts
+ * that differ may still be the same JSON value, their members written in another order, and such a row is unchanged.
+ */
+function sameDocument(a: string | null, b: string | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null) return false;
+  return jsonEquals(JSON.parse(a) as Json, JSON.parse(b) as Json);
 }
 
 /** Counts what a fork or restore would put into its one commit record, and refuses it past recordBytesMax. */

@@ -2,7 +2,7 @@
 // answers its own error with `opIndex`, and nothing is written.
 
 import type { FastifyInstance } from 'fastify';
-import { isolationLevels, type Database, type Isolation, type QuerySpec, type Transaction } from '../engine/index.js';
+import { isolationLevels, type Database, type Isolation, type QuerySpec, type RowPolicies, type Transaction } from '../engine/index.js';
 import { DriftError, isDriftError } from '../errors.js';
 import { limits, MiB } from '../limits.js';
 import { pageMembers } from './answers.js';
@@ -93,10 +93,11 @@ export async function batchRoutes(app: FastifyInstance, opts: { db: () => Databa
         'own transaction: a request with a `Transaction-Id` header is 400 bad_request (send the ops inside that ' +
         'transaction instead).',
       headers: { type: 'object', properties: { 'idempotency-key': idempotencyKeyHeader } },
+      responseHeaders: { 200: ['Idempotent-Replayed'] },
       body: batchBody,
       response: {
         200: { ...batchResponse, description: 'Committed; `results` has one entry per op.' },
-        ...problemResponses({ extra: [404, 409, 412], withBody: true }),
+        ...problemResponses({ extra: [404, 409, 412], withBody: true, idempotent: true }),
       },
     },
     handler: async (req, reply) => {
@@ -107,17 +108,17 @@ export async function batchRoutes(app: FastifyInstance, opts: { db: () => Databa
         'A batch is its own transaction: send its ops inside the transaction instead, or drop the Transaction-Id header.',
       );
       reply.rows = req.body.ops.length;
-      return sendIdempotent(req, reply, opts.idempotency, async (entry) => ({ status: 200, json: await runBatch(opts.db(), req.body, entry) }));
+      return sendIdempotent(req, reply, opts.idempotency, async (entry) => ({ status: 200, json: await runBatch(opts.db(), req.body, req.rowPolicies, entry) }));
     },
   });
 }
 
 /**
- * Runs the ops in one transaction; answers `{"seq","results"}` as JSON text, each result written as its op runs. With
- * an Idempotency-Key's entry maker, that answer is recorded with the commit.
+ * Runs the ops in one transaction, bound to the caller's row policies; answers `{"seq","results"}` as JSON text,
+ * each result written as its op runs. With an Idempotency-Key's entry maker, that answer is recorded with the commit.
  */
-async function runBatch(db: Database, body: BatchBody, entry: IdempotencyEntryMaker | undefined): Promise<string> {
-  const tx = db.begin(body.isolation === undefined ? {} : { isolation: body.isolation });
+async function runBatch(db: Database, body: BatchBody, policies: RowPolicies, entry: IdempotencyEntryMaker | undefined): Promise<string> {
+  const tx = db.begin({ ...(body.isolation === undefined ? {} : { isolation: body.isolation }), policies });
   const results: string[] = [];
   let resultsBytes = 0;
   try {

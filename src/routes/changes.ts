@@ -3,7 +3,7 @@
 // grants are settled here; reading, waiting and streaming are the ChangeService's.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Database } from '../engine/index.js';
+import type { Database, RowPolicies } from '../engine/index.js';
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
 import { tableDenial } from '../security/access.js';
@@ -79,8 +79,9 @@ export async function changesRoutes(
         'for a delete) in the tables the caller may read (or those named in `tables`), row policies applied; commits ' +
         'left with no visible row are left out. With `Accept: text/event-stream`: Server-Sent Events, one `change` ' +
         'event per commit with `id:` its seq, resumed after `Last-Event-ID`, a comment line every 15 s; a client that ' +
-        'falls behind by more than --changes-buffer-commits gets an `error` event naming the seq to resume after, and ' +
-        'the stream closes. A page looks at up to 10,000 commits: when `commits` is empty, go on from `nextSince`.',
+        'takes nothing while more than --changes-buffer-commits commits arrive gets an `error` event naming the seq to ' +
+        'resume after, and the stream closes. A page looks at up to 10,000 commits: when `commits` is empty, go on from ' +
+        '`nextSince`.',
       querystring,
       headers: {
         type: 'object',
@@ -97,9 +98,11 @@ export async function changesRoutes(
     handler: async (req, reply) => {
       const since = sinceOf(req);
       const tables = tablesOf(req, opts);
-      // The caller's row policies: added with row-level security (http-api.md §8).
-      const input = { since, tables };
-      if (wantsEvents(req)) {
+      // Row policies apply to the feed as to every read (http-api.md §8): a change shows only if its document (a
+      // delete: the version before it) is one the caller may read.
+      const input = { since, tables, policies: req.rowPolicies };
+      // HEAD (which Fastify answers from this GET route) gets a page's head: a stream would never end its answer.
+      if (req.method === 'GET' && wantsEvents(req)) {
         // A bad since must be an ordinary 400 problem, before the stream starts.
         opts.db().changes({ ...input, limit: 1 });
         return streamChanges(reply, opts.changes, input);
@@ -143,7 +146,7 @@ function wantsEvents(req: FastifyRequest): boolean {
 function streamChanges(
   reply: FastifyReply,
   changes: ChangeService,
-  input: { since: number; tables: ReadonlySet<string> | null },
+  input: { since: number; tables: ReadonlySet<string> | null; policies: RowPolicies },
 ): FastifyReply {
   const headers = { ...reply.getHeaders(), 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' };
   reply.hijack();

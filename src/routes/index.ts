@@ -1,6 +1,7 @@
 // Registers every route plugin in a named scope, so load order and who may call what are visible in one place:
-// public (health, OpenAPI, POST /v1/auth/token), authenticated (/v1 data routes, one's own token and password),
-// admin (/v1/admin, role admin by route permission). Every route declares its permission; hooks enforce it.
+// public (health, OpenAPI, POST /v1/auth/token, the admin page's static files), authenticated (/v1 data routes,
+// one's own token and password), admin (/v1/admin and the row-policy routes, role admin by route permission). Every
+// route declares its permission; hooks enforce it.
 
 import type { FastifyInstance } from 'fastify';
 import type { Database } from '../engine/index.js';
@@ -12,6 +13,7 @@ import type { ChangeService } from '../service/changes.js';
 import type { IdempotencyService } from '../service/idempotency.js';
 import type { TransactionService } from '../service/transactions.js';
 import { adminRoutes } from './admin.js';
+import { adminPageRoutes } from './admin-page.js';
 import { auditRoutes } from './audit.js';
 import { selfRoutes, tokenRoutes } from './auth.js';
 import { batchRoutes } from './batch.js';
@@ -21,6 +23,7 @@ import { healthRoutes } from './health.js';
 import { installMinSeqWait } from './min-seq.js';
 import { metricsRoutes } from './metrics.js';
 import { openApiRoutes } from './openapi.js';
+import { policyRoutes } from './policies.js';
 import { queryRoutes } from './query.js';
 import { rowsRoutes } from './rows.js';
 import { addSharedSchemas } from './schemas.js';
@@ -55,6 +58,7 @@ export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Pro
     await scope.register(healthRoutes, { db: deps.db });
     await scope.register(openApiRoutes, { load: deps.loadOpenApi });
     await scope.register(tokenRoutes, auth);
+    await scope.register(adminPageRoutes);
     // --metrics-public: Prometheus scrapes without credentials.
     if (deps.config.metricsPublic) await scope.register(metricsRoutes, { metrics: deps.observability.metrics, permission: 'public' });
     // Node to node: a peer proves itself with the cluster's secret, not with a user's credentials.
@@ -88,6 +92,7 @@ export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Pro
       await admin.register(userRoutes, { security: deps.security });
       await admin.register(auditRoutes, { security: deps.security });
       await admin.register(clusterAdminRoutes, { db: deps.db, cluster: deps.cluster });
+      await admin.register(policyRoutes, { security: deps.security });
     });
   });
 }

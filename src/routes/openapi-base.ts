@@ -67,8 +67,16 @@ export const openApiBase = {
       "description": "http-api.md §6."
     },
     {
+      "name": "policies",
+      "description": "http-api.md §8: row policies (row-level security), role admin."
+    },
+    {
       "name": "admin",
       "description": "http-api.md §7; role admin: engine figures, checkpoints, the slow-query log and the Prometheus metrics."
+    },
+    {
+      "name": "page",
+      "description": "The admin page's static files (HTML, scripts, styles), served at /admin/ without authentication; the page signs in against the API."
     }
   ],
   "components": {
@@ -131,7 +139,7 @@ export const openApiBase = {
         }
       },
       "Conflict": {
-        "description": "table_exists, index_exists, serialization_failure, deadlock_detected, lock_timeout (these three with `retryable: true`), transaction_aborted or read_only.",
+        "description": "table_exists, index_exists, serialization_failure, deadlock_detected, lock_timeout (these three with `retryable: true`), transaction_aborted, read_only, or idempotency_in_progress (a request with this Idempotency-Key is still running).",
         "content": {
           "application/problem+json": {
             "schema": {
@@ -152,6 +160,16 @@ export const openApiBase = {
       },
       "PreconditionFailed": {
         "description": "precondition_failed: If-Match / If-None-Match (or a batch op's ifSeq) does not hold; `currentSeq` is the seq of the row's last event (its delete, if deleted), null if the key was never written.",
+        "content": {
+          "application/problem+json": {
+            "schema": {
+              "$ref": "#/components/schemas/Problem"
+            }
+          }
+        }
+      },
+      "UnprocessableContent": {
+        "description": "idempotency_key_reused: this Idempotency-Key was used for another request (method, path or body bytes differ).",
         "content": {
           "application/problem+json": {
             "schema": {
@@ -241,8 +259,17 @@ export const openApiBase = {
           ]
         }
       },
+      "IdempotentReplayed": {
+        "description": "true when the answer is the one stored for the request's Idempotency-Key, replayed: the write was not made again.",
+        "schema": {
+          "type": "string",
+          "enum": [
+            "true"
+          ]
+        }
+      },
       "Location": {
-        "description": "The URL of the created table.",
+        "description": "The URL of the created table (201), or where to go instead (308).",
         "schema": {
           "type": "string"
         }

@@ -21,8 +21,8 @@ declare module 'fastify' {
     responseHeaders?: Record<number, string[]>;
     /** Request media types accepted besides application/json. */
     consumes?: string[];
-    /** Media type of the success answers when it is not application/json. */
-    produces?: string;
+    /** Media type(s) of the success answers when not application/json (several: the answer is one of them). */
+    produces?: string | string[];
     /** The body may be left out (an absent body means `{}`). */
     bodyOptional?: boolean;
   }
@@ -42,6 +42,7 @@ export const problemResponseNames: Readonly<Record<number, string>> = {
   412: 'PreconditionFailed',
   413: 'PayloadTooLarge',
   415: 'UnsupportedMediaType',
+  422: 'UnprocessableContent',
   423: 'Locked',
   429: 'TooManyRequests',
   500: 'InternalError',
@@ -153,7 +154,10 @@ function responses(schema: Json, id: string): Json {
     const answer: Json = { description: description ?? defaultDescriptions[status] ?? 'OK.' };
     const headers = schema.responseHeaders?.[status] as string[] | undefined;
     if (headers !== undefined) answer.headers = Object.fromEntries(headers.map((name) => [name, { $ref: `#/components/headers/${name.replace(/-/g, '')}` }]));
-    if (body.type !== 'null') answer.content = { [schema.produces ?? 'application/json']: { schema: toOpenApiSchema(body) } };
+    if (body.type !== 'null') {
+      const types: string[] = [schema.produces ?? 'application/json'].flat();
+      answer.content = Object.fromEntries(types.map((type) => [type, { schema: toOpenApiSchema(body) }]));
+    }
     out[status] = answer;
   }
   return out;

@@ -2,26 +2,10 @@
 
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { DriftError } from '../errors.js';
+import { packageRoot } from './package-root.js';
 import { ref } from './schemas.js';
-
-/** The package root: the nearest directory above this file whose package.json names driftdb (src/ or dist/src/). */
-async function packageRoot(): Promise<string> {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    try {
-      const pkg = JSON.parse(await fs.readFile(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
-      if (pkg.name === 'driftdb') return dir;
-    } catch {
-      // No package.json here; keep climbing.
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('cannot find the driftdb package root');
-    dir = parent;
-  }
-}
 
 /** The OpenAPI document as JSON text, or null when the package ships no openapi.yaml. */
 export async function loadOpenApiJson(): Promise<string | null> {

@@ -49,6 +49,6 @@ export async function queryRoutes(
       body: ref('Query'),
       response: { 200: { ...ref('Explain'), description: 'The plan.' }, ...problemResponses({ extra: [404], withBody: true }) },
     },
-    handler: async (req) => opts.db().explain(req.body),
+    handler: async (req) => opts.db().explain(req.body, { policies: req.rowPolicies }),
   });
 }

@@ -150,9 +150,10 @@ export async function rowsRoutes(
   const writeResponses = (replaced: string, created: string) => ({
     200: { ...ref('WriteResult'), description: replaced },
     201: { ...ref('WriteResult'), description: created },
-    ...problemResponses({ extra: [404, 412], withBody: true, inTransaction: true }),
+    ...problemResponses({ extra: [404, 412], withBody: true, inTransaction: true, idempotent: true }),
   });
   const etags = { 200: ['ETag'], 201: ['ETag'], 304: ['ETag'] };
+  const writeHeaders = { 200: ['ETag', 'Idempotent-Replayed'], 201: ['ETag', 'Idempotent-Replayed'] };
 
   app.put<{ Params: RowParams; Body: Doc; Headers: ConditionalHeaders }>('/v1/tables/:table/rows/:key', {
     config: { permission: 'write' },
@@ -167,7 +168,7 @@ export async function rowsRoutes(
       params: rowParams,
       headers: conditionalHeaders,
       body: ref('Document'),
-      responseHeaders: etags,
+      responseHeaders: writeHeaders,
       response: writeResponses('Replaced.', 'Inserted.'),
     },
     handler: async (req, reply) => {
@@ -191,7 +192,7 @@ export async function rowsRoutes(
       headers: conditionalHeaders,
       body: ref('Document'),
       consumes: ['application/merge-patch+json'],
-      responseHeaders: etags,
+      responseHeaders: writeHeaders,
       response: writeResponses('Changed.', 'Created.'),
     },
     handler: async (req, reply) => {
@@ -210,8 +211,8 @@ export async function rowsRoutes(
       description: 'The row is gone from reads and kept in history. Deleting an absent row: 404 row_not_found.',
       params: rowParams,
       headers: conditionalHeaders,
-      responseHeaders: etags,
-      response: { 200: { ...ref('WriteResult'), description: 'Deleted; `seq` is the delete event.' }, ...problemResponses({ extra: [404, 412], inTransaction: true }) },
+      responseHeaders: writeHeaders,
+      response: { 200: { ...ref('WriteResult'), description: 'Deleted; `seq` is the delete event.' }, ...problemResponses({ extra: [404, 412], inTransaction: true, idempotent: true }) },
     },
     handler: async (req, reply) => {
       const { table, key } = req.params;

@@ -348,16 +348,23 @@ const bodyErrorStatuses = [413, 415];
  */
 const transactionErrorStatuses = [404, 409, 410];
 
+/** Statuses of a write that takes an Idempotency-Key: still running (409), the key used for another request (422). */
+const idempotencyErrorStatuses = [409, 422];
+
 /**
  * The problem+json responses of a route: the common ones, plus the ones its own logic can produce.
- * `withBody` adds the body-parsing errors, `inTransaction` those of joining a transaction.
+ * `withBody` adds the body-parsing errors, `inTransaction` those of joining a transaction, `idempotent` those of
+ * an Idempotency-Key.
  */
-export function problemResponses(options: { extra?: number[]; withBody?: boolean; inTransaction?: boolean } = {}): Record<number, unknown> {
+export function problemResponses(
+  options: { extra?: number[]; withBody?: boolean; inTransaction?: boolean; idempotent?: boolean } = {},
+): Record<number, unknown> {
   const statuses = [
     ...new Set([
       ...routeErrorStatuses,
       ...(options.withBody ? bodyErrorStatuses : []),
       ...(options.inTransaction ? transactionErrorStatuses : []),
+      ...(options.idempotent ? idempotencyErrorStatuses : []),
       ...(options.extra ?? []),
     ]),
   ];

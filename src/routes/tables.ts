@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { refuseTransactionId } from './transaction-context.js';
 import type { CreateTableInput, Database, TableInfo } from '../engine/index.js';
 import { visibleTables } from '../security/access.js';
+import type { Security } from '../security/security.js';
 import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, tableParams } from './schemas.js';
 import { minSeqParam } from './min-seq.js';
 
@@ -32,7 +33,7 @@ async function refuseTransaction(request: FastifyRequest): Promise<void> {
   refuseTransactionId(request, 'table and index changes are not transactional: they commit at once, so they take no Transaction-Id header');
 }
 
-export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Database }): Promise<void> {
+export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Database; security: () => Security }): Promise<void> {
   addSharedSchemas(app);
   app.setValidatorCompiler(dataValidatorCompiler);
   const indexParams = {
@@ -105,8 +106,8 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
       tags: ['tables'],
       summary: 'Drop a table',
       description:
-        'Needs the admin role. The table, its rows and their history are gone; the name may be used again. 404 ' +
-        'table_not_found. Open transactions with pending writes to the table are aborted (409 transaction_aborted on ' +
+        'Needs the admin role. The table, its rows, their history and its row policies are gone; the name may be used ' +
+        'again. 404 table_not_found. Open transactions with pending writes to the table are aborted (409 transaction_aborted on ' +
         'their next use), and serializable transactions that read from it fail their commit. Not transactional itself ' +
         `(the drop commits at once); ${notTransactional}`,
       params: tableParams,
@@ -114,6 +115,8 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
     },
     handler: async (req, reply) => {
       await opts.db().dropTable(req.params.table);
+      // Its row policies go with it, as PostgreSQL's do: a table created later under the name starts without any.
+      await opts.security().tableDropped(req.params.table, { user: req.principal.username, clientIp: req.ip, requestId: req.id });
       return reply.code(204).send();
     },
   });

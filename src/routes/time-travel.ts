@@ -67,7 +67,8 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
   app.setValidatorCompiler(dataValidatorCompiler);
 
   app.get<{ Params: TableParams; Querystring: { from: number; to: number; limit?: number; cursor?: string } }>('/v1/tables/:table/diff', {
-    config: { permission: 'read' },
+    // On a table with row policies a diff would show rows a policy hides: for admins only (http-api.md §8).
+    config: { permission: 'read', adminWhenRowPolicies: true },
     schema: {
       operationId: 'diffTable',
       tags: ['time travel'],
@@ -93,7 +94,7 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
   });
 
   app.post<{ Params: TableParams; Body: { name: string; asOf: number | string } }>('/v1/tables/:table/fork', {
-    config: { permission: 'write', bodyTables: 'createTable', audit: 'table_forked' },
+    config: { permission: 'write', bodyTables: 'createTable', audit: 'table_forked', adminWhenRowPolicies: true },
     onRequest: refuseTransaction,
     schema: {
       operationId: 'forkTable',
@@ -103,7 +104,7 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
         'Creates table `name` whose rows are this table\'s rows as of `asOf`, with the same primary key, schema and ' +
         'indexes, in one commit (a crash leaves all of it or none); its history starts there, and `forkedFrom` says ' +
         'where it came from. Needs write permission on both tables. The rows must fit one commit record (32 MiB): a ' +
-        'larger fork is 400 bad_request. 409 table_exists when `name` is taken.',
+        'larger fork is 400 bad_request. 409 table_exists when `name` is taken. On a table with row policies: admins only (403).',
       params: tableParams,
       headers: { type: 'object', properties: { 'idempotency-key': idempotencyKeyHeader } },
       body: {
@@ -112,8 +113,8 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
         properties: { name: ref('TableName'), asOf: asOfMember },
         additionalProperties: false,
       },
-      responseHeaders: { 201: ['Location'] },
-      response: { 201: { ...ref('Table'), description: 'The new table.' }, ...problemResponses({ extra: [404, 409], withBody: true }) },
+      responseHeaders: { 201: ['Location', 'Idempotent-Replayed'] },
+      response: { 201: { ...ref('Table'), description: 'The new table.' }, ...problemResponses({ extra: [404, 409], withBody: true, idempotent: true }) },
     },
     handler: async (req, reply) =>
       sendIdempotent(req, reply, opts.idempotency, async (entry) => {
@@ -126,7 +127,7 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
   });
 
   app.post<{ Params: TableParams; Body: { asOf: number | string } }>('/v1/tables/:table/restore', {
-    config: { permission: 'write', audit: 'table_restored' },
+    config: { permission: 'write', audit: 'table_restored', adminWhenRowPolicies: true },
     onRequest: refuseTransaction,
     schema: {
       operationId: 'restoreTable',
@@ -139,6 +140,7 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
       params: tableParams,
       headers: { type: 'object', properties: { 'idempotency-key': idempotencyKeyHeader } },
       body: { type: 'object', required: ['asOf'], properties: { asOf: asOfMember }, additionalProperties: false },
+      responseHeaders: { 200: ['Idempotent-Replayed'] },
       response: {
         200: {
           type: 'object',
@@ -146,7 +148,7 @@ export async function timeTravelRoutes(app: FastifyInstance, opts: { db: () => D
           properties: { seq: { type: ['integer', 'null'] }, rowsChanged: { type: 'integer' } },
           description: 'Committed.',
         },
-        ...problemResponses({ extra: [404, 409], withBody: true }),
+        ...problemResponses({ extra: [404, 409], withBody: true, idempotent: true }),
       },
     },
     handler: async (req, reply) =>

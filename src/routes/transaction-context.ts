@@ -9,7 +9,8 @@ const transactionIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 
 /**
  * Runs `work` in the request's transaction (checked to be the caller's, open and not expired) or as autocommit,
- * handing it the engine's `{ tx }` reference (empty for autocommit) to spread into its input.
+ * handing it the engine's reference to spread into its input: `{ tx }` (the transaction carries the row policies it
+ * began with), or the caller's row policies for autocommit.
  */
 export async function inTransaction<T>(
   transactions: TransactionService,
@@ -17,7 +18,7 @@ export async function inTransaction<T>(
   work: (ref: TxRef) => Promise<T> | T,
 ): Promise<T> {
   const header = request.headers['transaction-id'];
-  if (header === undefined) return work({});
+  if (header === undefined) return work({ policies: request.rowPolicies });
   const id = Array.isArray(header) ? undefined : header.trim();
   if (id === undefined || !transactionIdPattern.test(id)) {
     throw new DriftError('transaction_not_found', 'Transaction-Id must be the id of an open transaction.');

@@ -77,7 +77,8 @@ export async function transactionRoutes(
     preValidation: async (req) => {
       req.body ??= {};
     },
-    handler: async (req, reply) => reply.code(201).send(transactions.begin(user(req), req.body ?? {})),
+    // The caller's row policies bind to the transaction: every read and write inside it honours them.
+    handler: async (req, reply) => reply.code(201).send(transactions.begin(user(req), { ...req.body, policies: req.rowPolicies })),
   });
 
   app.get<{ Params: TxParams }>('/v1/transactions/:id', {
@@ -104,9 +105,10 @@ export async function transactionRoutes(
       description: 'Makes all its writes durable and visible under one seq; `seq` is null when it wrote nothing.',
       params: txParams,
       headers: { type: 'object', properties: { 'idempotency-key': idempotencyKeyHeader } },
+      responseHeaders: { 200: ['Idempotent-Replayed'] },
       response: {
         200: { type: 'object', required: ['seq'], properties: { seq: { type: ['integer', 'null'] } }, description: 'Committed.' },
-        ...problemResponses({ extra: [404, 409, 410] }),
+        ...problemResponses({ extra: [404, 409, 410], idempotent: true }),
       },
     },
     handler: async (req, reply) =>

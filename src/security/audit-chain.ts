@@ -6,7 +6,7 @@ import { createHash, createHmac } from 'node:crypto';
 export type Severity = 'info' | 'warning' | 'critical';
 export type Outcome = 'success' | 'failure';
 
-/** Every event type of http-api.md §7, with its severity and outcome. */
+/** Every event type of http-api.md §7 (and §8's policy_changed), with its severity and outcome. */
 export const auditEventTypes = {
   login_success: { severity: 'info', outcome: 'success' },
   login_failure: { severity: 'warning', outcome: 'failure' },
@@ -26,6 +26,7 @@ export const auditEventTypes = {
   table_forked: { severity: 'info', outcome: 'success' },
   table_restored: { severity: 'warning', outcome: 'success' },
   config_changed: { severity: 'warning', outcome: 'success' },
+  policy_changed: { severity: 'warning', outcome: 'success' },
 } as const satisfies Record<string, { severity: Severity; outcome: Outcome }>;
 
 export type AuditType = keyof typeof auditEventTypes;

@@ -8,6 +8,20 @@ import { assert } from '../assert.js';
 
 export const hstsMaxAgeSeconds = 365 * 24 * 3600;
 
+/**
+ * What the admin page's answers carry instead of the API's policy (src/routes/admin-page.ts sets them over the
+ * headers below): its scripts, styles and icon come from this origin only and nothing inline runs, so a document
+ * shown on the page can never become code; it talks to this origin only, submits no form anywhere (its sign-in is
+ * read by script, never sent as a URL), keeps its base URL, and is framed nowhere. Its window shares no browsing
+ * context group with other origins' windows.
+ */
+export const adminPageHeaders: Readonly<Record<string, string>> = Object.freeze({
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'cross-origin-opener-policy': 'same-origin',
+});
+
 /** Every header helmet sets for a JSON API, keyed in lower case; HSTS only when served over HTTPS. */
 export function securityHeaders(options: { https: boolean }): Readonly<Record<string, string>> {
   const middleware = helmet({

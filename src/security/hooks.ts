@@ -1,8 +1,10 @@
-// The one place authorization happens: Fastify hooks driven by each route's declaration (`config.permission`, and
-// `config.bodyTables` where a body names tables). Authentication runs at onRequest, before any body is read; a route
-// without a declaration fails at registration; a denial is 403 forbidden and audited access_denied.
+// The one place authorization happens: Fastify hooks driven by each route's declaration (`config.permission`,
+// `config.bodyTables` where a body names tables, `config.adminWhenRowPolicies` for routes that would bypass row
+// policies). Authentication runs at onRequest, before any body is read, and hands the request the caller's row
+// policies; a route without a declaration fails at registration; a denial is 403 forbidden and audited access_denied.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import type { RowPolicies } from '../engine/index.js';
 import { DriftError } from '../errors.js';
 import { permissions, roleDenial, tableDenial, tablesInBody, type BodyTables, type Permission, type TableAccess } from './access.js';
 import type { Principal, RequestContext } from './auth.js';
@@ -16,6 +18,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Set by the authentication hook on every route of the authenticated scope; null elsewhere. */
     principal: Principal;
+    /** The caller's row policies (http-api.md §8), set with the principal: pass them into every engine call. */
+    rowPolicies: RowPolicies;
   }
   interface FastifyContextConfig {
     /** What the route needs; every route must declare it. */
@@ -24,6 +28,11 @@ declare module 'fastify' {
     bodyTables?: BodyTables;
     /** A table event to audit when the route succeeds. */
     audit?: AuditedTableEvent;
+    /**
+     * The route reads or writes the table in its path past its row policies (diff, fork, restore): on a table with
+     * policies only an admin may call it (http-api.md §8).
+     */
+    adminWhenRowPolicies?: boolean;
   }
 }
 
@@ -58,6 +67,7 @@ export function requestContext(request: FastifyRequest, rateLimits: RateLimits):
 /** Installs authentication and authorization on the authenticated scope. */
 export function installAuth(scope: FastifyInstance, deps: AuthHookDeps): void {
   scope.decorateRequest('principal', null as unknown as Principal);
+  scope.decorateRequest('rowPolicies', null as unknown as RowPolicies);
   const contextOf = (request: FastifyRequest): RequestContext => requestContext(request, deps.rateLimits);
   scope.addHook('onRoute', (route) => addRouteHooks(route, deps, contextOf));
   // A callback hook, so the common case (cached credentials, a token) finishes synchronously, without a promise.
@@ -67,6 +77,7 @@ export function installAuth(scope: FastifyInstance, deps: AuthHookDeps): void {
       const security = deps.security();
       const admit = (principal: Principal): void => {
         request.principal = principal;
+        request.rowPolicies = security.rowPolicies.forPrincipal(principal);
         admitRoute(security, request, principal);
       };
       const principal = security.authenticator.authenticate(request.headers.authorization, request, contextOf);
@@ -92,6 +103,10 @@ function admitRoute(security: Security, request: FastifyRequest, principal: Prin
   const access: TableAccess = { table, permission: permission === 'authenticated' || permission === 'public' ? 'read' : permission };
   const tableReason = tableDenial(principal, access);
   if (tableReason !== null) throw forbid(security, request, tableReason, { permission: access.permission, table });
+  if (request.routeOptions.config.adminWhenRowPolicies === true) {
+    const policyReason = security.rowPolicyDenial(principal, table);
+    if (policyReason !== null) throw forbid(security, request, policyReason, { permission: 'admin', table });
+  }
 }
 
 function addRouteHooks(route: RouteOptions, deps: AuthHookDeps, contextOf: (request: FastifyRequest) => RequestContext): void {

@@ -1,6 +1,6 @@
-// The security services of one server, opened once the database is: users, tokens, lockout, the audit log and the
-// authenticator, plus the use cases the auth and admin routes call. Each change of users or tokens is committed
-// before it is answered and audited with who did it.
+// The security services of one server, opened once the database is: users, tokens, lockout, row policies, the audit
+// log and the authenticator, plus the use cases the auth and admin routes call. Each change of users, tokens or
+// policies is committed before it is answered and audited with who did it.
 
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +12,8 @@ import type { JsonValue } from './audit-chain.js';
 import { AuditLog, type AuditContext, type AuditLogger } from './audit-log.js';
 import { Authenticator, type Principal, type RequestContext } from './auth.js';
 import { LoginGuard } from './lockout.js';
+import { PolicyStore, type PolicyInput, type PolicyView } from './policies.js';
+import { RowPolicyResolver } from './row-policies.js';
 import { rowOrNull, systemTables } from './system-tables.js';
 import { TokenStore } from './tokens.js';
 import { UserStore, viewOf, type Role, type UserView } from './users.js';
@@ -56,6 +58,9 @@ export class Security {
     readonly guard: LoginGuard,
     readonly audit: AuditLog,
     readonly authenticator: Authenticator,
+    readonly policies: PolicyStore,
+    /** Each caller's row policies, for every engine call their requests make. */
+    readonly rowPolicies: RowPolicyResolver,
   ) {}
 
   /** Cluster mode: applies user and token changes other nodes commit. */
@@ -90,10 +95,12 @@ export class Security {
       ...(options.now ? { now: options.now } : {}),
     });
     const authenticator = new Authenticator({ users: opened.store, tokens, guard, audit, ...(options.now ? { now: options.now } : {}) });
-    const security = new Security(opened.store, tokens, guard, audit, authenticator);
+    const policies = await PolicyStore.open(db);
+    const rowPolicies = new RowPolicyResolver(policies, opened.store);
+    const security = new Security(opened.store, tokens, guard, audit, authenticator, policies, rowPolicies);
     if (config.cluster === 'etcd') {
-      security.clusterSync = new SecurityClusterSync(db, opened.store, tokens, (error) =>
-        logger.error({ module: 'security', err: String(error) }, 'cannot apply user or token changes from the cluster'),
+      security.clusterSync = new SecurityClusterSync(db, opened.store, tokens, policies, (error) =>
+        logger.error({ module: 'security', err: String(error) }, 'cannot apply user, token or policy changes from the cluster'),
       );
     }
     await security.auditConfigChanges(db, config);
@@ -147,6 +154,7 @@ export class Security {
     await this.users.remove(username);
     const tokensRevoked = await this.tokens.revokeUser(username);
     this.guard.unlock(username);
+    this.rowPolicies.forgetUser(username);
     this.audit.record('user_deleted', context, { username, tokensRevoked });
   }
 
@@ -172,6 +180,57 @@ export class Security {
     const wasLocked = this.guard.unlock(username);
     this.audit.record('user_unlocked', context, { username, wasLocked });
     return { username, wasLocked };
+  }
+
+  // ---- row policies (http-api.md §8) ---------------------------------------------------------------------------
+
+  listPolicies(table: string): PolicyView[] {
+    return this.policies.list(table);
+  }
+
+  async putPolicy(table: string, name: string, input: PolicyInput, context: AuditContext): Promise<{ policy: PolicyView; created: boolean }> {
+    const result = await this.policies.put(table, name, input);
+    const { appliesTo, read, write, seq } = result.policy;
+    this.audit.record('policy_changed', context, {
+      table,
+      name,
+      action: result.created ? 'created' : 'replaced',
+      seq,
+      appliesTo: appliesTo as JsonValue,
+      read: (read ?? null) as JsonValue,
+      write: (write ?? null) as JsonValue,
+    });
+    return result;
+  }
+
+  async deletePolicy(table: string, name: string, context: AuditContext): Promise<void> {
+    await this.policies.remove(table, name);
+    this.audit.record('policy_changed', context, { table, name, action: 'deleted' });
+  }
+
+  /**
+   * Why the caller may not use a route that bypasses row policies (diff, fork, restore) on this table, or null when
+   * they may: on a table with policies, only admins (http-api.md §8). Routes declare `config.adminWhenRowPolicies`
+   * and the authorization hook calls this; call it directly where a route names its tables elsewhere.
+   */
+  rowPolicyDenial(principal: Principal, table: string): string | null {
+    if (this.policies.forTable(table) === undefined || principal.permissions.has('admin')) return null;
+    return `table '${table}' has row policies: only an admin may read or change it past them`;
+  }
+
+  /** Throws 403 forbidden, audited access_denied, unless the caller may bypass the table's row policies. */
+  requireAdminIfPolicies(principal: Principal, table: string, context: AuditContext): void {
+    const reason = this.rowPolicyDenial(principal, table);
+    if (reason === null) return;
+    this.audit.record('access_denied', context, { permission: 'admin', table, reason });
+    throw new DriftError('forbidden', reason);
+  }
+
+  /** A table was dropped: its policies go with it (audited, when it had any). */
+  async tableDropped(table: string, context: AuditContext): Promise<void> {
+    this.rowPolicies.forgetTable(table);
+    const names = await this.policies.tableDropped(table);
+    if (names.length > 0) this.audit.record('policy_changed', context, { table, names, action: 'dropped with the table' });
   }
 
   /** Stops the token sweep, writes every queued audit entry and records the chain's head (before the database closes). */

@@ -1,4 +1,4 @@
-// DriftDB's own tables: users, token hashes and the audit chain's head live in the database log like any data
+// DriftDB's own tables: users, token hashes, row policies and the audit chain's head live in the database log like any data
 // (durable, replayed after a crash, in checkpoints), under names starting with "_" that no route can reach.
 
 import type { CreateTableInput, Database, Doc } from '../engine/index.js';
@@ -11,6 +11,8 @@ export const systemTables = {
   tokens: { name: '_tokens', primaryKey: 'id' },
   /** The audit chain's newest recorded entry, its hashing ranges and the last audited configuration. */
   audit: { name: '_audit', primaryKey: 'name' },
+  /** One row per row policy (http-api.md §8), keyed by "<table>/<policy name>". */
+  policies: { name: '_policies', primaryKey: 'id' },
 } as const satisfies Record<string, CreateTableInput>;
 
 /** Rows read per page when a system table is loaded into memory at start. */

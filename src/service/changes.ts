@@ -1,7 +1,7 @@
 // The change feed's use cases over HTTP: a page that may wait (long-poll) for the caller's next commit, and
 // Server-Sent Event streams that follow the feed for as long as the client keeps up. Streams hold no commits of
 // their own: each reads the next page when its socket can take it, so a slow client costs the server no memory;
-// one that falls too far behind is told where to resume and closed.
+// one that stops taking data while many commits arrive is told where to resume and closed.
 
 import type { ServerResponse } from 'node:http';
 import type { ChangesInput, ChangesPage, Database, FeedCommit } from '../engine/index.js';
@@ -13,7 +13,11 @@ const streamPageCommits = 100;
 const heartbeatMs = 15_000;
 
 export interface ChangeStreamOptions {
-  /** A client this many commits behind the newest, with its socket full, is sent an error event and closed. */
+  /**
+   * A client whose socket stays full while more than this many commits arrive is sent an error event and closed. Only
+   * commits that arrive while it takes nothing count: a client catching up from far back reads its backlog from the
+   * log at its own pace, and costs the server no memory while it does.
+   */
   bufferCommits: number;
 }
 
@@ -29,6 +33,9 @@ export class ChangeService {
   private readonly db: () => Database;
   private readonly options: ChangeStreamOptions;
   private readonly streams = new Set<ChangeStream>();
+  /** Long-polls waiting for a commit: told to stop waiting when the server stops. */
+  private readonly waiters = new Set<() => void>();
+  private closed = false;
 
   constructor(db: () => Database, options: ChangeStreamOptions) {
     this.db = db;
@@ -41,43 +48,51 @@ export class ChangeService {
     let page = db.changes(input);
     if (page.commits.length > 0 || waitMs <= 0) return page;
     const deadline = Date.now() + Math.min(waitMs, limits.feedWaitMsMax);
-    while (page.commits.length === 0 && Date.now() < deadline) {
+    while (page.commits.length === 0 && Date.now() < deadline && !this.closed) {
       if (page.nextSince >= db.durableSeq && !(await this.nextCommit(db, deadline - Date.now()))) break;
       page = db.changes({ ...input, since: page.nextSince });
     }
     return page;
   }
 
-  /** Follows the feed on `response` from `since` on, until the client goes, falls behind, or the server stops. */
+  /** Follows the feed on `response` from `since` on, until the client goes, stops taking data, or the server stops. */
   stream(response: ServerResponse, input: Omit<ChangesInput, 'limit'>): void {
     const stream = new ChangeStream(this.db(), response, input, this.options, () => this.streams.delete(stream));
     this.streams.add(stream);
     stream.start();
   }
 
-  /** Ends every stream (the server is stopping): their clients resume elsewhere with Last-Event-ID. */
+  /**
+   * Ends every stream and answers every long-poll now (the server is stopping, and a request left waiting would hold
+   * the shutdown past its grace): their clients resume elsewhere with Last-Event-ID or nextSince.
+   */
   closeAll(): void {
+    this.closed = true;
     for (const stream of [...this.streams]) stream.end();
+    for (const stopWaiting of [...this.waiters]) stopWaiting();
   }
 
   /** Resolves true when a commit becomes durable within `ms`, false when the time runs out first. */
   private nextCommit(db: Database, ms: number): Promise<boolean> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        unsubscribe();
-        resolve(false);
-      }, ms);
-      const unsubscribe = db.subscribeChanges(() => {
+      const settle = (committed: boolean): void => {
         clearTimeout(timer);
         unsubscribe();
-        resolve(true);
-      });
+        this.waiters.delete(stopWaiting);
+        resolve(committed);
+      };
+      const stopWaiting = (): void => settle(false);
+      const timer = setTimeout(stopWaiting, ms);
+      const unsubscribe = db.subscribeChanges(() => settle(true));
+      this.waiters.add(stopWaiting);
     });
   }
 }
 
 class ChangeStream {
   private lastSent: number;
+  /** The newest durable seq when the client's socket was found full; null while the client takes what is sent. */
+  private stalledAt: number | null = null;
   private pumping = false;
   private ended = false;
   private readonly unsubscribe: () => void;
@@ -92,10 +107,16 @@ class ChangeStream {
   ) {
     this.lastSent = input.since;
     this.unsubscribe = db.subscribeChanges(() => this.pump());
-    this.heartbeat = setInterval(() => this.response.write(': keep-alive\n\n'), heartbeatMs);
+    // A socket that is full already shows nothing is wrong with the server; a comment there would only pile up.
+    this.heartbeat = setInterval(() => {
+      if (!this.response.writableNeedDrain) this.response.write(': keep-alive\n\n');
+    }, heartbeatMs);
     this.heartbeat.unref();
     response.on('close', () => this.end());
-    response.on('drain', () => this.pump());
+    response.on('drain', () => {
+      this.stalledAt = null;
+      this.pump();
+    });
   }
 
   start(): void {
@@ -120,12 +141,19 @@ class ChangeStream {
     try {
       while (!this.ended && this.lastSent < this.db.durableSeq) {
         if (this.response.writableNeedDrain) {
-          if (this.db.durableSeq - this.lastSent > this.options.bufferCommits) this.tooSlow();
+          this.stalledAt ??= this.db.durableSeq;
+          if (this.db.durableSeq - this.stalledAt > this.options.bufferCommits) this.tooSlow();
           return;
         }
         const page = this.db.changes({ ...this.input, since: this.lastSent, limit: streamPageCommits });
-        for (const commit of page.commits) this.response.write(`id: ${commit.seq}\nevent: change\ndata: ${commitJson(commit)}\n\n`);
-        this.lastSent = page.nextSince;
+        // Stop at the commit that fills the socket: the rest of the page waits in the log, not in this process.
+        let full = false;
+        for (const commit of page.commits) {
+          full = !this.response.write(`id: ${commit.seq}\nevent: change\ndata: ${commitJson(commit)}\n\n`);
+          this.lastSent = commit.seq;
+          if (full) break;
+        }
+        if (!full) this.lastSent = page.nextSince;
       }
     } catch (error) {
       this.fail(error instanceof Error ? error.message : String(error));
@@ -136,7 +164,7 @@ class ChangeStream {
 
   private tooSlow(): void {
     const detail =
-      `The client fell more than ${this.options.bufferCommits} commits behind (--changes-buffer-commits); ` +
+      `The client took nothing while more than ${this.options.bufferCommits} commits arrived (--changes-buffer-commits); ` +
       `resume after seq ${this.lastSent} (Last-Event-ID: ${this.lastSent}).`;
     this.send('error', { code: 'unavailable', detail, lastEventId: this.lastSent, since: this.lastSent });
     this.end();

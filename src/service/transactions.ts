@@ -72,6 +72,7 @@ export class TransactionService {
     const beginInput: BeginInput = {};
     if (input.isolation !== undefined) beginInput.isolation = input.isolation;
     if (input.readOnly !== undefined) beginInput.readOnly = input.readOnly;
+    if (input.policies !== undefined) beginInput.policies = input.policies;
     const tx = this.db().begin(beginInput);
     const lifetime = Math.min(input.timeoutMs ?? this.options.lifetimeMsMax, this.options.lifetimeMsMax);
     const now = Date.now();

@@ -1,7 +1,7 @@
 // Test fixtures for the query layer: an in-memory RowSource built from a list of row events, and a naive
 // reference implementation of the query language written independently of src/engine/query, for model tests.
 
-import { StoredRow, type IndexLookup, type RowSource } from '../../src/engine/query/index.js';
+import { StoredRow, type IndexCandidates, type IndexLookup, type RowRef, type RowSource } from '../../src/engine/query/index.js';
 import type { Doc, HistoryEntry, Json, RowOp, TableDef } from '../../src/engine/types.js';
 
 export interface RowEvent {
@@ -25,7 +25,10 @@ export interface MemorySourceOptions {
   events: RowEvent[];
   /** Snapshot; defaults to the last event's seq. */
   seq?: number;
-  /** Make indexKeys a sloppy superset: extra non-matching keys and repeats, as the contract allows. */
+  /**
+   * Make indexRows a sloppy superset: extra non-matching rows and repeats, out of order, as the contract allows.
+   * Otherwise it yields exactly the matching rows, in key order, and every row read says so (indexedExactly).
+   */
   sloppyIndex?: boolean;
 }
 
@@ -53,21 +56,26 @@ export class MemorySource implements RowSource {
     this.sloppy = options.sloppyIndex ?? false;
   }
 
-  keys(afterKey?: string): Iterable<string> {
-    return afterKey === undefined ? this.allKeys : this.allKeys.filter((key) => refCompareStrings(key, afterKey) > 0);
+  rows(afterKey?: string): Iterable<RowRef> {
+    const keys = afterKey === undefined ? this.allKeys : this.allKeys.filter((key) => refCompareStrings(key, afterKey) > 0);
+    return keys.map((key) => ({ key }));
   }
 
-  indexKeys(field: string, lookup: IndexLookup): Iterable<string> {
+  indexRows(field: string, lookup: IndexLookup): IndexCandidates {
+    return { rows: this.indexKeys(field, lookup).map((key) => ({ key })), inKeyOrder: !this.sloppy };
+  }
+
+  private indexKeys(field: string, lookup: IndexLookup): string[] {
     if (!this.table.indexes.includes(field)) throw new Error(`no index on ${field}`);
     const exact = [...this.live].filter(([, doc]) => indexMatches(refGet(doc, field), lookup)).map(([key]) => key);
-    if (!this.sloppy) return exact.reverse();
+    if (!this.sloppy) return exact.sort(refCompareStrings);
     // Every third key again, whatever it holds, and the real candidates twice, in reverse order.
     const extra = this.allKeys.filter((_, i) => i % 3 === 0);
     return [...exact, ...extra, ...exact].reverse();
   }
 
   indexEstimate(field: string, lookup: IndexLookup): number {
-    return [...this.indexKeys(field, lookup)].length;
+    return this.indexKeys(field, lookup).length;
   }
 
   read(key: string): Doc | null {
@@ -78,7 +86,11 @@ export class MemorySource implements RowSource {
   readRow(key: string): StoredRow | null {
     const doc = this.read(key);
     // The model's own object, so answers compare to it exactly (fast-check's documents have null prototypes).
-    return doc === null ? null : new StoredRow(key, JSON.stringify(doc), doc);
+    return doc === null ? null : new StoredRow(key, JSON.stringify(doc), doc, !this.sloppy);
+  }
+
+  readRef(ref: RowRef): StoredRow | null {
+    return this.readRow(ref.key);
   }
 
   rowCountEstimate(): number {

@@ -342,6 +342,15 @@ t.test('a query that would examine too many rows is refused with a clear message
     5,
     'key-order pages stop reading at limit + 1',
   );
+  const indexed = sourceOf(Array.from({ length: 50 }, (_, i) => ({ id: `k${String(i).padStart(2, '0')}`, n: i, c: 'x' })), { indexes: ['c'] });
+  const byIndex = compileQuery({ table: 'items', where: { c: 'x' }, limit: 5 }, indexed.table);
+  t.equal(
+    executeQuery(byIndex, indexed, { rowsExaminedMax: 6 }).rows.length,
+    5,
+    'so do pages of an equality lookup whose rows come in key order',
+  );
+  const byTwoValues = compileQuery({ table: 'items', where: { c: { $in: ['x', 'y'] } }, limit: 5 }, indexed.table);
+  t.throws(() => executeQuery(byTwoValues, indexed, { rowsExaminedMax: 6 }), { code: 'validation_failed' }, 'several lookups gather first');
   const ordered = compileQuery({ table: 'items', limit: 5, orderBy: [{ field: 'n' }] }, source.table);
   t.throws(() => executeQuery(ordered, source, { rowsExaminedMax: 49 }), { code: 'validation_failed' });
 });

@@ -243,6 +243,8 @@ t.test('every audit event type is recorded with user, client address and request
   await server.request('POST', '/v1/admin/users', { body: { username: 'eve', password: 'eve-password', roles: ['reader'] }, ...rid('user_created') });
   await server.request('PUT', '/v1/admin/users/eve/roles', { body: { roles: ['writer'], grants: ['shop'] }, ...rid('roles_changed') });
   await server.request('PUT', '/v1/admin/users/eve/password', { body: { password: 'eve-password-2' }, ...rid('password_changed') });
+  await server.request('POST', '/v1/tables', { body: { name: 'guarded', primaryKey: 'id' } });
+  await server.request('PUT', '/v1/tables/guarded/policies/own', { body: { appliesTo: { roles: ['writer'] }, read: { owner: { $user: 'name' } } }, ...rid('policy_changed') });
   await server.request('POST', '/v1/tables', { body: { name: 'shop', primaryKey: 'id' }, ...rid('table_created') });
   await server.request('DELETE', '/v1/tables/shop', rid('table_dropped'));
   await server.request('GET', '/v1/admin/stats', { auth: basicAuth('eve', 'eve-password-2'), ...rid('access_denied') });
@@ -261,10 +263,11 @@ t.test('every audit event type is recorded with user, client address and request
   for (const type of [
     'login_success', 'login_failure', 'logout', 'token_expired', 'access_denied', 'user_created', 'user_deleted', 'password_changed',
     'user_locked', 'user_unlocked', 'roles_changed', 'brute_force_detected', 'rate_limited', 'table_created', 'table_dropped', 'config_changed',
+    'policy_changed',
   ]) {
     t.ok(types.has(type), `${type} is recorded`);
   }
-  for (const type of ['user_created', 'roles_changed', 'password_changed', 'table_created', 'table_dropped', 'access_denied', 'logout', 'user_unlocked', 'user_deleted']) {
+  for (const type of ['user_created', 'roles_changed', 'password_changed', 'table_created', 'policy_changed', 'table_dropped', 'access_denied', 'logout', 'user_unlocked', 'user_deleted']) {
     const entry = all.find((e) => e.type === type);
     t.match(entry, { requestId: `attack-${type}`, clientIp: /127\.0\.0\.1/, user: /^(admin|eve)$/ }, `${type}: who, where, which request`);
   }

@@ -13,6 +13,9 @@ const needs: Record<string, Needs> = {
   'GET /healthz': 'public',
   'GET /readyz': 'public',
   'GET /openapi.json': 'public',
+  'GET /admin': 'public',
+  'GET /admin/': 'public',
+  'GET /admin/:build/:file': 'public',
   'POST /v1/auth/token': 'public',
   'DELETE /v1/auth/token': 'authenticated',
   'PUT /v1/auth/password': 'authenticated',
@@ -59,6 +62,9 @@ const needs: Record<string, Needs> = {
   'GET /v1/admin/cluster': 'admin',
   // Node to node: no user credentials, the cluster's secret (a single node answers 404).
   'GET /v1/cluster/log': 'public',
+  'PUT /v1/tables/:table/policies/:name': 'admin',
+  'GET /v1/tables/:table/policies': 'admin',
+  'DELETE /v1/tables/:table/policies/:name': 'admin',
 };
 
 /** Bodies for routes whose body names the tables they touch: without one they would stop at validation (400). */
@@ -78,6 +84,8 @@ const placeholders: Record<string, string> = {
   id: '00000000-0000-4000-8000-000000000000',
   name: 'sp1',
   username: 'nobody',
+  build: 'b',
+  file: 'f.js',
 };
 
 const rank: Record<Needs, number> = { public: 0, authenticated: 1, reader: 1, writer: 2, admin: 3 };

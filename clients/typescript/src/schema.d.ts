@@ -4,6 +4,66 @@
  */
 
 export interface paths {
+    "/admin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The admin page, without its slash
+         * @description A permanent redirect to /admin/, whose relative links need the trailing slash. No authentication.
+         */
+        get: operations["adminPageRedirect"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The admin page
+         * @description The HTML of the admin page (tables, rows with a time slider, histories and diffs, the change feed, and for admins the audit log, slow queries and engine figures). No authentication: the page signs in against the API and keeps its credentials in memory only. Revalidated on every load (Cache-Control: no-cache, a weak ETag, 304 when unchanged); gzip with Accept-Encoding: gzip. Its answers carry the page's own Content-Security-Policy (scripts, styles and requests to this origin only, nothing inline).
+         */
+        get: operations["adminPage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/{build}/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A script, style sheet or image of the admin page
+         * @description The page names these under the hash of its build, so a URL always means the same bytes: cached for a year (immutable). Only the files the package ships in admin-page/ are served, looked up by name; any other name, or another build, is 404 not_found. No authentication.
+         */
+        get: operations["adminPageAsset"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -405,7 +465,7 @@ export interface paths {
         };
         /**
          * The change feed
-         * @description Durable commits after `since`, in seq order, each with the rows it changed (`doc` the whole new document, null for a delete) in the tables the caller may read (or those named in `tables`), row policies applied; commits left with no visible row are left out. With `Accept: text/event-stream`: Server-Sent Events, one `change` event per commit with `id:` its seq, resumed after `Last-Event-ID`, a comment line every 15 s; a client that falls behind by more than --changes-buffer-commits gets an `error` event naming the seq to resume after, and the stream closes. A page looks at up to 10,000 commits: when `commits` is empty, go on from `nextSince`.
+         * @description Durable commits after `since`, in seq order, each with the rows it changed (`doc` the whole new document, null for a delete) in the tables the caller may read (or those named in `tables`), row policies applied; commits left with no visible row are left out. With `Accept: text/event-stream`: Server-Sent Events, one `change` event per commit with `id:` its seq, resumed after `Last-Event-ID`, a comment line every 15 s; a client that takes nothing while more than --changes-buffer-commits commits arrive gets an `error` event naming the seq to resume after, and the stream closes. A page looks at up to 10,000 commits: when `commits` is empty, go on from `nextSince`.
          */
         get: operations["changes"];
         put?: never;
@@ -516,7 +576,7 @@ export interface paths {
         post?: never;
         /**
          * Drop a table
-         * @description Needs the admin role. The table, its rows and their history are gone; the name may be used again. 404 table_not_found. Open transactions with pending writes to the table are aborted (409 transaction_aborted on their next use), and serializable transactions that read from it fail their commit. Not transactional itself (the drop commits at once); a `Transaction-Id` header is 400 bad_request.
+         * @description Needs the admin role. The table, its rows, their history and its row policies are gone; the name may be used again. 404 table_not_found. Open transactions with pending writes to the table are aborted (409 transaction_aborted on their next use), and serializable transactions that read from it fail their commit. Not transactional itself (the drop commits at once); a `Transaction-Id` header is 400 bad_request.
          */
         delete: operations["dropTable"];
         options?: never;
@@ -555,7 +615,7 @@ export interface paths {
         put?: never;
         /**
          * Fork a table as of a seq
-         * @description Creates table `name` whose rows are this table's rows as of `asOf`, with the same primary key, schema and indexes, in one commit (a crash leaves all of it or none); its history starts there, and `forkedFrom` says where it came from. Needs write permission on both tables. The rows must fit one commit record (32 MiB): a larger fork is 400 bad_request. 409 table_exists when `name` is taken.
+         * @description Creates table `name` whose rows are this table's rows as of `asOf`, with the same primary key, schema and indexes, in one commit (a crash leaves all of it or none); its history starts there, and `forkedFrom` says where it came from. Needs write permission on both tables. The rows must fit one commit record (32 MiB): a larger fork is 400 bad_request. 409 table_exists when `name` is taken. On a table with row policies: admins only (403).
          */
         post: operations["forkTable"];
         delete?: never;
@@ -599,6 +659,50 @@ export interface paths {
          * @description Needs write permission, like creating one. 404 not_found when the table has no such index, table_not_found when the table is unknown. Not transactional (the drop commits at once); a `Transaction-Id` header is 400 bad_request.
          */
         delete: operations["dropIndex"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tables/{table}/policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a table's row policies
+         * @description Needs the admin role. The policies by name; an empty list for a table without any (it behaves as before: roles and grants decide). 404 table_not_found.
+         */
+        get: operations["listPolicies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tables/{table}/policies/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Create or replace a row policy
+         * @description Needs the admin role. Once a table has a policy, every user but an admin sees a row version only if some policy that applies to them has a `read` the document matches, and may put, patch or delete a row only if some applicable policy's `write` matches the row's current document and some matches the new one (else 403 forbidden, nothing written). A policy without `read` grants no reads; one without `write` grants no writes. The policies in force now govern every read, `asOf` and history included. Takes effect on the next request, open transactions included. At most 100 policies per table. 404 table_not_found; a `where` the query language refuses: 400 validation_failed. Audited `policy_changed`.
+         */
+        put: operations["putPolicy"];
+        post?: never;
+        /**
+         * Delete a row policy
+         * @description Needs the admin role. When it was the last, the table behaves as before (roles and grants decide). 404 table_not_found, or not_found when the table has no policy of that name. Audited `policy_changed`.
+         */
+        delete: operations["deletePolicy"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1025,7 +1129,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description table_exists, index_exists, serialization_failure, deadlock_detected, lock_timeout (these three with `retryable: true`), transaction_aborted or read_only. */
+        /** @description table_exists, index_exists, serialization_failure, deadlock_detected, lock_timeout (these three with `retryable: true`), transaction_aborted, read_only, or idempotency_in_progress (a request with this Idempotency-Key is still running). */
         Conflict: {
             headers: {
                 [name: string]: unknown;
@@ -1045,6 +1149,15 @@ export interface components {
         };
         /** @description precondition_failed: If-Match / If-None-Match (or a batch op's ifSeq) does not hold; `currentSeq` is the seq of the row's last event (its delete, if deleted), null if the key was never written. */
         PreconditionFailed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description idempotency_key_reused: this Idempotency-Key was used for another request (method, path or body bytes differ). */
+        UnprocessableContent: {
             headers: {
                 [name: string]: unknown;
             };
@@ -1114,7 +1227,9 @@ export interface components {
     headers: {
         /** @description The seq of the version written or read, as a strong entity tag: "<seq>". Absent for a write inside an open transaction. */
         ETag: string;
-        /** @description The URL of the created table. */
+        /** @description true when the answer is the one stored for the request's Idempotency-Key, replayed: the write was not made again. */
+        IdempotentReplayed: "true";
+        /** @description The URL of the created table (201), or where to go instead (308). */
         Location: string;
         /** @description Seconds to wait before retrying. */
         RetryAfter: number;
@@ -1125,6 +1240,89 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    adminPageRedirect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Go to /admin/. */
+            308: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    adminPage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Not modified: If-None-Match names the current version. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: components["responses"]["NotFound"];
+        };
+    };
+    adminPageAsset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The build hash the page names. */
+                build: string;
+                /** @description A file name. */
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                    "text/css": string;
+                    "image/svg+xml": string;
+                };
+            };
+            /** @description Not modified: If-None-Match names its version. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+        };
+    };
     health: {
         parameters: {
             query?: never;
@@ -1226,7 +1424,7 @@ export interface operations {
     auditEntries: {
         parameters: {
             query?: {
-                type?: "login_success" | "login_failure" | "logout" | "token_expired" | "access_denied" | "user_created" | "user_deleted" | "password_changed" | "user_locked" | "user_unlocked" | "roles_changed" | "brute_force_detected" | "rate_limited" | "table_created" | "table_dropped" | "table_forked" | "table_restored" | "config_changed";
+                type?: "login_success" | "login_failure" | "logout" | "token_expired" | "access_denied" | "user_created" | "user_deleted" | "password_changed" | "user_locked" | "user_unlocked" | "roles_changed" | "brute_force_detected" | "rate_limited" | "table_created" | "table_dropped" | "table_forked" | "table_restored" | "config_changed" | "policy_changed";
                 user?: string;
                 outcome?: "success" | "failure";
                 severity?: "info" | "warning" | "critical";
@@ -1254,7 +1452,7 @@ export interface operations {
                             /** Format: date-time */
                             ts: string;
                             /** @enum {string} */
-                            type: "login_success" | "login_failure" | "logout" | "token_expired" | "access_denied" | "user_created" | "user_deleted" | "password_changed" | "user_locked" | "user_unlocked" | "roles_changed" | "brute_force_detected" | "rate_limited" | "table_created" | "table_dropped" | "table_forked" | "table_restored" | "config_changed";
+                            type: "login_success" | "login_failure" | "logout" | "token_expired" | "access_denied" | "user_created" | "user_deleted" | "password_changed" | "user_locked" | "user_unlocked" | "roles_changed" | "brute_force_detected" | "rate_limited" | "table_created" | "table_dropped" | "table_forked" | "table_restored" | "config_changed" | "policy_changed";
                             /** @enum {string} */
                             severity: "info" | "warning" | "critical";
                             /** @enum {string} */
@@ -1322,6 +1520,7 @@ export interface operations {
                             table_forked?: number;
                             table_restored?: number;
                             config_changed?: number;
+                            policy_changed?: number;
                         } & {
                             [key: string]: number;
                         };
@@ -2038,6 +2237,7 @@ export interface operations {
             /** @description Committed; `results` has one entry per op. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2058,6 +2258,7 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2435,6 +2636,7 @@ export interface operations {
             201: {
                 headers: {
                     Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2448,6 +2650,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2523,6 +2726,179 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    listPolicies: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A table name. */
+                table: components["schemas"]["TableName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The policies. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        policies: {
+                            table: string;
+                            name: string;
+                            appliesTo: {
+                                roles?: ("writer" | "reader")[];
+                                users?: string[];
+                            };
+                            read?: {
+                                [key: string]: unknown;
+                            };
+                            write?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Seq of the commit that wrote this version of the policy. */
+                            seq: number;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            423: components["responses"]["Locked"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    putPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A table name. */
+                table: components["schemas"]["TableName"];
+                /** @description A policy name: the pattern of table names. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Whom the policy applies to: a user it names, or one holding a role it names. At least one role or user. */
+                    appliesTo: {
+                        /** @description Roles it applies to; admins are never restricted, so only writer and reader. */
+                        roles?: ("writer" | "reader")[];
+                        /** @description Usernames it applies to, whether those users exist yet or not. */
+                        users?: string[];
+                    };
+                    /** @description The documents the policy lets its users read (a delete is shown when the version before it is). A where-object of POST /v1/query, in which {"$user":"name"} stands for the caller's username. */
+                    read?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description The documents the policy lets its users write: the current one (when the row exists) and the new one. A where-object of POST /v1/query, in which {"$user":"name"} stands for the caller's username. */
+                    write?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Replaced. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        table: string;
+                        name: string;
+                        appliesTo: {
+                            roles?: ("writer" | "reader")[];
+                            users?: string[];
+                        };
+                        read?: {
+                            [key: string]: unknown;
+                        };
+                        write?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Seq of the commit that wrote this version of the policy. */
+                        seq: number;
+                    };
+                };
+            };
+            /** @description Created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        table: string;
+                        name: string;
+                        appliesTo: {
+                            roles?: ("writer" | "reader")[];
+                            users?: string[];
+                        };
+                        read?: {
+                            [key: string]: unknown;
+                        };
+                        write?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Seq of the commit that wrote this version of the policy. */
+                        seq: number;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            423: components["responses"]["Locked"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deletePolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A table name. */
+                table: components["schemas"]["TableName"];
+                /** @description A policy name: the pattern of table names. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            423: components["responses"]["Locked"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     restoreTable: {
         parameters: {
             query?: never;
@@ -2548,6 +2924,7 @@ export interface operations {
             /** @description Committed. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2564,6 +2941,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2700,6 +3078,7 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2710,6 +3089,7 @@ export interface operations {
             201: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2725,6 +3105,7 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2758,6 +3139,7 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2771,6 +3153,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             410: components["responses"]["Gone"];
             412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2809,6 +3192,7 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2819,6 +3203,7 @@ export interface operations {
             201: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2834,6 +3219,7 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2997,6 +3383,7 @@ export interface operations {
             /** @description Committed. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3011,6 +3398,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             410: components["responses"]["Gone"];
+            422: components["responses"]["UnprocessableContent"];
             423: components["responses"]["Locked"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];

@@ -39,6 +39,15 @@ export function sortByCodePoints(keys: string[]): string[] {
   return keys;
 }
 
+/** Sorts objects by their `key` in code-point order, in place, checking a native sort as sortByCodePoints does. */
+export function sortByKey<T extends { readonly key: string }>(items: T[]): T[] {
+  items.sort((a, b) => compareCodeUnits(a.key, b.key));
+  for (let i = 1; i < items.length; i++) {
+    if (compareCodePoints(items[i - 1]!.key, items[i]!.key) >= 0) return items.sort((a, b) => compareCodePoints(a.key, b.key));
+  }
+  return items;
+}
+
 /** UTF-16 code-unit order: the engine's native string comparison. */
 function compareCodeUnits(a: string, b: string): number {
   return a === b ? 0 : a < b ? -1 : 1;

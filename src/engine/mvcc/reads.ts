@@ -46,7 +46,7 @@ export function historyAt(store: Store, table: TableState, key: string, seq: num
   let bytes = 0;
   let seen = false;
   for (let i = 0; history !== undefined && i < history.count && history.seq(i) <= seq; i++) {
-    const version = table.versionOf(key, history, i);
+    const version = table.versionOf(history, i);
     seen = policy === null || (version.json === null ? seen : policy.read(new StoredRow(key, version.json)));
     if (!seen) continue;
     visible.push(version);

@@ -2,10 +2,10 @@
 // uncommitted writes (a transaction's own writes, plus other transactions' for read_uncommitted).
 
 import { compareCodePoints } from '../json/index.js';
-import { storedRow, type IndexLookup, type RowSource, type StoredRow } from '../query/source.js';
+import { StoredRow, type IndexCandidates, type IndexLookup, type RowRef, type RowSource } from '../query/source.js';
 import type { RowPolicy } from '../api.js';
 import type { Doc, HistoryEntry, TableDef } from '../types.js';
-import type { TableState } from './table-state.js';
+import { RowHistory, type TableState } from './table-state.js';
 
 export type TsOf = (seq: number) => number;
 
@@ -25,13 +25,13 @@ export class SnapshotSource implements RowSource {
     this.policy = policy;
   }
 
-  keys(afterKey?: string): Iterable<string> {
-    return this.state.rows.keys(afterKey === undefined ? undefined : { after: afterKey });
+  rows(afterKey?: string): Iterable<RowRef> {
+    return this.state.rows.values(afterKey === undefined ? undefined : { after: afterKey });
   }
 
-  indexKeys(field: string, lookup: IndexLookup): Iterable<string> {
+  indexRows(field: string, lookup: IndexLookup): IndexCandidates {
     const index = this.state.indexes.get(field);
-    return index === undefined ? [] : index.lookup(lookup);
+    return index === undefined ? { rows: [], inKeyOrder: true } : index.candidates(lookup);
   }
 
   indexEstimate(field: string, lookup: IndexLookup): number {
@@ -44,8 +44,22 @@ export class SnapshotSource implements RowSource {
   }
 
   readRow(key: string): StoredRow | null {
-    const row = storedRow(key, this.state.versionAt(key, this.seq)?.json ?? null);
-    return row === null || this.policy === null || this.policy.read(row) ? row : null;
+    const history = this.state.history(key);
+    return history === undefined ? null : this.readHistory(history);
+  }
+
+  // A candidate the index or the row map yielded is its history: read without looking its key up.
+  readRef(ref: RowRef): StoredRow | null {
+    return ref instanceof RowHistory ? this.readHistory(ref) : this.readRow(ref.key);
+  }
+
+  private readHistory(history: RowHistory): StoredRow | null {
+    const i = history.indexAt(this.seq);
+    const json = i < 0 ? null : this.state.textOf(history, i);
+    if (json === null) return null;
+    // A row of one version is listed by each index under that version's values only.
+    const row = new StoredRow(history.key, json, undefined, history.count === 1 && this.state.indexesExact);
+    return this.policy === null || this.policy.read(row) ? row : null;
   }
 
   rowCountEstimate(): number {
@@ -57,7 +71,7 @@ export class SnapshotSource implements RowSource {
     for (const [key, history] of this.state.rows.entries(after)) {
       let seen = false;
       for (let i = 0; i < history.count && history.seq(i) <= this.seq; i++) {
-        const version = this.state.versionOf(key, history, i);
+        const version = this.state.versionOf(history, i);
         const doc = version.json === null ? null : (JSON.parse(version.json) as Doc);
         // A delete is shown to whoever saw the version before it (http-api.md §8).
         seen = this.policy === null || (doc === null ? seen : this.policy.read(doc));
@@ -87,20 +101,27 @@ export class OverlaySource implements RowSource {
     this.policy = policy;
   }
 
-  *keys(afterKey?: string): Iterable<string> {
+  *rows(afterKey?: string): Iterable<RowRef> {
     const extra = this.overlayKeys().filter((k) => afterKey === undefined || compareCodePoints(k, afterKey) > 0);
     let i = 0;
-    for (const key of this.base.keys(afterKey)) {
-      while (i < extra.length && compareCodePoints(extra[i]!, key) < 0) yield extra[i++]!;
-      if (i < extra.length && extra[i] === key) i++;
-      yield key;
+    for (const row of this.base.rows(afterKey)) {
+      while (i < extra.length && compareCodePoints(extra[i]!, row.key) < 0) yield { key: extra[i++]! };
+      if (i < extra.length && extra[i] === row.key) i++;
+      yield row;
     }
-    while (i < extra.length) yield extra[i++]!;
+    while (i < extra.length) yield { key: extra[i++]! };
   }
 
-  *indexKeys(field: string, lookup: IndexLookup): Iterable<string> {
-    yield* this.base.indexKeys(field, lookup);
-    yield* this.overlay.keys();
+  indexRows(field: string, lookup: IndexLookup): IndexCandidates {
+    const base = this.base.indexRows(field, lookup).rows;
+    const overlay = this.overlay;
+    return {
+      rows: (function* () {
+        yield* base;
+        for (const key of overlay.keys()) yield { key };
+      })(),
+      inKeyOrder: false,
+    };
   }
 
   indexEstimate(field: string, lookup: IndexLookup): number {
@@ -112,9 +133,18 @@ export class OverlaySource implements RowSource {
   }
 
   readRow(key: string): StoredRow | null {
-    if (!this.overlay.has(key)) return this.base.readRow(key);
-    const row = storedRow(key, this.overlay.get(key)!);
-    return row === null || this.policy === null || this.policy.read(row) ? row : null;
+    return this.overlay.has(key) ? this.readOverlay(key) : this.base.readRow(key);
+  }
+
+  readRef(ref: RowRef): StoredRow | null {
+    return this.overlay.has(ref.key) ? this.readOverlay(ref.key) : this.base.readRef(ref);
+  }
+
+  private readOverlay(key: string): StoredRow | null {
+    const json = this.overlay.get(key)!;
+    if (json === null) return null;
+    const row = new StoredRow(key, json);
+    return this.policy === null || this.policy.read(row) ? row : null;
   }
 
   rowCountEstimate(): number {

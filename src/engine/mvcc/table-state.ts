@@ -44,6 +44,8 @@ function isFramed(packed: number): boolean {
  * log location of its document. Only the newest version's text is held; older ones are read from the log.
  */
 export class RowHistory {
+  /** The row's key: secondary indexes list histories, and a query reads a candidate through it without a lookup. */
+  readonly key: string;
   /** Text of the newest applied version; null when that is a delete. */
   json: string | null;
   /**
@@ -52,10 +54,19 @@ export class RowHistory {
    * of long histories slow); it becomes an array of its own when it next grows.
    */
   meta: number[] | Float64Array;
+  /**
+   * Versions, and the newest one's seq: kept beside `meta` so that reading the newest version (a query's every
+   * candidate, most of the time) touches this object and the text only, not the packed array (a cache miss each).
+   */
+  count: number;
+  newestSeq: number;
 
-  constructor(json: string | null, meta: number[] | Float64Array) {
+  constructor(key: string, json: string | null, meta: number[] | Float64Array) {
+    this.key = key;
     this.json = json;
     this.meta = meta;
+    this.count = meta.length / 2;
+    this.newestSeq = versionSeq(meta[meta.length - 2]!);
   }
 
   /** Appends versions' packed numbers (pairs) at the end. */
@@ -73,10 +84,8 @@ export class RowHistory {
       this.meta = meta = copy;
     }
     for (let i = 0; i < numbers.length; i++) (meta as number[]).push(numbers[i]!);
-  }
-
-  get count(): number {
-    return this.meta.length / 2;
+    this.count = meta.length / 2;
+    this.newestSeq = versionSeq(meta[meta.length - 2]!);
   }
 
   /** Packed seq/op of version `i` (0 = oldest). */
@@ -88,14 +97,10 @@ export class RowHistory {
     return versionSeq(this.meta[2 * i]!);
   }
 
-  get newestSeq(): number {
-    return versionSeq(this.meta[this.meta.length - 2]!);
-  }
-
   /** Index of the newest version with seq ≤ `seq`, or -1: versions are read near the end, long ones bisected. */
   indexAt(seq: number): number {
     let i = this.count - 1;
-    if (this.seq(i) <= seq) return i;
+    if (this.newestSeq <= seq) return i;
     if (i > 16) return this.bisect(seq);
     while (i > 0 && this.seq(i) > seq) i--;
     return this.seq(i) <= seq ? i : -1;
@@ -120,8 +125,13 @@ export class RowHistory {
 
 export class TableState {
   readonly def: TableDef;
-  readonly indexes = new Map<string, SecondaryIndex>();
+  readonly indexes = new Map<string, SecondaryIndex<RowHistory>>();
   readonly validate: ValidateFunction | null;
+  /**
+   * True while every index lists each row under values its versions held only (a checkpoint of format 4 may have
+   * listed rows under values of versions lost since): then a row of one version is listed under its values alone.
+   */
+  indexesExact = true;
   /** Live rows at the newest applied state. */
   liveRows = 0;
   /** Versions of every key, deletes included. */
@@ -150,7 +160,7 @@ export class TableState {
     this.def = def;
     this.validate = validate;
     this.documents = documents;
-    for (const field of def.indexes) this.indexes.set(field, new SecondaryIndex(field));
+    for (const field of def.indexes) this.indexes.set(field, new SecondaryIndex<RowHistory>(field));
   }
 
   /** Every key's history in key order. */
@@ -173,7 +183,7 @@ export class TableState {
   /** The newest applied version of `key` (possibly above the durable watermark). */
   latest(key: string): Version | undefined {
     const history = this.history(key);
-    return history === undefined ? undefined : this.versionOf(key, history, history.count - 1);
+    return history === undefined ? undefined : this.versionOf(history, history.count - 1);
   }
 
   /** The version of `key` visible at snapshot `seq`. */
@@ -181,7 +191,7 @@ export class TableState {
     const history = this.history(key);
     if (history === undefined) return undefined;
     const i = history.indexAt(seq);
-    return i < 0 ? undefined : this.versionOf(key, history, i);
+    return i < 0 ? undefined : this.versionOf(history, i);
   }
 
   /** Every version of `key` up to `seq`, oldest first, documents read (from the log for all but the newest). */
@@ -189,20 +199,25 @@ export class TableState {
     const history = this.history(key);
     if (history === undefined) return [];
     const versions: Version[] = [];
-    for (let i = 0; i < history.count && history.seq(i) <= seq; i++) versions.push(this.versionOf(key, history, i));
+    for (let i = 0; i < history.count && history.seq(i) <= seq; i++) versions.push(this.versionOf(history, i));
     return versions;
   }
 
   /** Version `i` of a history with its document: the newest from memory, any other from the log. */
-  versionOf(key: string, history: RowHistory, i: number): Version {
+  versionOf(history: RowHistory, i: number): Version {
     const packed = history.packed(i);
+    return { seq: versionSeq(packed), op: versionOp(packed), json: this.textOf(history, i) };
+  }
+
+  /** The document of version `i` of a history (null for a delete): the newest from memory, any other from the log. */
+  textOf(history: RowHistory, i: number): string | null {
+    if (i === history.count - 1) return history.json;
+    const packed = history.packed(i);
+    if (versionOp(packed) === 'delete') return null;
     const seq = versionSeq(packed);
-    const op = versionOp(packed);
-    if (i === history.count - 1) return { seq, op, json: history.json };
-    if (op === 'delete') return { seq, op, json: null };
     const location = history.meta[2 * i + 1]!;
-    if (location === noLocation) return { seq, op, json: this.unplaced.get(unplacedId(key, seq))! };
-    return { seq, op, json: this.documents.read({ location, seq, framed: isFramed(packed), table: this.def.name, key }) };
+    if (location === noLocation) return this.unplaced.get(unplacedId(history.key, seq))!;
+    return this.documents.read({ location, seq, framed: isFramed(packed), table: this.def.name, key: history.key });
   }
 
   /**
@@ -216,7 +231,7 @@ export class TableState {
     const isNew = history === undefined;
     const wasLive = history !== undefined && history.json !== null;
     if (history === undefined) {
-      history = new RowHistory(json, [packed, location]);
+      history = new RowHistory(key, json, [packed, location]);
       if (this.staged === null) {
         this.rowMap.set(key, history);
         this.byKey.set(key, history);
@@ -240,7 +255,7 @@ export class TableState {
     if (json !== null && this.indexes.size > 0) {
       // Replay has only the text: the indexed fields are read out of it rather than parsing every document.
       for (const index of this.indexes.values()) {
-        index.add(options.doc === undefined ? extractPath(json, index.path) : getSegments(options.doc, index.path), key, isNew);
+        index.add(options.doc === undefined ? extractPath(json, index.path) : getSegments(options.doc, index.path), history, isNew);
       }
     }
   }
@@ -264,12 +279,12 @@ export class TableState {
 
   /** Builds a new index from every version of every row (older documents read from the log), so it serves every snapshot. */
   addIndex(field: string): void {
-    const index = new SecondaryIndex(field);
+    const index = new SecondaryIndex<RowHistory>(field);
     if (this.staged !== null) index.beginStaging();
-    for (const [key, history] of this.allHistories()) {
+    for (const history of this.allHistories()) {
       for (let i = 0; i < history.count; i++) {
-        const json = this.versionOf(key, history, i).json;
-        if (json !== null) index.add(extractPath(json, index.path), key, i === 0);
+        const json = this.textOf(history, i);
+        if (json !== null) index.add(extractPath(json, index.path), history, i === 0);
       }
     }
     this.indexes.set(field, index);
@@ -319,8 +334,8 @@ export class TableState {
     }
   }
 
-  private *allHistories(): Iterable<[string, RowHistory]> {
-    yield* this.rowMap.entries();
-    if (this.staged !== null) yield* this.staged;
+  private *allHistories(): Iterable<RowHistory> {
+    yield* this.rowMap.values();
+    if (this.staged !== null) yield* this.staged.values();
   }
 }

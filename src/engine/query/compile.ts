@@ -88,35 +88,52 @@ export function compileQuery(spec: QuerySpec, table: TableDef): CompiledQuery {
   const limit = checkLimit(spec.limit, problems);
   problems.throwIfAny();
 
-  // Hashing the query costs more than compiling it: do it only when a cursor is read or made.
-  let fingerprint: string | undefined;
-  const fingerprintOfQuery = (): string =>
-    (fingerprint ??= fingerprintOf({
-      table: table.name,
-      where: (spec.where ?? null) as Json,
-      select: spec.select ?? null,
-      orderBy: orderBy.map((key) => ({ field: key.field, dir: key.descending ? 'desc' : 'asc' })),
-      history,
-      groupBy: spec.groupBy ?? null,
-      aggregates: (spec.aggregates ?? null) as Json,
-    }));
   const kind = aggregate ? 'aggregate' : history ? 'history' : 'rows';
-  const cursor = checkCursor(spec.cursor, { fingerprint: fingerprintOfQuery, kind, orderKeys: orderBy.length });
-  return {
-    spec,
-    table,
-    kind,
-    predicate,
-    limit,
-    select,
-    orderBy,
-    groupBy,
-    aggregates,
-    get fingerprint() {
-      return fingerprintOfQuery();
-    },
-    cursor,
-  };
+  const compiled = new Compiled({ spec, table, kind, predicate, limit, select, orderBy, groupBy, aggregates, history });
+  compiled.cursor = checkCursor(spec.cursor, { fingerprint: () => compiled.fingerprint, kind, orderKeys: orderBy.length });
+  return compiled;
+}
+
+/** A class, not an object literal: a literal with a getter is built by a slow path that cost a query several µs. */
+class Compiled implements CompiledQuery {
+  readonly spec: QuerySpec;
+  readonly table: TableDef;
+  readonly kind: CompiledQuery['kind'];
+  readonly predicate: Predicate;
+  readonly limit: number;
+  readonly select: PathSegments[] | null;
+  readonly orderBy: OrderKey[];
+  readonly groupBy: GroupKey[];
+  readonly aggregates: AggregateDef[];
+  cursor: Cursor | null = null;
+  private readonly history: boolean;
+  private hash: string | undefined = undefined;
+
+  constructor(parts: Omit<CompiledQuery, 'fingerprint' | 'cursor'> & { history: boolean }) {
+    this.spec = parts.spec;
+    this.table = parts.table;
+    this.kind = parts.kind;
+    this.predicate = parts.predicate;
+    this.limit = parts.limit;
+    this.select = parts.select;
+    this.orderBy = parts.orderBy;
+    this.groupBy = parts.groupBy;
+    this.aggregates = parts.aggregates;
+    this.history = parts.history;
+  }
+
+  // Hashing the query costs more than compiling it: done only when a cursor is read or made.
+  get fingerprint(): string {
+    return (this.hash ??= fingerprintOf({
+      table: this.table.name,
+      where: (this.spec.where ?? null) as Json,
+      select: this.spec.select ?? null,
+      orderBy: this.orderBy.map((key) => ({ field: key.field, dir: key.descending ? 'desc' : 'asc' })),
+      history: this.history,
+      groupBy: this.spec.groupBy ?? null,
+      aggregates: (this.spec.aggregates ?? null) as Json,
+    }));
+  }
 }
 
 /** Optional members may be sent as null, which means the same as leaving them out. */

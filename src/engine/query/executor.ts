@@ -22,7 +22,7 @@ import { compareCodePoints, compareJson } from '../json/index.js';
 import { chooseAccess, tooManyRows } from './planner.js';
 import type { Access } from './planner.js';
 import { compileProjection } from './project.js';
-import type { RowSource, StoredRow } from './source.js';
+import type { RowRef, RowSource, StoredRow } from './source.js';
 import type { QueryPage } from './spec.js';
 
 export interface ExecuteOptions {
@@ -79,50 +79,70 @@ export function executeQuery(q: CompiledQuery, source: RowSource, options: Execu
     });
   }
   const budget = new Budget(options.rowsExaminedMax ?? limits.queryRowsExaminedMax);
-  const access = chooseAccess(q, source, budget.max);
   const cut = new PageCut(q.limit, options.pageBytesMax ?? limits.pageBytesMax);
+  if (q.kind === 'history') return historyPage(q, source, budget, cut);
+  const access = chooseAccess(q, source, budget.max);
+  const matcher = new Matcher(q, source, access, budget);
   switch (q.kind) {
-    case 'history':
-      return historyPage(q, source, budget, cut);
     case 'aggregate':
-      return aggregatePage(q, matchingRows(q, source, access.keys(), budget), {
+      return aggregatePage(q, matcher.all(access.rows()), {
         seq: source.seq,
         groupsMax: options.groupsMax ?? limits.queryGroupsMax,
       });
     default:
-      return q.orderBy.length > 0
-        ? orderedPage(q, source, access, budget, cut)
-        : keyOrderPage(q, source, access, budget, cut);
+      return q.orderBy.length > 0 ? orderedPage(q, source.seq, access, matcher, cut) : keyOrderPage(q, source.seq, access, matcher, cut);
   }
 }
 
-/** Candidate rows that exist at the snapshot and satisfy the whole predicate, in the candidates' order. */
-export function* matchingRows(
-  q: CompiledQuery,
-  source: RowSource,
-  keys: Iterable<string>,
-  budget: Budget,
-): Generator<MatchedRow> {
-  for (const key of keys) {
-    budget.spend();
-    const row = source.readRow(key);
-    if (row !== null && q.predicate(row)) yield row;
+/**
+ * Reads candidates at the snapshot and keeps those that exist there and satisfy the whole predicate. A row the
+ * access path's index lookup decides (the lookup is the whole where, and the source lists the row under its one
+ * version's values only) needs no re-check.
+ */
+class Matcher {
+  private readonly predicate: CompiledQuery['predicate'];
+  private readonly decided: boolean;
+
+  constructor(
+    q: CompiledQuery,
+    private readonly source: RowSource,
+    access: Access,
+    private readonly budget: Budget,
+  ) {
+    this.predicate = q.predicate;
+    this.decided = access.decided;
+  }
+
+  /** The candidate's row when it matches, else null; counts it against the budget either way. */
+  match(ref: RowRef): MatchedRow | null {
+    this.budget.spend();
+    const row = this.source.readRef(ref);
+    return row !== null && ((this.decided && row.indexedExactly) || this.predicate(row)) ? row : null;
+  }
+
+  *all(refs: Iterable<RowRef>): Iterable<MatchedRow> {
+    for (const ref of refs) {
+      const row = this.match(ref);
+      if (row !== null) yield row;
+    }
   }
 }
 
-function keyOrderPage(q: CompiledQuery, source: RowSource, access: Access, budget: Budget, cut: PageCut): QueryPage {
+function keyOrderPage(q: CompiledQuery, seq: number, access: Access, matcher: Matcher, cut: PageCut): QueryPage {
   const position = q.cursor?.position;
   const afterKey = position?.kind === 'key' ? position.key : undefined;
   const page: MatchedRow[] = [];
   let more = false;
-  for (const row of matchingRows(q, source, access.keys(afterKey), budget)) {
+  for (const ref of access.rows(afterKey)) {
+    const row = matcher.match(ref);
+    if (row === null) continue;
     if (!cut.admit(row.json.length)) {
       more = true;
       break;
     }
     page.push(row);
   }
-  return finishPage(q, source.seq, page, more, (last) => ({ kind: 'key', key: last.key }));
+  return finishPage(q, seq, page, more, (last) => ({ kind: 'key', key: last.key }));
 }
 
 interface OrderedRow {
@@ -131,14 +151,14 @@ interface OrderedRow {
   values: (Json | undefined)[];
 }
 
-function orderedPage(q: CompiledQuery, source: RowSource, access: Access, budget: Budget, cut: PageCut): QueryPage {
+function orderedPage(q: CompiledQuery, seq: number, access: Access, matcher: Matcher, cut: PageCut): QueryPage {
   const compare = (a: Omit<OrderedRow, 'row'>, b: OrderedRow) => compareOrdered(q.orderBy, a, b);
   const position = q.cursor?.position;
   const after = position?.kind === 'ordered' ? position : null;
   const keep = q.limit + 1;
   // Sort and trim whenever the buffer doubles: O(n log limit) time, O(limit) memory, whatever the table size.
   let buffer: OrderedRow[] = [];
-  for (const row of matchingRows(q, source, access.keys(), budget)) {
+  for (const row of matcher.all(access.rows())) {
     const ordered = { row, key: row.key, values: q.orderBy.map((order) => row.field(order.segments)) };
     if (after !== null && compare(after, ordered) >= 0) continue;
     buffer.push(ordered);
@@ -150,7 +170,7 @@ function orderedPage(q: CompiledQuery, source: RowSource, access: Access, budget
   while (taken < ordered.length && cut.admit(ordered[taken]!.row.json.length)) taken++;
   const page = ordered.slice(0, taken);
   // A cursor is made only when a row is left over; it points after the page's last row.
-  return finishPage(q, source.seq, page.map((entry) => entry.row), taken < ordered.length, () => {
+  return finishPage(q, seq, page.map((entry) => entry.row), taken < ordered.length, () => {
     const last = page[page.length - 1]!;
     return { kind: 'ordered', values: last.values, key: last.key };
   });

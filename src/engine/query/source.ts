@@ -28,15 +28,21 @@ export class StoredRow extends FieldReader {
   readonly key: string;
   /** The stored text: a page without `select` answers it as it is. */
   readonly json: string;
+  /**
+   * True when the source promises that its indexes list this row under this document's values only (the row has
+   * had no other version), so a candidate an index lookup found satisfies that lookup without a re-check.
+   */
+  readonly indexedExactly: boolean;
   private parsed: Doc | undefined = undefined;
   private textReads = 0;
 
   /** `parsed`, when the caller holds the document already, must be JSON.parse(json). */
-  constructor(key: string, json: string, parsed?: Doc) {
+  constructor(key: string, json: string, parsed?: Doc, indexedExactly = false) {
     super();
     this.key = key;
     this.json = json;
     this.parsed = parsed;
+    this.indexedExactly = indexedExactly;
   }
 
   get doc(): Doc {
@@ -52,9 +58,20 @@ export class StoredRow extends FieldReader {
   }
 }
 
-/** The StoredRow of a stored text (null for a deletion). */
-export function storedRow(key: string, json: string | null): StoredRow | null {
-  return json === null ? null : new StoredRow(key, json);
+/**
+ * A row a source yields as a candidate: its key, and whatever else the source keeps to read it back without looking
+ * the key up again (a snapshot source yields the rows' histories themselves). Any object with a key names that row.
+ */
+export interface RowRef {
+  readonly key: string;
+}
+
+/** What an index lookup found. */
+export interface IndexCandidates<Row extends RowRef = RowRef> {
+  /** A superset of the rows whose document at the snapshot satisfies the lookup. */
+  rows: Iterable<Row>;
+  /** True when `rows` is an array in key order without repeats; otherwise any order, possibly with repeats. */
+  inKeyOrder: boolean;
 }
 
 export interface RowSource {
@@ -62,22 +79,20 @@ export interface RowSource {
   /** The snapshot every read of this source sees. */
   readonly seq: number;
   /**
-   * Keys in code-point order, strictly after `afterKey` when given. May yield keys that have no live
-   * row at this snapshot (read() then answers null): callers must not count them.
+   * Rows in key order, strictly after `afterKey` when given. May yield rows that have no live version at this
+   * snapshot (readRef() then answers null): callers must not count them.
    */
-  keys(afterKey?: string): Iterable<string>;
-  /**
-   * Candidate keys for a lookup on an indexed field: a superset of the keys whose document at this
-   * snapshot satisfies the lookup, in no particular order and possibly repeated. Callers re-check
-   * every candidate against the document they read().
-   */
-  indexKeys(field: string, lookup: IndexLookup): Iterable<string>;
-  /** Upper bound on how many candidates indexKeys(field, lookup) would yield (for plans). */
+  rows(afterKey?: string): Iterable<RowRef>;
+  /** Candidate rows for a lookup on an indexed field; callers re-check each against the row readRef() answers. */
+  indexRows(field: string, lookup: IndexLookup): IndexCandidates;
+  /** Upper bound on how many candidates indexRows(field, lookup) would yield (for plans). */
   indexEstimate(field: string, lookup: IndexLookup): number;
   /** The document under `key` at this snapshot, or null when absent or deleted. */
   read(key: string): Doc | null;
   /** The same, with the stored JSON text it was parsed from (a page without `select` answers that text as is). */
   readRow(key: string): StoredRow | null;
+  /** readRow for a row this source yielded (or any RowRef: then by its key). */
+  readRef(ref: RowRef): StoredRow | null;
   /** Live rows at the newest state (an estimate for plans). */
   rowCountEstimate(): number;
   /**

@@ -35,10 +35,13 @@ type Test = (value: Json | undefined) => boolean;
 const rangeOperators = new Set(['$gt', '$gte', '$lt', '$lte']);
 const matchNothing: Test = () => false;
 
-/** Compiles `where` (undefined or null = every document) or throws validation_failed listing every problem. */
-export function compileWhere(where: unknown): Predicate {
+/**
+ * Compiles `where` (undefined or null = every document) or throws validation_failed listing every problem, each
+ * named by a JSON Pointer under `at` (a query's `/where`; a row policy's `/read` or `/write`).
+ */
+export function compileWhere(where: unknown, at = '/where'): Predicate {
   const problems = new Problems();
-  const predicate = compileWhereInto(where, problems, '/where');
+  const predicate = compileWhereInto(where, problems, at);
   problems.throwIfAny();
   return predicate;
 }
