@@ -11,6 +11,7 @@ import { decodeBatch, encodeBatch } from './log/batch.js';
 import { frameHeaderBytes } from './log/frame.js';
 import { encodeRecordFrame } from './log/segment.js';
 import { recentCommitOf, type RecentCommit } from './mvcc/conflict-window.js';
+import type { IdempotencyRequest } from './mvcc/idempotency.js';
 import type { ReplicaSink, ReplicatedLog } from './replicated-log.js';
 import type { CommitPort, Decide, Decided, Store } from './store.js';
 import type { CommitRecord } from './types.js';
@@ -127,6 +128,8 @@ export class Replica implements CommitPort, ReplicaSink {
     const frames: Buffer[] = [];
     const pending: RecentCommit[] = [];
     const rest: PendingCommit[] = [];
+    /** Idempotency-Keys (user NUL key) of the commits chosen so far. */
+    const keyed = new Set<string>();
     let bytes = 0;
     for (const commit of this.queue) {
       if (commit.settled) continue;
@@ -142,6 +145,13 @@ export class Replica implements CommitPort, ReplicaSink {
         this.settle(commit, error);
         continue;
       }
+      // An Idempotency-Key is looked up before its write runs, but another node may have committed the same key
+      // since (a retry sent elsewhere after a 503 while the first attempt was still in etcd): decided here, against
+      // everything applied, the second is refused, and its retry replays the first's answer once it is visible.
+      if (decided.idempotency !== undefined && this.repeatsKey(decided.idempotency, keyed)) {
+        this.settle(commit, new DriftError('idempotency_in_progress', 'A request with this Idempotency-Key was committed already; retry to get its answer.'));
+        continue;
+      }
       // A catalog change is proposed alone: the decisions after it depend on it.
       if (decided.catalog === true && chosen.length > 0) {
         rest.push(commit);
@@ -154,6 +164,7 @@ export class Replica implements CommitPort, ReplicaSink {
         this.settle(commit, new DriftError('payload_too_large', `the commit is larger than ${limits.recordBytesMax} bytes`));
         continue;
       }
+      for (const request of decided.idempotency ?? []) keyed.add(`${request.user}\u0000${request.key}`);
       commit.catalog = decided.catalog === true;
       commit.proposed = true;
       chosen.push(commit);
@@ -167,6 +178,12 @@ export class Replica implements CommitPort, ReplicaSink {
     const proposal: Proposal = { id, head, lastSeq: head + chosen.length, value: encodeBatch(id, head + 1, frames), commits: chosen };
     this.inFlight = proposal;
     this.send(proposal);
+  }
+
+  /** Whether a key of `requests` is recorded in the applied state or taken by an earlier commit of this proposal. */
+  private repeatsKey(requests: readonly IdempotencyRequest[], keyed: ReadonlySet<string>): boolean {
+    const now = Date.now();
+    return requests.some((request) => keyed.has(`${request.user}\u0000${request.key}`) || this.store.idempotency.lookup(request.user, request.key, now) !== null);
   }
 
   /**

@@ -58,6 +58,7 @@ type Op =
   | { kind: 'put' | 'create'; node: number; key: string; v: number }
   | { kind: 'patch'; node: number; key: string; field: 'a' | 'b'; v: number }
   | { kind: 'delete'; node: number; key: string }
+  | { kind: 'keyed'; node: number; key: string; idempotencyKey: string; v: number }
   | { kind: 'transfer'; node: number; from: number; to: number; amount: number };
 
 const keys = ['k1', 'k2', 'k3'];
@@ -67,6 +68,8 @@ const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constantFrom('put' as const, 'create' as const), node: fc.nat(2), key: fc.constantFrom(...keys), v: fc.nat(99) }),
   fc.record({ kind: fc.constant('patch' as const), node: fc.nat(2), key: fc.constantFrom(...keys), field: fc.constantFrom('a' as const, 'b' as const), v: fc.nat(99) }),
   fc.record({ kind: fc.constant('delete' as const), node: fc.nat(2), key: fc.constantFrom(...keys) }),
+  // The same Idempotency-Key sent to several nodes: at most one of them may commit it.
+  fc.record({ kind: fc.constant('keyed' as const), node: fc.nat(2), key: fc.constantFrom(...keys), idempotencyKey: fc.constantFrom('i1', 'i2'), v: fc.nat(99) }),
   fc
     .record({ kind: fc.constant('transfer' as const), node: fc.nat(2), from: fc.nat(accounts - 1), to: fc.nat(accounts - 1), amount: fc.integer({ min: 1, max: 9 }) })
     .filter((op) => op.from !== op.to),
@@ -84,6 +87,12 @@ async function run(db: Database, op: Op): Promise<number | null> {
         return (await db.patch({ table: 'items', key: op.key, patch: { [op.field]: op.v } })).seq;
       case 'delete':
         return (await db.delete({ table: 'items', key: op.key })).seq;
+      case 'keyed': {
+        // As the idempotency service does: a key whose answer is stored is replayed, not written again.
+        if (db.idempotencyEntry('u', op.idempotencyKey) !== null) return null;
+        const idempotency = { user: 'u', key: op.idempotencyKey, fingerprint: 'f', expiresAt: Date.now() + 60_000, answer: () => '{}' };
+        return (await db.put({ table: 'items', key: op.key, doc: { v: op.v }, idempotency })).seq;
+      }
       case 'transfer': {
         const tx = db.begin({ isolation: 'serializable' });
         try {
@@ -98,7 +107,7 @@ async function run(db: Database, op: Op): Promise<number | null> {
       }
     }
   } catch (error) {
-    if (isDriftError(error) && ['precondition_failed', 'row_not_found', 'serialization_failure', 'deadlock_detected', 'lock_timeout'].includes(error.code)) return null;
+    if (isDriftError(error) && ['precondition_failed', 'row_not_found', 'serialization_failure', 'deadlock_detected', 'lock_timeout', 'idempotency_in_progress'].includes(error.code)) return null;
     throw error;
   }
 }
@@ -150,6 +159,8 @@ t.test('raced commits give the same log on every node and the same states as one
         if (states[1] !== states[0] || states[2] !== states[0]) throw new Error('the nodes disagree');
         // The accepted commits, in log order, on one node: the same state at every seq.
         const accepted = ops.map((op, i) => ({ op, seq: results[i]! })).filter((r) => r.seq !== null).sort((a, b) => a.seq! - b.seq!);
+        const keyed = accepted.flatMap(({ op }) => (op.kind === 'keyed' ? [op.idempotencyKey] : []));
+        if (new Set(keyed).size !== keyed.length) throw new Error(`an Idempotency-Key was committed twice: ${keyed.join(', ')}`);
         for (const { op, seq } of accepted) {
           const modelSeq = await run(model, op);
           if (modelSeq !== seq) throw new Error(`op ${JSON.stringify(op)} committed at ${seq} in the cluster, at ${modelSeq} on one node`);

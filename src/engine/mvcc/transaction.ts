@@ -48,10 +48,13 @@ interface PendingWrite {
    * Cluster mode: the row's newest seq when the first of these requests was computed, and the requests, oldest
    * first. Row locks hold off this node's writers only; a commit from another node that changed the row since is
    * caught at commit, where the write is made again on the newer version (read committed) or fails (one snapshot).
+   * A single node keeps no requests (its row locks are the whole story).
    */
   baseSeq: number | null;
   requests: RowWriteRequest[];
 }
+
+const noRequests: RowWriteRequest[] = [];
 
 /** The parts of the engine a transaction works with; none of them knows about transactions' internals. */
 export interface TransactionContext {
@@ -281,7 +284,7 @@ export class TransactionImpl implements Transaction {
       tableCreatedSeq: table.def.createdSeq,
       created: computed.created,
       baseSeq: own !== undefined ? own.baseSeq : current.seq,
-      requests: own !== undefined ? [...own.requests, request] : [request],
+      requests: !this.store.replicated ? noRequests : own !== undefined ? [...own.requests, request] : [request],
     };
     this.writes.set(id, write);
     this.writesBytes = bytes;
