@@ -44,6 +44,8 @@ export class EtcdLog implements ReplicatedLog {
   /** Batches seen (watch, own appends) but not delivered yet, by last seq. */
   private readonly buffered = new Map<number, Buffer>();
   private wake: (() => void) | null = null;
+  /** A proposal lost its seq: the batch that took it is read from etcd at once rather than awaited from the watch. */
+  private pullWanted = false;
   private watchClient: Etcd3 | null = null;
   private watcher: Watcher | null = null;
   /** A range read found batches the watch had not delivered: when it happens twice in a row the watch is replaced. */
@@ -75,10 +77,9 @@ export class EtcdLog implements ReplicatedLog {
       throw error;
     }
     this.contacted();
-    if (succeeded) {
-      // Ours now: the engine need not wait for the watch to hear of it.
-      this.buffered.set(batch.lastSeq, batch.value);
-    }
+    // Ours now: the engine need not wait for the watch to hear of it. Lost: the winner's batch is read at once.
+    if (succeeded) this.buffered.set(batch.lastSeq, batch.value);
+    else this.pullWanted = true;
     this.wake?.();
     return succeeded ? 'appended' : 'lost';
   }
@@ -111,7 +112,12 @@ export class EtcdLog implements ReplicatedLog {
     this.following = this.follow();
   }
 
-  /** Delivers batches in order until close: buffered ones when they continue the log, else read from etcd. */
+  /**
+   * Delivers batches in order until close: buffered ones when they continue the log, else read from etcd when a
+   * proposal lost its seq or when nothing arrived for a poll interval. Only such a quiet interval that finds new
+   * batches counts against the watch: a wake-up by a batch already applied (the watch echoing this node's own
+   * appends) is no sign of a missed one, and reopening the watch stalls delivery.
+   */
   private async follow(): Promise<void> {
     await this.openWatch();
     while (!this.closed) {
@@ -119,8 +125,10 @@ export class EtcdLog implements ReplicatedLog {
         if (await this.deliverBuffered()) continue;
         const woken = await this.sleep(pollIntervalMs);
         if (this.closed) break;
-        if (woken && this.continuesLog()) continue;
+        if (woken && !this.pullWanted) continue;
+        this.pullWanted = false;
         const found = await this.pull();
+        if (woken) continue;
         this.watchMisses = found ? this.watchMisses + 1 : 0;
         if (this.watchMisses >= 2) await this.replaceWatch();
       } catch (error) {
@@ -141,14 +149,6 @@ export class EtcdLog implements ReplicatedLog {
       await sink.deliver(next);
       delivered = true;
     }
-  }
-
-  private continuesLog(): boolean {
-    const applied = this.sink!.appliedSeq;
-    for (const [lastSeq, value] of this.buffered) {
-      if (lastSeq > applied && batchHeader(value).firstSeq <= applied + 1) return true;
-    }
-    return false;
   }
 
   /** The buffered batch holding appliedSeq + 1, dropping those already applied. */
@@ -235,7 +235,10 @@ export class EtcdLog implements ReplicatedLog {
       // From now on: anything older is read by range (the follower reads from its applied seq whenever it lags).
       const watcher = await this.watchClient.watch().prefix(this.keys.logPrefix).create();
       watcher.on('put', (kv) => {
-        this.buffered.set(batchHeader(kv.value).lastSeq, kv.value);
+        const { lastSeq } = batchHeader(kv.value);
+        // This node's own appends come back through the watch after they were delivered: nothing to do.
+        if (this.sink !== null && lastSeq <= this.sink.appliedSeq) return;
+        this.buffered.set(lastSeq, kv.value);
         this.wake?.();
       });
       watcher.on('error', (error) => this.logger.warn({ module: 'cluster', err: String(error) }, 'the etcd watch failed'));
