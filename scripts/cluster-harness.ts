@@ -89,6 +89,23 @@ export class ClusterHarness {
     return harness;
   }
 
+  /**
+   * Creates a harness on free ports and brings it up. A port found free may be taken before a process binds it (by
+   * another harness, or any program): then everything is stopped and it starts again on other ports, a few times.
+   */
+  static async launch(options: Omit<HarnessOptions, 'basePort'> & { dir: string }): Promise<ClusterHarness> {
+    for (let attempt = 1; ; attempt++) {
+      const harness = await ClusterHarness.create({ ...options, dir: attempt === 1 ? options.dir : `${options.dir}-${attempt}` });
+      try {
+        await harness.up();
+        return harness;
+      } catch (error) {
+        await harness.down();
+        if (attempt >= launchAttemptsMax || !/address already in use|EADDRINUSE/i.test(String(error))) throw error;
+      }
+    }
+  }
+
   get endpoints(): string {
     return this.etcd.map((member) => member.clientUrl).join(',');
   }
@@ -162,6 +179,11 @@ export class ClusterHarness {
     const member = this.etcd[i]!;
     const proc = member.proc;
     if (proc === null) return;
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      // Gone already (it never started, or died): no exit event will come.
+      member.proc = null;
+      return;
+    }
     const exited = signal === 'SIGKILL' || signal === 'SIGTERM' ? new Promise((resolve) => proc.once('exit', resolve)) : null;
     proc.kill(signal);
     if (exited !== null) {
@@ -197,7 +219,11 @@ export class ClusterHarness {
 
   async waitEtcd(i: number, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    const member = this.etcd[i]!;
     while (Date.now() < deadline) {
+      if (member.proc !== null && member.proc.exitCode !== null) {
+        throw new Error(`etcd member ${member.name} exited (${member.proc.exitCode}) before it was healthy: ${logTail(path.join(this.options.dir, `${member.name}.log`))}`);
+      }
       try {
         const response = await fetch(`${this.etcd[i]!.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
         if (response.ok) return;
@@ -215,6 +241,9 @@ export class ClusterHarness {
     const deadline = Date.now() + timeoutMs;
     let last = '';
     while (Date.now() < deadline) {
+      if (node.proc !== null && node.proc.exitCode !== null) {
+        throw new Error(`${node.id} exited (${node.proc.exitCode}) before it was ready: ${logTail(path.join(this.options.dir, `${node.id}.log`))}`);
+      }
       try {
         const response = await fetch(`${node.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
         if (response.ok) return;
@@ -243,10 +272,25 @@ async function postJson(url: string, body: unknown, timeoutMs: number): Promise<
   return response.json();
 }
 
-/** The first of `count` consecutive ports that are free on 127.0.0.1 now. */
+/** Attempts of launch() when a port was taken between the check and the bind. */
+const launchAttemptsMax = 4;
+
+/** The last lines of a process's log, for an error saying why it stopped. */
+function logTail(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').slice(-600);
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * The first of `count` consecutive ports that are free on 127.0.0.1 now, below Linux's ephemeral range (32768 on):
+ * outgoing connections take their local ports from there, and could take one between this check and the bind.
+ */
 export async function freePortRun(count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const base = 12_000 + Math.floor(Math.random() * 20_000);
     let free = true;
     for (let port = base; port < base + count && free; port++) free = await portFree(port);
     if (free) return base;

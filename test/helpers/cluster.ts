@@ -37,9 +37,7 @@ export async function call(baseUrl: string, method: string, urlPath: string, bod
 
 /** Three etcd members and three nodes, up and ready, in a fresh temp dir. */
 export async function startCluster(nodeArgs: string[] = []): Promise<ClusterHarness> {
-  const harness = await ClusterHarness.create({ dir: path.join(makeTempDir('driftdb-cluster-'), 'cluster'), adminPassword, nodeArgs });
-  await harness.up();
-  return harness;
+  return ClusterHarness.launch({ dir: path.join(makeTempDir('driftdb-cluster-'), 'cluster'), adminPassword, nodeArgs });
 }
 
 /** Every commit of the feed of `tables` on one node, from the start, as JSON text per commit. */
