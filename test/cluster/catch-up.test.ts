@@ -38,6 +38,17 @@ t.test('minSeq reads your writes on any node; a node down past the trimmed etcd 
   const bad = await call(n2, 'GET', '/v1/tables/items/rows/first?minSeq=-1');
   t.equal(bad.status, 400, 'a negative minSeq is a bad request');
 
+  // Users and row policies are rows of the shared log: made on node1, they hold on node2.
+  t.equal((await call(n1, 'POST', '/v1/admin/users', { username: 'rita', password: 'rita-password-1', roles: ['reader'] })).status, 201, 'a user made on node1');
+  t.equal((await call(n1, 'PUT', '/v1/tables/items/rows/ritas', { n: 2, owner: 'rita' })).status, 201);
+  const policy = await call(n1, 'PUT', '/v1/tables/items/policies/own', { appliesTo: { roles: ['reader'] }, read: { owner: { $user: 'name' } } });
+  t.equal(policy.status, 201, 'a row policy put on node1');
+  const rita = { authorization: `Basic ${Buffer.from('rita:rita-password-1').toString('base64')}` };
+  const ritaReads = await fetch(`${n2}/v1/tables/items/rows?minSeq=${policy.json.seq}`, { headers: rita });
+  t.equal(ritaReads.status, 200, 'the user signs in on node2');
+  t.same(((await ritaReads.json()) as { rows: unknown[] }).rows, [{ id: 'ritas', n: 2, owner: 'rita' }], 'and node2 shows her only the rows the policy lets her read');
+  t.equal((await call(n2, 'DELETE', '/v1/tables/items/policies/own')).status, 204, 'the policy deleted on node2');
+
   t.comment('SIGKILL node3; node1 and node2 commit on until etcd is trimmed past it');
   const downAt = (await call(n3, 'GET', '/v1/admin/cluster')).json.appliedSeq as number;
   await cluster.stopNode(2, 'SIGKILL');
