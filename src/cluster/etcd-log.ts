@@ -92,11 +92,6 @@ export class EtcdLog implements ReplicatedLog {
     return `no etcd quorum reachable: no answer for ${silentMs} ms (${this.lastError})`;
   }
 
-  /** For the cluster status: whether etcd answered lately. */
-  get lastContactMs(): number {
-    return Date.now() - this.lastContact;
-  }
-
   // ---- following ------------------------------------------------------------------------------------------
 
   async start(sink: ReplicaSink): Promise<void> {

@@ -29,8 +29,6 @@ const floorDigits = 16;
 export class Trimmer {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
-  /** Seq the last trim raised the floor to (the log's state also says; this saves a read). */
-  floor = 0;
 
   constructor(private readonly options: TrimmerOptions) {}
 
@@ -58,7 +56,6 @@ export class Trimmer {
     const slowest = Math.min(...nodes.map((node) => node.durableSeq));
     const floor = slowest - this.options.keepRecords;
     const current = Number((await client.get(keys.floor).string()) ?? 0);
-    this.floor = current;
     if (floor <= current) return null;
     // The floor goes up first, and only up (compared as zero-padded text): a reader that finds a gap in the log
     // must find the floor past it, or it would wait for records etcd no longer has.
@@ -70,7 +67,6 @@ export class Trimmer {
     const deleted = await client.delete().inRange({ start: keys.logPrefix, end: keys.log(floor + 1) }).exec();
     // Deleted keys stay in etcd's history until its revisions are compacted.
     await client.kv.compact({ revision: deleted.header.revision, physical: false });
-    this.floor = floor;
     this.options.logger.info({ module: 'cluster', floor, batches: Number(deleted.deleted), slowest }, 'trimmed the shared log in etcd');
     return floor;
   }
