@@ -43,6 +43,8 @@ export interface NodeProcess {
   pid: number | null;
   /** Resolves when the current process exits. */
   exited: Promise<void>;
+  /** Size of its log file when the current process was started (the file is appended to across restarts). */
+  logOffset: number;
 }
 
 const live = new Set<ChildProcess>();
@@ -84,6 +86,7 @@ export class ClusterHarness {
         proc: null,
         pid: null,
         exited: Promise.resolve(),
+        logOffset: 0,
       });
     }
     return harness;
@@ -154,6 +157,8 @@ export class ClusterHarness {
       ...(this.options.nodeArgs ?? []),
     ];
     const env = { DRIFTDB_ADMIN_PASSWORD: this.options.adminPassword };
+    const logFile = path.join(this.options.dir, `${node.id}.log`);
+    node.logOffset = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
     const proc = this.spawn(process.execPath, args, path.join(this.options.dir, `${node.id}.log`), env);
     node.proc = proc;
     node.pid = proc.pid ?? null;
@@ -225,14 +230,27 @@ export class ClusterHarness {
         throw new Error(`etcd member ${member.name} exited (${member.proc.exitCode}) before it was healthy: ${logTail(path.join(this.options.dir, `${member.name}.log`))}`);
       }
       try {
-        const response = await fetch(`${this.etcd[i]!.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
-        if (response.ok) return;
-      } catch {
+        const response = await fetch(`${member.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
+        if (response.ok) {
+          // Another harness's member may hold the port this one could not bind: then the URL must not be used.
+          if (!(await this.answersAs(member))) throw new Error(`address already in use: another etcd answers at ${member.clientUrl}`);
+          return;
+        }
+      } catch (error) {
+        if (/address already in use/.test(String(error))) throw error;
         // Not up yet.
       }
       await sleep(100);
     }
-    throw new Error(`etcd member ${this.etcd[i]!.name} did not become healthy within ${timeoutMs} ms`);
+    throw new Error(`etcd member ${member.name} did not become healthy within ${timeoutMs} ms`);
+  }
+
+  /** Whether the etcd at the member's client URL is this member of this harness's cluster (its name and peer URL). */
+  private async answersAs(member: Member): Promise<boolean> {
+    const status = (await postJson(`${member.clientUrl}/v3/maintenance/status`, {}, 2_000)) as { header?: { member_id?: string } };
+    const list = (await postJson(`${member.clientUrl}/v3/cluster/member/list`, {}, 2_000)) as { members?: Array<{ ID: string; name: string; peerURLs?: string[] }> };
+    const self = list.members?.find((m) => m.ID === status.header?.member_id);
+    return self?.name === member.name && (self.peerURLs ?? []).includes(member.peerUrl);
   }
 
   /** Waits for a node's /readyz to answer 200 (it has caught up with the shared log). */
@@ -246,7 +264,8 @@ export class ClusterHarness {
       }
       try {
         const response = await fetch(`${node.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
-        if (response.ok) return;
+        // Ready, and listening there itself: another harness's node may hold the port this one could not bind.
+        if (response.ok && this.listened(node)) return;
         last = await response.text();
       } catch (error) {
         last = String(error);
@@ -254,6 +273,23 @@ export class ClusterHarness {
       await sleep(100);
     }
     throw new Error(`${node.id} was not ready within ${timeoutMs} ms: ${last}`);
+  }
+
+  /** Whether the node's current process logged that it listens (its log since it was started). */
+  private listened(node: NodeProcess): boolean {
+    try {
+      const fd = fs.openSync(path.join(this.options.dir, `${node.id}.log`), 'r');
+      try {
+        const bytes = fs.fstatSync(fd).size - node.logOffset;
+        const buffer = Buffer.alloc(Math.max(0, bytes));
+        fs.readSync(fd, buffer, 0, buffer.length, node.logOffset);
+        return buffer.toString('utf8').includes('"msg":"listening"');
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      return false;
+    }
   }
 
   /** Stops every node (SIGTERM: they finish in-flight requests) and then every etcd member. */
