@@ -68,6 +68,14 @@ export class Replica implements CommitPort, ReplicaSink {
   private pumpScheduled = false;
   /** A delivered batch could not be applied (damaged, a gap, the local log failed): nothing more is applied. */
   private failure: Error | null = null;
+  /**
+   * Bytes a proposal carries at most: proposalBytesMax until the shared log refuses one as too large (etcd's
+   * --max-request-bytes, 1.5 MiB by default), then half of what it refused, so that small commits grouped with a large
+   * one are proposed again in smaller groups instead of failing with it.
+   */
+  private bytesMax = proposalBytesMax;
+  /** Commits a proposal carries at most: halved on each refusal as too large (so a group always shrinks), reset by a proposal that lands. */
+  private commitsMax = proposalCommitsMax;
   private closed = false;
 
   constructor(options: ReplicaOptions) {
@@ -133,7 +141,7 @@ export class Replica implements CommitPort, ReplicaSink {
     let bytes = 0;
     for (const commit of this.queue) {
       if (commit.settled) continue;
-      if (chosen.length >= proposalCommitsMax || bytes >= proposalBytesMax || chosen[0]?.catalog === true) {
+      if (chosen.length >= this.commitsMax || bytes >= this.bytesMax || chosen[0]?.catalog === true) {
         rest.push(commit);
         continue;
       }
@@ -195,7 +203,7 @@ export class Replica implements CommitPort, ReplicaSink {
       () => {},
       (error: unknown) => {
         if (this.inFlight !== proposal) return;
-        if (isDriftError(error) && error.code === 'payload_too_large') return this.fail(proposal, error);
+        if (isDriftError(error) && error.code === 'payload_too_large') return this.tooLarge(proposal, error);
         if (proposal.commits.every((commit) => commit.settled) || this.closed) {
           // Everyone was answered (timed out): stop asking. If the batch did land, it is applied like any other.
           this.inFlight = null;
@@ -209,10 +217,21 @@ export class Replica implements CommitPort, ReplicaSink {
     );
   }
 
-  /** A proposal the log refused outright (it will never land): its commits fail with the reason. */
-  private fail(proposal: Proposal, error: unknown): void {
+  /**
+   * The log refused the proposal as too large, before ordering it (it will never land). A lone commit fails with
+   * that (413); a group is decided again, first in line, in smaller proposals.
+   */
+  private tooLarge(proposal: Proposal, error: unknown): void {
     this.inFlight = null;
-    for (const commit of proposal.commits) this.settle(commit, error);
+    if (proposal.commits.length === 1) {
+      this.settle(proposal.commits[0]!, error);
+    } else {
+      this.bytesMax = Math.max(1, Math.floor(proposal.value.length / 2));
+      this.commitsMax = Math.max(1, Math.floor(proposal.commits.length / 2));
+      const again = proposal.commits.filter((commit) => !commit.settled);
+      for (const commit of again) commit.proposed = false;
+      this.queue = [...again, ...this.queue];
+    }
     this.schedulePump();
   }
 
@@ -257,6 +276,7 @@ export class Replica implements CommitPort, ReplicaSink {
 
   /** Our batch took its seqs: each commit is answered once its record is durable and visible here. */
   private won(proposal: Proposal, applied: Map<number, Promise<number>>): void {
+    this.commitsMax = proposalCommitsMax;
     proposal.commits.forEach((commit, i) => {
       const seq = proposal.head + 1 + i;
       const durable = applied.get(seq) ?? Promise.resolve(seq);
