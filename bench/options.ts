@@ -18,6 +18,7 @@ export const scenarioNames = [
   'feed',
   'memory-guard',
   'admin-page',
+  'cluster',
   'history',
 ] as const;
 export type ScenarioName = (typeof scenarioNames)[number];

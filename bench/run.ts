@@ -14,6 +14,7 @@ import { cleanUpSync, installCleanupHandlers, keepTempDir, makeTempDir, removeTe
 import { failed, renderTable, skipped, writeReport, type ScenarioResult } from './report.js';
 import { adminPageScenarios } from './scenario-admin-page.js';
 import { calibrationScenarios } from './scenario-calibration.js';
+import { clusterScenarios } from './scenario-cluster.js';
 import { observabilityScenarios } from './scenario-observability.js';
 import { floorScenarios } from './scenario-floor.js';
 import { historyScenarios } from './scenario-history.js';
@@ -119,6 +120,7 @@ async function runAll(options: BenchOptions): Promise<ScenarioResult[]> {
     if (options.scenarios.has('feed')) await attempt('feed', results, () => feedScenarios(ctx));
     if (options.scenarios.has('memory-guard')) await attempt('memory-guard', results, () => memoryGuardScenario(ctx));
     if (options.scenarios.has('admin-page')) await attempt('admin-page', results, () => adminPageScenarios(ctx));
+    if (options.scenarios.has('cluster')) await attempt('cluster', results, () => clusterScenarios(ctx));
     // Last: at its default scale it runs longer than everything before it together.
     if (options.scenarios.has('history')) await attempt('history', results, () => historyScenarios(ctx));
   } finally {

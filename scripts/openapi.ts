@@ -46,7 +46,8 @@ export async function generateOpenApiYaml(): Promise<string> {
       idempotency: new IdempotencyService(db, { ttlMs: config.idempotencyTtlMs }),
       loadOpenApi: async () => null,
       observability: { metrics: null, slowQueries: null, redact: false, engineObserver: undefined },
-      config: { metricsPublic: false, slowQueryThresholdMs: 1000, slowQueryMaxStored: 1000 },
+      config: { metricsPublic: false, slowQueryThresholdMs: 1000, slowQueryMaxStored: 1000, minSeqWaitMs: config.minSeqWaitMs },
+      cluster: null,
     }),
   );
   return header + stringify(openApiDocument(routes), { lineWidth: 0 });

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import v8 from 'node:v8';
 import type { FastifyInstance } from 'fastify';
+import { Cluster } from './cluster/cluster.js';
 import { ConfigError, formatFlagsHelp, loadConfig, type Config } from './config/index.js';
 import { CorruptLogError, doctor, openDatabase, type Database } from './engine/index.js';
 import { DriftError } from './errors.js';
@@ -24,8 +25,9 @@ import { buildServer } from './server.js';
 const usage = `Usage:
   driftdb serve [flags]           serve the HTTP API (driftdb serve --help lists the flags)
   driftdb doctor --data-dir DIR   check a data dir offline: exit 0 healthy, 1 corrupt
-  driftdb audit verify --data-dir DIR [--audit-log-path FILE] [--audit-hmac-key-file FILE]
+  driftdb audit verify --data-dir DIR [--audit-log-path FILE] [--audit-hmac-key-file FILE] [--node-id NAME]
                                   check the audit chain offline (server stopped): exit 0 valid, 1 not
+                                  (a cluster node's chain: give its --node-id)
   driftdb export --data-dir DIR --table T [--as-of SEQ] [--history] [--out FILE]
                                   write a table as NDJSON (offline)
   driftdb import --data-dir DIR --table T [--file FILE] [--history] [--primary-key FIELD] [--batch-rows N]
@@ -99,8 +101,9 @@ async function serve(args: string[]): Promise<number> {
   const hmacKey = await loadAuditHmacKey(config);
   const holder = new DatabaseHolder();
   const observability = createObservability(config, { logger, db: holder.get });
-  const app = await buildServer(config, { db: holder.get, security: holder.security, logger, observability });
-  const opening = openAfterListen(app, { config, logger, holder, observability, hmacKey, memoryLimitMb });
+  const cluster = config.cluster === 'etcd' ? clusterOf(config, logger) : null;
+  const app = await buildServer(config, { db: holder.get, security: holder.security, logger, observability, cluster });
+  const opening = openAfterListen(app, { config, logger, holder, observability, hmacKey, memoryLimitMb, cluster });
   installSignalHandlers(app, logger, holder, opening);
   return opening.then((code) => code ?? new Promise<number>(() => {}));
 }
@@ -111,12 +114,24 @@ async function serve(args: string[]): Promise<number> {
  */
 async function openAfterListen(
   app: FastifyInstance,
-  deps: { config: Config; logger: Logger; holder: DatabaseHolder; observability: Observability; hmacKey: Buffer | null; memoryLimitMb: number },
+  deps: {
+    config: Config;
+    logger: Logger;
+    holder: DatabaseHolder;
+    observability: Observability;
+    hmacKey: Buffer | null;
+    memoryLimitMb: number;
+    cluster: Cluster | null;
+  },
 ): Promise<number | null> {
-  const { config, logger, holder } = deps;
+  const { config, logger, holder, cluster } = deps;
   await app.listen({ host: config.host, port: config.port });
   // The "listening" line is part of the contract (scripts read the URL from it): logged whatever --log-level says.
   logger.child({}, { level: 'info' }).info({ url: urlOf(app, config) }, 'listening');
+  if (cluster !== null) {
+    cluster.setUrl(config.clusterAdvertiseUrl ?? urlOf(app, config));
+    await cluster.connect();
+  }
   let database: Database;
   try {
     database = await openDatabase({
@@ -134,6 +149,8 @@ async function openAfterListen(
         process.exit(1);
       },
       ...(deps.observability.engineObserver ? { observer: deps.observability.engineObserver } : {}),
+      // Cluster mode: the database opens once this node has caught up with the shared log.
+      ...(cluster !== null ? { replicatedLog: cluster.replicatedLog(), clusterCommitTimeoutMs: config.clusterWriteTimeoutMs } : {}),
     });
   } catch (error) {
     if (error instanceof CorruptLogError) {
@@ -156,6 +173,17 @@ async function openAfterListen(
   holder.open(database, security);
   logger.info({ seq: database.durableSeq, memoryLimitMb: deps.memoryLimitMb, heapLimitMb: currentHeapLimitMb() }, 'ready');
   return null;
+}
+
+/** Cluster mode (--cluster etcd): the etcd client and everything built on it; it connects once the server listens. */
+function clusterOf(config: Config, logger: Logger): Cluster {
+  return new Cluster({
+    endpoints: config.etcdEndpoints!.split(',').map((endpoint) => endpoint.trim()).filter((endpoint) => endpoint.length > 0),
+    prefix: config.etcdPrefix,
+    nodeId: config.nodeId!,
+    logger: logger.child({ module: 'cluster' }),
+    trimKeepRecords: config.clusterTrimKeepRecords,
+  });
 }
 
 /** Set in the environment of the process `serve` restarts with a larger heap, so that it restarts only once. */
@@ -285,7 +313,7 @@ async function runAudit(args: string[]): Promise<number> {
     return action === undefined ? 2 : 0;
   }
   if (action !== 'verify') return fail(`unknown audit action "${action}" (try: driftdb audit verify --data-dir DIR)`, 2);
-  const config = loadConfig(rest, process.env, { only: ['dataDir', 'auditLogPath', 'auditHmacKeyFile'] });
+  const config = loadConfig(rest, process.env, { only: ['dataDir', 'auditLogPath', 'auditHmacKeyFile', 'nodeId'] });
   const result = await verifyAuditOffline(config);
   process.stdout.write(`${JSON.stringify(result)}\n`);
   return result.valid ? 0 : 1;

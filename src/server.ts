@@ -18,6 +18,7 @@ import { declareAnswerFacts, observeRequests } from './observability/http-observ
 import { lazyChildLogger, requestIdFrom, type Logger } from './observability/logger.js';
 import { createObservability, type Observability } from './observability/observability.js';
 import { securityHeaders } from './security/headers.js';
+import type { ClusterRouteSource } from './routes/cluster.js';
 import { registerRoutes } from './routes/index.js';
 import { coalesceResponseWrites } from './routes/write-coalescing.js';
 import { lazySerializerFactory } from './routes/lazy-serializer.js';
@@ -46,6 +47,8 @@ export interface ServerDeps {
   logger: Logger;
   /** Metrics and the slow-query log; built from the config when absent (the CLI passes its own: the engine reports to it). */
   observability?: Observability;
+  /** Cluster mode: the cluster's state and the peer log stream (the CLI passes it with --cluster etcd). */
+  cluster?: ClusterRouteSource | null;
 }
 
 /** Socket-idle bounds, so a silent client cannot hold a connection forever (--request-timeout-ms bounds a slow one). */
@@ -142,6 +145,7 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
     loadOpenApi: loadOpenApiJson,
     observability,
     config,
+    cluster: deps.cluster ?? null,
   });
   return app;
 }

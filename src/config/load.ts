@@ -78,7 +78,18 @@ function deriveDefaults(config: { -readonly [K in keyof Config]: Config[K] }): v
   if (config.auditLogPath === null) config.auditLogPath = path.join(config.dataDir, 'audit.log');
 }
 
+const nodeIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
+
 function checkCombinations(config: Config): void {
+  if (config.cluster === 'etcd' && (config.etcdEndpoints === null || config.nodeId === null)) {
+    throw new ConfigError('--cluster etcd needs --etcd-endpoints and --node-id');
+  }
+  if (config.cluster === 'off' && (config.etcdEndpoints !== null || config.clusterAdvertiseUrl !== null)) {
+    throw new ConfigError('--etcd-endpoints and --cluster-advertise-url apply only with --cluster etcd');
+  }
+  if (config.nodeId !== null && !nodeIdPattern.test(config.nodeId)) {
+    throw new ConfigError('--node-id must be 1 to 64 letters, digits, "-" or "_"');
+  }
   if (config.tls === 'files' && (config.tlsCert === null || config.tlsKey === null)) {
     throw new ConfigError('--tls files needs both --tls-cert and --tls-key');
   }

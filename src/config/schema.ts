@@ -183,6 +183,51 @@ export const settings = {
       'How long the first answer to a write sent with an Idempotency-Key is kept (with its commit) for replay; at ' +
       'most 100,000 keys or 64 MiB of answers are kept, the oldest going first.',
   }),
+  cluster: choice(['off', 'etcd'] as const, {
+    default: 'off',
+    doc:
+      'etcd: join a cluster whose commit log is kept in etcd (needs --etcd-endpoints and --node-id); every node serves ' +
+      'the whole API and keeps the full history in its own log. off: a single node.',
+  }),
+  etcdEndpoints: text({
+    default: null,
+    shape: 'URLS',
+    doc: 'Comma-separated client URLs of the etcd members (3.4+, three or five), e.g. http://10.0.0.1:2379,http://10.0.0.2:2379.',
+  }),
+  etcdPrefix: text({ default: 'driftdb/', shape: 'PREFIX', doc: 'Every key the cluster keeps in etcd starts with this, so one etcd can hold several clusters.' }),
+  nodeId: text({
+    default: null,
+    shape: 'NAME',
+    doc: 'This node\'s name in the cluster: letters, digits, "-" and "_", unique among the nodes and kept across restarts.',
+  }),
+  clusterAdvertiseUrl: text({
+    default: null,
+    shape: 'URL',
+    defaultDoc: 'the URL it listens on',
+    doc: 'The URL other nodes reach this one at (to stream its log when they catch up), when it differs from the one it listens on.',
+  }),
+  clusterTrimKeepRecords: integer({
+    default: 100_000,
+    min: 0,
+    max: 100_000_000,
+    doc:
+      'etcd keeps this many records behind the slowest live node (and trims what is older, once at least two nodes hold ' +
+      'it durably); a node away for longer catches up from a peer\'s log instead.',
+  }),
+  minSeqWaitMs: integer({
+    default: 5_000,
+    min: 0,
+    max: 60_000,
+    doc: 'A read with minSeq waits this long for the node to apply that seq, then answers 503 unavailable with Retry-After.',
+  }),
+  clusterWriteTimeoutMs: integer({
+    default: 10_000,
+    min: 100,
+    max: 600_000,
+    doc:
+      'Cluster mode: a commit etcd has not confirmed within this long answers 503 unavailable (when it was sent, it may ' +
+      'still be applied: retry with the same Idempotency-Key). Writes are refused at once after 5 s without an etcd quorum.',
+  }),
   checkpointIntervalMb: integer({
     default: 256,
     min: 1,

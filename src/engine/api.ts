@@ -238,6 +238,16 @@ export interface Database {
   restore(input: RestoreInput): Promise<{ seq: number | null; rowsChanged: number }>;
   /** The answer stored for `user`'s Idempotency-Key `key`, unless there is none or it expired. */
   idempotencyEntry(user: string, key: string): IdempotencyEntry | null;
+  /**
+   * Resolves once `seq` is visible on this node (http-api.md §10, minSeq), or rejects with 503 unavailable after
+   * `timeoutMs`. A single node has every seq it answered, so this waits only for a seq not committed yet.
+   */
+  waitForSeq(seq: number, timeoutMs: number): Promise<void>;
+  /**
+   * The durable records after `afterSeq` (at most `recordsMax`) read back from this node's log as one batch of the
+   * replicated log (cluster mode: a peer catching up applies it), or null when there is none.
+   */
+  logBatch(afterSeq: number, recordsMax: number): Buffer | null;
   /** A page of the change feed (http-api.md §9): durable commits after `since`, as one caller sees them. */
   changes(input: ChangesInput): ChangesPage;
   /** Calls `listener` with the seq of every commit made durable from now on, in seq order; answers the unsubscribe. */

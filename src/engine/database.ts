@@ -47,10 +47,13 @@ import type { TableState } from './mvcc/table-state.js';
 import { TransactionImpl, type TransactionContext } from './mvcc/transaction.js';
 import { compileQuery, executeQuery, planQuery, type QuerySpec } from './query/index.js';
 import { recoverStore } from './recovery.js';
+import { Replica } from './replica.js';
+import type { ReplicatedLog } from './replicated-log.js';
 import { nodeFileSystem, type FileSystem } from './storage/fs.js';
 import { Store } from './store.js';
 import { checkSchemaPatterns, compileTableSchema } from './table-schema.js';
-import type { Change } from './types.js';
+import type { Change, CommitRecord } from './types.js';
+import { encodeBatch, encodeBatchFrames } from './log/batch.js';
 
 export interface EngineLogger {
   info(obj: object, msg?: string): void;
@@ -80,6 +83,13 @@ export interface OpenDatabaseOptions {
   observer?: EngineObserver;
   /** Recovery logs its progress at info at most this often (default 5 s). */
   recoveryProgressIntervalMs?: number;
+  /**
+   * Cluster mode (http-api.md §10): commits are proposed to this shared log and every node applies it in order.
+   * openDatabase resolves once this node has caught up with it. Absent = a single node.
+   */
+  replicatedLog?: ReplicatedLog;
+  /** Cluster mode: a commit the shared log has not confirmed within this long answers 503 (default 10 s). */
+  clusterCommitTimeoutMs?: number;
 }
 
 const silentLogger: EngineLogger = { info() {}, warn() {}, error() {} };
@@ -140,8 +150,40 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     onDeadlock: (info) => logger.warn({ module: 'locks', ...info }, 'deadlock detected'),
     onWait: () => observer.lockWaitStarted?.(),
   });
-  return new Engine({ store, locks, conflicts, registry }, checkpointer, feed);
+  const replica = options.replicatedLog === undefined ? null : await joinCluster(store, registry, options.replicatedLog, options, logger);
+  return new Engine({ store, locks, conflicts, registry }, checkpointer, feed, replica);
 }
+
+/** Cluster mode: commits go through the replica from now on; resolves once this node has caught up with the shared log. */
+async function joinCluster(
+  store: Store,
+  registry: TransactionRegistry,
+  log: ReplicatedLog,
+  options: OpenDatabaseOptions,
+  logger: EngineLogger,
+): Promise<{ replica: Replica; log: ReplicatedLog }> {
+  const replica = new Replica({
+    store,
+    log,
+    commitTimeoutMs: options.clusterCommitTimeoutMs ?? clusterCommitTimeoutMsDefault,
+    // A table dropped by any node: this node's transactions with writes to it can never commit, so they end now.
+    onApplied: (record) => {
+      for (const change of record.changes) if (change.kind === 'dropTable') for (const tx of [...registry.open]) tx.tableDropped(change.name);
+    },
+  });
+  store.attachReplica(replica);
+  const started = Date.now();
+  const fromSeq = store.lastSeq;
+  await log.start(replica);
+  logger.info({ module: 'engine', fromSeq, seq: store.lastSeq, ms: Date.now() - started }, 'caught up with the shared log');
+  return { replica, log };
+}
+
+const clusterCommitTimeoutMsDefault = 10_000;
+/** Cluster mode: a refused catalog change waits at most this long for this node's readers to see what refused it. */
+const catalogSettleMs = 5_000;
+/** On close, a proposal in flight gets this long to learn its outcome. */
+const clusterDrainMs = 5_000;
 
 function memoryGuard(options: OpenDatabaseOptions, logger: EngineLogger): MemoryGuard {
   return new MemoryGuard({
@@ -163,13 +205,15 @@ class Engine implements Database {
   private readonly store: Store;
   private readonly checkpointer: Checkpointer;
   private readonly feed: ChangeFeed;
+  private readonly cluster: { replica: Replica; log: ReplicatedLog } | null;
   private closed = false;
 
-  constructor(context: TransactionContext, checkpointer: Checkpointer, feed: ChangeFeed) {
+  constructor(context: TransactionContext, checkpointer: Checkpointer, feed: ChangeFeed, cluster: { replica: Replica; log: ReplicatedLog } | null) {
     this.context = context;
     this.store = context.store;
     this.checkpointer = checkpointer;
     this.feed = feed;
+    this.cluster = cluster;
   }
 
   get durableSeq(): number {
@@ -210,19 +254,27 @@ class Engine implements Database {
       checkSchemaPatterns(input.schema);
       compileTableSchema(input.schema);
     }
-    if (this.store.tables.has(input.name)) throw new DriftError('table_exists', `Table '${input.name}' already exists.`);
+    await this.commit(() => {
+      this.checkNewTableName(input.name);
+      return [
+        {
+          kind: 'createTable',
+          name: input.name,
+          primaryKey: input.primaryKey,
+          indexes,
+          ...(input.schema !== undefined ? { schema: input.schema } : {}),
+        },
+      ];
+    });
+    return this.tableInfo(this.store.readableTable(input.name));
+  }
+
+  /** A new table may take this name now (decided with the commit that creates it). */
+  private checkNewTableName(name: string): void {
+    if (this.store.tables.has(name)) throw new DriftError('table_exists', `Table '${name}' already exists.`);
     if (this.store.tables.size >= limits.tablesMax) {
       throw new DriftError('validation_failed', `A database may hold at most ${limits.tablesMax} tables.`);
     }
-    const change: Change = {
-      kind: 'createTable',
-      name: input.name,
-      primaryKey: input.primaryKey,
-      indexes,
-      ...(input.schema !== undefined ? { schema: input.schema } : {}),
-    };
-    await this.commit([change]);
-    return this.tableInfo(this.store.readableTable(input.name));
   }
 
   listTables(): TableInfo[] {
@@ -237,8 +289,10 @@ class Engine implements Database {
   }
 
   async dropTable(name: string): Promise<void> {
-    this.store.readableTable(name);
-    await this.commit([{ kind: 'dropTable', name }]);
+    await this.commit(() => {
+      this.store.readableTable(name);
+      return [{ kind: 'dropTable', name }];
+    });
     // Pending writes to the dropped table can never commit: their transactions abort now and free their row
     // locks, which would otherwise hold rows of a table re-created under the same name.
     for (const tx of [...this.context.registry.open]) tx.tableDropped(name);
@@ -246,24 +300,37 @@ class Engine implements Database {
 
   async createIndex(tableName: string, field: string): Promise<TableInfo> {
     checkFieldPath(field);
-    const table = this.store.readableTable(tableName);
-    if (table.indexes.has(field)) throw new DriftError('index_exists', `Table '${tableName}' already has an index on '${field}'.`);
-    if (table.indexes.size >= limits.indexesPerTableMax) {
-      throw new DriftError('validation_failed', `A table may have at most ${limits.indexesPerTableMax} indexes.`);
-    }
-    await this.commit([{ kind: 'createIndex', table: tableName, field }]);
+    await this.commit(() => {
+      const table = this.store.readableTable(tableName);
+      if (table.indexes.has(field)) throw new DriftError('index_exists', `Table '${tableName}' already has an index on '${field}'.`);
+      if (table.indexes.size >= limits.indexesPerTableMax) {
+        throw new DriftError('validation_failed', `A table may have at most ${limits.indexesPerTableMax} indexes.`);
+      }
+      return [{ kind: 'createIndex', table: tableName, field }];
+    });
     return this.tableInfo(this.store.readableTable(tableName));
   }
 
   async dropIndex(tableName: string, field: string): Promise<void> {
-    const table = this.store.readableTable(tableName);
-    if (!table.indexes.has(field)) throw new DriftError('not_found', `Table '${tableName}' has no index on '${field}'.`);
-    await this.commit([{ kind: 'dropIndex', table: tableName, field }]);
+    await this.commit(() => {
+      const table = this.store.readableTable(tableName);
+      if (!table.indexes.has(field)) throw new DriftError('not_found', `Table '${tableName}' has no index on '${field}'.`);
+      return [{ kind: 'dropIndex', table: tableName, field }];
+    });
   }
 
-  /** A catalog change: one commit of its own. */
-  private commit(changes: Change[]): Promise<number> {
-    return this.store.commit(changes);
+  /** A catalog change: one commit of its own, its checks decided with it (in cluster mode, again if it lost its seq). */
+  private async commit(decide: () => Change[]): Promise<number> {
+    try {
+      return await this.store.commit(() => ({ changes: decide(), catalog: true }));
+    } catch (error) {
+      // In cluster mode a refusal was decided against everything applied, which this node's readers see a moment
+      // later (once durable here): wait for that, so that a read after "table_exists" finds the table.
+      if (this.store.replicated && error instanceof DriftError && error.code !== 'unavailable') {
+        await this.store.waitVisible(this.store.lastSeq, catalogSettleMs).catch(() => {});
+      }
+      throw error;
+    }
   }
 
   // ---- row writes: each its own one-write transaction unless it names one -------------------------------
@@ -285,7 +352,8 @@ class Engine implements Database {
     try {
       const result = await write(tx);
       const { seq } = await tx.commit();
-      return { ...result, seq };
+      // In cluster mode the write may have been made again on a newer version at commit: answer what was committed.
+      return { ...result, seq, created: tx.autocommitCreated ?? result.created };
     } finally {
       // A refused write (a failed condition, a bad document) leaves the transaction open: free its lock.
       if (tx.state === 'active' && !tx.committing) tx.rollback();
@@ -364,10 +432,7 @@ class Engine implements Database {
     const source = this.store.readableTable(input.table);
     checkTableName(input.name, false);
     const asOf = asOfSeq(this.store, input.asOf)!;
-    if (this.store.tables.has(input.name)) throw new DriftError('table_exists', `Table '${input.name}' already exists.`);
-    if (this.store.tables.size >= limits.tablesMax) {
-      throw new DriftError('validation_failed', `A database may hold at most ${limits.tablesMax} tables.`);
-    }
+    this.checkNewTableName(input.name);
     this.store.checkWritable();
     const changes = forkChanges(source, input.name, asOf);
     const request = input.idempotency;
@@ -377,7 +442,13 @@ class Engine implements Database {
         ? []
         : [{ ...request, answer: (outcome: CommitOutcome) => request.answer({ ...outcome, table: forkedInfo(source, input.name, asOf, outcome) }) }];
     const rowsWritten = changes.length - 1;
-    const seq = await this.store.commit(changes, undefined, idempotency);
+    // The rows as of asOf never change; what is decided with the commit is that the name is free and the source is
+    // the same table (a drop and re-create of its name in between would make the rows another table's).
+    const seq = await this.store.commit(() => {
+      this.checkNewTableName(input.name);
+      if (this.store.tables.get(source.def.name) !== source) throw new DriftError('table_not_found', `Table '${source.def.name}' was dropped.`);
+      return { changes: [...changes], idempotency, catalog: true };
+    });
     // The table as this commit made it, as the idempotency entry recorded it: the answer and its replay are one, and
     // a write to (or drop of) the new table right after cannot change or fail the answer to the fork.
     return forkedInfo(source, input.name, asOf, { seq, rowsWritten });
@@ -388,7 +459,8 @@ class Engine implements Database {
     const asOf = asOfSeq(this.store, input.asOf)!;
     let writes = restoreWrites(table, asOf);
     if (writes.length === 0) {
-      if (input.idempotency !== undefined) await this.store.commit([], undefined, [input.idempotency]);
+      const idempotency = input.idempotency;
+      if (idempotency !== undefined) await this.store.commit(() => ({ changes: [], idempotency: [idempotency] }));
       return { seq: null, rowsChanged: 0 };
     }
     // One transaction of every put and delete, under the rows' locks, as any writer of those rows would take them.
@@ -436,6 +508,23 @@ class Engine implements Database {
     const entry = this.store.idempotency.lookup(user, key, Date.now());
     // An answer whose commit is not durable yet is not an answer yet: its request is still running.
     return entry === null || entry.seq > this.store.visibleSeq ? null : entry;
+  }
+
+  logBatch(afterSeq: number, recordsMax: number): Buffer | null {
+    const last = Math.min(this.store.visibleSeq, afterSeq + recordsMax);
+    if (last <= afterSeq) return null;
+    const records: CommitRecord[] = [];
+    for (let seq = afterSeq + 1; seq <= last; seq++) {
+      const location = this.store.timeline.locationOf(seq);
+      if (location < 0) throw new DriftError('internal', `The record of seq ${seq} has no known place in the log.`);
+      records.push(this.store.documents.readRecord(location, seq));
+    }
+    return encodeBatch(`log:${afterSeq + 1}`, afterSeq + 1, encodeBatchFrames(records));
+  }
+
+  waitForSeq(seq: number, timeoutMs: number): Promise<void> {
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new DriftError('validation_failed', 'minSeq must be a non-negative integer.');
+    return this.store.waitVisible(seq, timeoutMs);
   }
 
   // ---- the change feed ------------------------------------------------------------------------------------
@@ -490,6 +579,12 @@ class Engine implements Database {
     this.closed = true;
     // A commit in flight finishes (or fails) with the log's last flush; every other open transaction rolls back.
     for (const tx of [...this.context.registry.open]) if (!tx.committing) tx.rollback();
+    if (this.cluster !== null) {
+      // Commits in flight get their answer from the shared log, within the commit timeout; then the log stops.
+      this.cluster.replica.close();
+      await this.cluster.replica.drain(clusterDrainMs);
+      await this.cluster.log.close();
+    }
     await this.checkpointer.settle();
     await this.store.close();
   }

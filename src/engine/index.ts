@@ -9,3 +9,5 @@ export { compileWhere, type Predicate } from './query/index.js';
 export type { Doc, Json, TableDef, HistoryEntry, RowOp } from './types.js';
 export { CorruptLogError } from './log/wal.js';
 export { doctor, type DoctorProgress } from './log/doctor.js';
+export type { ProposalOutcome, ReplicaSink, ReplicatedLog } from './replicated-log.js';
+export { batchHeader } from './log/batch.js';

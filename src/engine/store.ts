@@ -1,6 +1,8 @@
 // The engine's state and the one way to change it: the catalog of tables, the commit times, and the commit
 // pipeline (decide the seq → apply in memory above the watermark → append to the log → place the documents →
-// raise the durable watermark). Recovery fills it from a checkpoint and the log; transactions commit through it.
+// raise the durable watermark). Recovery fills it from a checkpoint and the log; transactions commit through it. In
+// cluster mode the decision goes to the replica (replica.ts), which proposes it to the shared log and applies what
+// that log delivers through the same apply → append → place → watermark tail.
 
 import { DriftError } from '../errors.js';
 import type { DocumentReader } from './log/document-reader.js';
@@ -8,6 +10,7 @@ import type { SegmentList } from './log/segment-list.js';
 import type { RecordPlacement, WriteAheadLog } from './log/wal.js';
 import type { MemoryGuard } from './memory-guard.js';
 import { CommitTimeline } from './mvcc/commit-timeline.js';
+import type { RecentCommit } from './mvcc/conflict-window.js';
 import { IdempotencyStore, type IdempotencyRequest } from './mvcc/idempotency.js';
 import { TableState } from './mvcc/table-state.js';
 import { compileTableSchema } from './table-schema.js';
@@ -21,7 +24,44 @@ export interface StoreEvents {
 }
 
 /** Why writes are refused now, for /readyz and the 503 answers; null while writes are accepted. */
-export type WriteRefusal = { code: 'log_failed' | 'memory' | 'closed'; detail: string };
+export type WriteRefusal = { code: 'log_failed' | 'memory' | 'closed' | 'cluster'; detail: string };
+
+/** What a commit decision is made against. */
+export interface DecisionContext {
+  /** The seq the commit gets if the decision stands. */
+  seq: number;
+  /**
+   * Row changes of commits decided just before this one and not applied yet (cluster mode: earlier commits of the
+   * same proposal); serializable validation must see them. Always empty on a single node, where each decision is
+   * applied at once.
+   */
+  pending: readonly RecentCommit[];
+}
+
+/** A commit decided: its changes (and their parsed documents, which save the indexes a parse). */
+export interface Decided {
+  changes: Change[];
+  docs?: ReadonlyArray<Doc | null>;
+  /** Answers to record for Idempotency-Keys; they name the seq, so they are built with the record. */
+  idempotency?: readonly IdempotencyRequest[];
+  /** A catalog change: decided alone (cluster mode proposes it by itself), since later decisions depend on it. */
+  catalog?: boolean;
+}
+
+/**
+ * Checks a commit's conditions against the state applied now and answers its changes, or throws the typed error
+ * that refuses it. It must depend only on that state and the commit's own inputs: in cluster mode a commit that lost
+ * the race for its seq is decided again against the newer state.
+ */
+export type Decide = (context: DecisionContext) => Decided;
+
+/** What the store hands a commit to in cluster mode (replica.ts). */
+export interface CommitPort {
+  commit(decide: Decide): Promise<number>;
+  refusal(): string | null;
+}
+
+const nothingPending: readonly RecentCommit[] = [];
 
 export class Store {
   readonly tables = new Map<string, TableState>();
@@ -39,6 +79,10 @@ export class Store {
   /** The answers to writes sent with an Idempotency-Key, recorded with their commits. */
   readonly idempotency = new IdempotencyStore();
   private log: WriteAheadLog | null = null;
+  /** Cluster mode: commits are proposed to the shared log through this; null on a single node. */
+  private replica: CommitPort | null = null;
+  /** Readers waiting for a seq to become visible (minSeq), resolved as the watermark passes it. */
+  private readonly visibleWaiters = new Set<{ seq: number; resolve(): void }>();
   /** Settles once the newest commit so far is durable and placed (or failed): a checkpoint waits for it. */
   private lastPlaced: Promise<void> = Promise.resolve();
   /** True while recovery fills the tables: they are made staged (hash maps, ordered once at the end). */
@@ -59,6 +103,20 @@ export class Store {
   attachLog(log: WriteAheadLog): void {
     this.log = log;
     this.visibleSeq = this.lastSeq;
+  }
+
+  /** Cluster mode: commits go through the replica from now on. */
+  attachReplica(replica: CommitPort): void {
+    this.replica = replica;
+  }
+
+  get replicated(): boolean {
+    return this.replica !== null;
+  }
+
+  /** Commit time of the newest applied record: the next commit's time is never earlier. */
+  get lastCommitTs(): number {
+    return this.lastTs;
   }
 
   get logBytes(): number {
@@ -157,24 +215,34 @@ export class Store {
       return { code: 'log_failed', detail: `The log cannot be written (${this.logFailure ?? 'not open'}); the server stopped accepting writes.` };
     }
     const memory = this.memory?.refusal() ?? null;
-    return memory === null ? null : { code: 'memory', detail: memory };
+    if (memory !== null) return { code: 'memory', detail: memory };
+    const cluster = this.replica?.refusal() ?? null;
+    return cluster === null ? null : { code: 'cluster', detail: cluster };
   }
 
   /** Throws 503 unavailable when writes are refused (log failed, memory limit, shutting down). */
   checkWritable(): void {
     const refusal = this.writeRefusal();
     if (refusal === null) return;
-    throw new DriftError('unavailable', refusal.detail, { retryAfterSeconds: refusal.code === 'closed' ? 1 : 60 });
+    throw new DriftError('unavailable', refusal.detail, { retryAfterSeconds: refusalRetryAfterSeconds[refusal.code] });
   }
 
   /**
-   * Decides the seq, applies the changes in memory (invisible above the watermark), appends the record, places
-   * its documents once durable, and raises the watermark so readers see it. Resolves with the seq.
+   * Decides the commit against the state applied now, gives it the next seq, applies the changes in memory
+   * (invisible above the watermark), appends the record, places its documents once durable, and raises the watermark
+   * so readers see it. Resolves with the seq. In cluster mode the replica proposes it to the shared log instead.
    */
-  async commit(changes: Change[], docs?: ReadonlyArray<Doc | null>, idempotency: readonly IdempotencyRequest[] = []): Promise<number> {
+  commit(decide: Decide): Promise<number> {
     this.checkWritable();
-    const log = this.log!;
+    if (this.replica !== null) return this.replica.commit(decide);
     const seq = this.lastSeq + 1;
+    const decided = decide({ seq, pending: nothingPending });
+    return this.applyAndAppend(this.recordOf(seq, decided), decided.docs);
+  }
+
+  /** The record of a decided commit at `seq`: its changes, the answers stored for its Idempotency-Keys, its time. */
+  recordOf(seq: number, decided: Decided): CommitRecord {
+    const { changes, idempotency = [] } = decided;
     // An answer stored for an Idempotency-Key names the commit's seq, known only now; it goes into the same record.
     if (idempotency.length > 0) {
       let rows = 0;
@@ -184,7 +252,20 @@ export class Store {
         changes.push({ kind: 'idempotency', user, key, fingerprint, expiresAt, answer: request.answer({ seq, rowsWritten: rows }) });
       }
     }
-    const record: CommitRecord = { seq, ts: Math.max(Date.now(), this.lastTs), changes };
+    return { seq, ts: Math.max(Date.now(), this.lastTs), changes };
+  }
+
+  /** Cluster mode: applies a record the shared log delivered; settles once it is durable here and visible. */
+  applyReplicated(record: CommitRecord): Promise<number> {
+    if (this.logFailure !== null || this.log === null || this.log.failed) {
+      return Promise.reject(new DriftError('unavailable', 'The log cannot be written; the server stopped accepting writes.', { retryAfterSeconds: 60 }));
+    }
+    return this.applyAndAppend(record, undefined);
+  }
+
+  private async applyAndAppend(record: CommitRecord, docs: ReadonlyArray<Doc | null> | undefined): Promise<number> {
+    const log = this.log!;
+    const { changes } = record;
     this.apply(record, docs === undefined ? {} : { docs });
     // The tables the record's rows went to, resolved as they were applied: a later drop and re-create of a name
     // must not receive their placement.
@@ -201,7 +282,42 @@ export class Store {
     if (record.seq > this.visibleSeq) this.visibleSeq = record.seq;
     this.commits++;
     this.events.durable(record);
+    if (this.visibleWaiters.size > 0) this.wakeVisibleWaiters();
     return record.seq;
+  }
+
+  /**
+   * Resolves once `seq` is visible here, or rejects with 503 unavailable after `timeoutMs` (http-api.md §10, minSeq:
+   * a client reads its own writes on any node). A seq already visible resolves at once.
+   */
+  waitVisible(seq: number, timeoutMs: number): Promise<void> {
+    if (seq <= this.visibleSeq) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        seq,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.visibleWaiters.delete(waiter);
+        reject(
+          new DriftError('unavailable', `This node has not applied seq ${seq} within ${timeoutMs} ms (it has applied up to seq ${this.visibleSeq}).`, {
+            retryAfterSeconds: 1,
+          }),
+        );
+      }, timeoutMs);
+      this.visibleWaiters.add(waiter);
+    });
+  }
+
+  private wakeVisibleWaiters(): void {
+    for (const waiter of this.visibleWaiters) {
+      if (waiter.seq > this.visibleSeq) continue;
+      this.visibleWaiters.delete(waiter);
+      waiter.resolve();
+    }
   }
 
   private place(record: CommitRecord, targets: ReadonlyArray<TableState | null>, placement: RecordPlacement): void {
@@ -223,6 +339,8 @@ export class Store {
     this.documents.close();
   }
 }
+
+const refusalRetryAfterSeconds: Record<WriteRefusal['code'], number> = { closed: 1, log_failed: 60, memory: 60, cluster: 2 };
 
 function describeFailure(error: unknown): string {
   if (typeof error === 'object' && error !== null && 'cause' in error && error.cause instanceof Error) return error.cause.message;

@@ -10,6 +10,7 @@ import { refuseTransactionId } from './transaction-context.js';
 import { idempotencyKeyHeader, sendIdempotent } from './idempotent.js';
 import type { IdempotencyEntryMaker, IdempotencyService } from '../service/idempotency.js';
 import { closedObject, dataValidatorCompiler, problemResponses, queryProperties } from './schemas.js';
+import { minSeqParam } from './min-seq.js';
 
 type BatchOp =
   | { op: 'put' | 'patch'; table: string; key: string; doc: object; ifSeq?: number }
@@ -61,6 +62,7 @@ const batchBody = {
   properties: {
     isolation: { type: 'string', enum: [...isolationLevels], default: 'serializable' },
     ops: { type: 'array', minItems: 1, maxItems: limits.batchOpsMax, items: batchOp },
+    minSeq: minSeqParam,
   },
 };
 

@@ -18,7 +18,9 @@ import { auditRoutes } from './audit.js';
 import { selfRoutes, tokenRoutes } from './auth.js';
 import { batchRoutes } from './batch.js';
 import { changesRoutes } from './changes.js';
+import { clusterAdminRoutes, clusterPeerRoutes, type ClusterRouteSource } from './cluster.js';
 import { healthRoutes } from './health.js';
+import { installMinSeqWait } from './min-seq.js';
 import { metricsRoutes } from './metrics.js';
 import { openApiRoutes } from './openapi.js';
 import { policyRoutes } from './policies.js';
@@ -42,7 +44,9 @@ export interface RouteDeps {
   loadOpenApi: () => Promise<string | null>;
   observability: Observability;
   /** The configuration the admin and metrics routes read. */
-  config: { metricsPublic: boolean; slowQueryThresholdMs: number; slowQueryMaxStored: number };
+  config: { metricsPublic: boolean; slowQueryThresholdMs: number; slowQueryMaxStored: number; minSeqWaitMs: number };
+  /** Cluster mode's state and peer log stream; null on a single node. */
+  cluster: ClusterRouteSource | null;
 }
 
 export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
@@ -57,12 +61,15 @@ export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Pro
     await scope.register(adminPageRoutes);
     // --metrics-public: Prometheus scrapes without credentials.
     if (deps.config.metricsPublic) await scope.register(metricsRoutes, { metrics: deps.observability.metrics, permission: 'public' });
+    // Node to node: a peer proves itself with the cluster's secret, not with a user's credentials.
+    await scope.register(clusterPeerRoutes, { db: deps.db, cluster: deps.cluster });
   });
 
   await app.register(async function authenticatedScope(scope) {
     installAuth(scope, auth);
     // Shared schemas ($id) once, at the scope every data plugin inherits from.
     addSharedSchemas(scope);
+    installMinSeqWait(scope, { db: deps.db, waitMs: deps.config.minSeqWaitMs });
     // One options object for every data plugin: each takes the members it needs (db, transactions, security).
     const data = { db: deps.db, transactions: deps.transactions, security: deps.security, idempotency: deps.idempotency };
     await scope.register(selfRoutes, auth);
@@ -84,6 +91,7 @@ export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Pro
       if (!deps.config.metricsPublic) await admin.register(metricsRoutes, { metrics: deps.observability.metrics, permission: 'admin' });
       await admin.register(userRoutes, { security: deps.security });
       await admin.register(auditRoutes, { security: deps.security });
+      await admin.register(clusterAdminRoutes, { db: deps.db, cluster: deps.cluster });
       await admin.register(policyRoutes, { security: deps.security });
     });
   });

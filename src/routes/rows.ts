@@ -11,6 +11,7 @@ import type { Doc, HistoryEntry } from '../engine/index.js';
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
 import { sendDocuments, sendPage } from './answers.js';
+import { minSeqParam } from './min-seq.js';
 import {
   addSharedSchemas,
   dataValidatorCompiler,
@@ -230,7 +231,7 @@ export async function rowsRoutes(
         'The document now, or as of `asOf`. 404 row_not_found when the row is absent at that point; 400 ' +
         'validation_failed for a malformed asOf or a seq beyond the newest.',
       params: rowParams,
-      querystring: { type: 'object', properties: { asOf: asOfParam }, additionalProperties: false },
+      querystring: { type: 'object', properties: { asOf: asOfParam, minSeq: minSeqParam }, additionalProperties: false },
       headers: readHeaders,
       responseHeaders: etags,
       response: {
@@ -264,6 +265,7 @@ export async function rowsRoutes(
         'Inside a transaction, the committed events its snapshot sees (its own pending writes are not events yet); ' +
         'serializable validates this read at commit.',
       params: rowParams,
+      querystring: { type: 'object', properties: { minSeq: minSeqParam }, additionalProperties: false },
       headers: transactionHeaders,
       response: { 200: { ...ref('History'), description: 'The history.' }, ...problemResponses({ extra: [404], inTransaction: true }) },
     },
@@ -298,6 +300,7 @@ export async function rowsRoutes(
             },
             cursor: { type: 'string', description: 'The nextCursor of the previous page, exactly as received.' },
             asOf: asOfParam,
+            minSeq: minSeqParam,
           },
           additionalProperties: false,
         },

@@ -6,6 +6,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
 import { errorCodes } from '../errors.js';
 import { limits } from '../limits.js';
+import { minSeqParam } from './min-seq.js';
 
 // A request body's unknown members are refused (400), never ignored: a misspelt `where` must not answer every row.
 // dataValidatorCompiler below runs Ajv with removeAdditional: false, so `additionalProperties: false` refuses
@@ -230,7 +231,7 @@ export const queryProperties = {
 
 const querySchema = {
   $id: 'Query',
-  ...closedObject(queryProperties, ['table']),
+  ...closedObject({ ...queryProperties, minSeq: minSeqParam }, ['table']),
 };
 
 const explainSchema = {

@@ -7,6 +7,7 @@ import type { CreateTableInput, Database, TableInfo } from '../engine/index.js';
 import { visibleTables } from '../security/access.js';
 import type { Security } from '../security/security.js';
 import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, tableParams } from './schemas.js';
+import { minSeqParam } from './min-seq.js';
 
 const notTransactional = 'a `Transaction-Id` header is 400 bad_request.';
 
@@ -74,6 +75,7 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
       description:
         "Every table the caller's grants reach, with its live row count at the newest committed state. A `Transaction-Id` header is accepted and " +
         'ignored: the catalog is not versioned.',
+      querystring: { type: 'object', properties: { minSeq: minSeqParam }, additionalProperties: false },
       response: { 200: { ...ref('TableList'), description: 'The tables.' }, ...problemResponses() },
     },
     // Grants narrow the listing too: a user sees the names of the tables they may touch.
@@ -90,6 +92,7 @@ export async function tablesRoutes(app: FastifyInstance, opts: { db: () => Datab
         '404 table_not_found for an unknown table. A `Transaction-Id` header is accepted and ignored: the catalog is not ' +
         'versioned, and rowCount is the newest committed state.',
       params: tableParams,
+      querystring: { type: 'object', properties: { minSeq: minSeqParam }, additionalProperties: false },
       response: { 200: { ...ref('Table'), description: 'The table.' }, ...problemResponses({ extra: [404] }) },
     },
     handler: async (req) => opts.db().getTable(req.params.table),

@@ -9,6 +9,7 @@ import { addSharedSchemas, dataValidatorCompiler, problemResponses, ref, tablePa
 import { refuseTransactionId } from './transaction-context.js';
 import { idempotencyKeyHeader, sendIdempotent } from './idempotent.js';
 import type { IdempotencyService, StoredAnswer } from '../service/idempotency.js';
+import { minSeqParam } from './min-seq.js';
 
 interface TableParams {
   table: string;
@@ -24,6 +25,7 @@ const diffQuery = {
     to: { type: 'integer', minimum: 0, description: 'The later seq (from ≤ to ≤ the newest committed seq).' },
     limit: { type: 'integer', minimum: 1, maximum: limits.pageLimitMax, description: `Changes per page; default ${limits.pageLimitDefault}.` },
     cursor: { type: 'string', description: 'The nextCursor of the previous page.' },
+    minSeq: minSeqParam,
   },
   additionalProperties: false,
 } as const;

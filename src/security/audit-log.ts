@@ -48,6 +48,11 @@ export interface AuditLogOptions {
   enabled: boolean;
   logger: AuditLogger;
   now?: () => number;
+  /**
+   * Cluster mode: this node's id. Each node keeps its own audit file and chain, so its head and hashing ranges are
+   * rows of their own in the replicated `_audit` table ("head:<node>"); a single node uses "head" and "hashing".
+   */
+  nodeId?: string | null;
 }
 
 export interface AuditStats extends AuditCounts {
@@ -76,8 +81,10 @@ export const auditPendingEntriesMax = 100_000;
 /** Longest string kept in an entry's user or details: they may come from a client. */
 const auditStringLengthMax = 256;
 
-const headRow = 'head';
-const hashingRow = 'hashing';
+/** The `_audit` rows of one chain: a single node's, or one cluster node's. */
+function auditRows(nodeId: string | null | undefined): { head: string; hashing: string } {
+  return nodeId === null || nodeId === undefined ? { head: 'head', hashing: 'hashing' } : { head: `head:${nodeId}`, hashing: `hashing:${nodeId}` };
+}
 
 export class AuditLog {
   private readonly ring: AuditRing;
@@ -111,8 +118,8 @@ export class AuditLog {
   static async open(options: AuditLogOptions): Promise<AuditLog> {
     const { db } = options;
     await ensureSystemTable(db, systemTables.audit);
-    const head = readAuditHead(db);
-    const ranges = readHashRanges(db);
+    const head = readAuditHead(db, options.nodeId);
+    const ranges = readHashRanges(db, options.nodeId);
     const { writer, last } = await AuditFileWriter.open({ base: options.file, rotateBytes: options.rotateBytes, logger: options.logger });
     const files = await listAuditFiles(options.file);
     const endOffsets = await fileSizes(files);
@@ -201,7 +208,7 @@ export class AuditLog {
       return { files, endOffsets: await fileSizes(files) };
     });
     const { files, endOffsets } = await snapshot;
-    return verifyAuditChain({ files, endOffsets, head: readAuditHead(this.options.db), ranges: this.ranges, key: this.options.key });
+    return verifyAuditChain({ files, endOffsets, head: readAuditHead(this.options.db, this.options.nodeId), ranges: this.ranges, key: this.options.key });
   }
 
   /** Writes every queued entry and records the head in the database. */
@@ -246,7 +253,8 @@ export class AuditLog {
     const current = rangeFor(this.ranges, this.nextId);
     if (current.alg === wanted.alg && current.keyId === wanted.keyId) return;
     this.ranges = [...this.ranges.filter((range) => range.fromId < wanted.fromId), wanted];
-    await this.options.db.put({ table: systemTables.audit.name, key: hashingRow, doc: { name: hashingRow, ranges: this.ranges.map((r) => ({ ...r })) } });
+    const { hashing } = auditRows(this.options.nodeId);
+    await this.options.db.put({ table: systemTables.audit.name, key: hashing, doc: { name: hashing, ranges: this.ranges.map((r) => ({ ...r })) } });
     this.record('config_changed', { user: null, clientIp: null, requestId: null }, { auditHashing: { from: current.alg, to: wanted.alg } });
   }
 
@@ -317,7 +325,8 @@ export class AuditLog {
       const durable = this.durable;
       if (durable === null || (this.recorded !== null && durable.count <= this.recorded.count)) return;
       try {
-        await this.options.db.put({ table: systemTables.audit.name, key: headRow, doc: { name: headRow, ...durable } });
+        const { head } = auditRows(this.options.nodeId);
+        await this.options.db.put({ table: systemTables.audit.name, key: head, doc: { name: head, ...durable } });
         this.recorded = durable;
       } catch (error) {
         this.options.logger.error({ module: 'audit', err: String(error) }, 'cannot record the audit head in the database');
@@ -328,14 +337,14 @@ export class AuditLog {
 }
 
 /** The newest entry the database recorded, or null before the first. */
-export function readAuditHead(db: Database): AuditHead | null {
-  const doc = rowOrNull(db, systemTables.audit.name, headRow);
+export function readAuditHead(db: Database, nodeId?: string | null): AuditHead | null {
+  const doc = rowOrNull(db, systemTables.audit.name, auditRows(nodeId).head);
   return doc === null ? null : { count: doc.count as number, hash: doc.hash as string };
 }
 
 /** How entries are hashed, range by range (empty: plain SHA-256 throughout). */
-export function readHashRanges(db: Database): HashRange[] {
-  const ranges = (rowOrNull(db, systemTables.audit.name, hashingRow)?.ranges ?? []) as unknown as HashRange[];
+export function readHashRanges(db: Database, nodeId?: string | null): HashRange[] {
+  const ranges = (rowOrNull(db, systemTables.audit.name, auditRows(nodeId).hashing)?.ranges ?? []) as unknown as HashRange[];
   return ranges.map((range) => ({ ...range }));
 }
 

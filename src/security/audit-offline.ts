@@ -8,14 +8,18 @@ import { readAuditHead, readHashRanges } from './audit-log.js';
 import { verifyAuditChain, type VerifyResult } from './audit-verify.js';
 import { loadAuditHmacKey } from './security.js';
 
-export async function verifyAuditOffline(config: Pick<Config, 'dataDir' | 'auditLogPath' | 'auditHmacKeyFile'>): Promise<VerifyResult> {
+export async function verifyAuditOffline(
+  config: Pick<Config, 'dataDir' | 'auditLogPath' | 'auditHmacKeyFile'> & Partial<Pick<Config, 'nodeId'>>,
+): Promise<VerifyResult> {
   const key = await loadAuditHmacKey(config);
   const db = await openDatabase({ dataDir: config.dataDir });
   let head;
   let ranges;
   try {
-    head = readAuditHead(db);
-    ranges = readHashRanges(db);
+    // A cluster node's chain is recorded under its id (audit-log.ts): --node-id names it.
+    const nodeId = config.nodeId ?? null;
+    head = readAuditHead(db, nodeId);
+    ranges = readHashRanges(db, nodeId);
   } finally {
     await db.close();
   }

@@ -65,6 +65,11 @@ export interface PolicyView {
 
 export class PolicyStore {
   private readonly byTable = new Map<string, TablePolicies>();
+  /**
+   * Cluster mode: the seq of the newest change applied to each policy row (a put or a delete), so that changes this
+   * node made and changes other nodes made, which arrive in other orders, leave the newest one in force.
+   */
+  private readonly changedSeq = new Map<string, number>();
   /** Changes run one at a time, so a check and the write it guards see the same state. */
   private changes: Promise<unknown> = Promise.resolve();
 
@@ -128,7 +133,7 @@ export class PolicyStore {
         throw new DriftError('table_not_found', `Table '${table}' does not exist.`);
       }
       const stored: StoredPolicy = { record, seq: seq! };
-      this.install(table, (policies) => policies.set(name, stored));
+      if (this.newest(record.id, seq!)) this.install(table, (policies) => policies.set(name, stored));
       return { policy: viewOf(stored), created };
     });
   }
@@ -139,8 +144,8 @@ export class PolicyStore {
       this.db.getTable(table);
       const stored = this.byTable.get(table)?.get(name);
       if (stored === undefined) throw new DriftError('not_found', `table '${table}' has no policy "${name.slice(0, 64)}"`);
-      await this.db.delete({ table: systemTables.policies.name, key: stored.record.id });
-      this.install(table, (policies) => policies.delete(name));
+      const { seq } = await this.db.delete({ table: systemTables.policies.name, key: stored.record.id });
+      if (this.newest(stored.record.id, seq!)) this.install(table, (policies) => policies.delete(name));
       return stored;
     });
   }
@@ -158,6 +163,41 @@ export class PolicyStore {
       await this.deleteRows(names.map((name) => policyId(table, name)));
     });
     return names;
+  }
+
+  /**
+   * Cluster mode: a policy row as a commit at `seq` left it (null: deleted), made on any node, applied in log order.
+   * A row naming a table that no longer exists as it was (dropped, or dropped and re-created) is not installed.
+   */
+  applyReplicated(id: string, doc: Doc | null, seq: number): void {
+    if (!this.newest(id, seq)) return;
+    const slash = id.indexOf('/');
+    const table = id.slice(0, slash);
+    const name = id.slice(slash + 1);
+    const record = doc as unknown as PolicyRecord | null;
+    if (record === null || this.tableCreatedSeq(table) !== record.tableCreatedSeq) {
+      if (this.byTable.get(table)?.has(name) === true) this.install(table, (policies) => policies.delete(name));
+      return;
+    }
+    this.install(table, (policies) => policies.set(name, { record, seq }));
+  }
+
+  /** Cluster mode: tables another node dropped (or dropped and re-created) lose their policies here at once. */
+  forgetDroppedTables(): string[] {
+    const dropped: string[] = [];
+    for (const [table, policies] of this.byTable) {
+      const first = policies.values().next().value;
+      if (first !== undefined && this.tableCreatedSeq(table) !== first.record.tableCreatedSeq) dropped.push(table);
+    }
+    for (const table of dropped) this.byTable.delete(table);
+    return dropped;
+  }
+
+  /** Records `seq` as the newest change of policy `id`; false when a newer one was applied already. */
+  private newest(id: string, seq: number): boolean {
+    if ((this.changedSeq.get(id) ?? 0) > seq) return false;
+    this.changedSeq.set(id, seq);
+    return true;
   }
 
   /** Installs a new map for the table's policies, made from the current one by `edit`. */

@@ -17,6 +17,7 @@ import { RowPolicyResolver } from './row-policies.js';
 import { rowOrNull, systemTables } from './system-tables.js';
 import { TokenStore } from './tokens.js';
 import { UserStore, viewOf, type Role, type UserView } from './users.js';
+import { SecurityClusterSync } from './cluster-sync.js';
 
 export type SecurityLogger = AuditLogger;
 
@@ -62,6 +63,9 @@ export class Security {
     readonly rowPolicies: RowPolicyResolver,
   ) {}
 
+  /** Cluster mode: applies user and token changes other nodes commit. */
+  private clusterSync: SecurityClusterSync | null = null;
+
   static async open(options: OpenSecurityOptions): Promise<Security> {
     const { config, db, logger } = options;
     const key = options.hmacKey !== undefined ? options.hmacKey : await loadAuditHmacKey(config);
@@ -73,6 +77,7 @@ export class Security {
       key,
       enabled: config.auditLog === 'on',
       logger,
+      nodeId: config.cluster === 'etcd' ? config.nodeId : null,
       ...(options.now ? { now: options.now } : {}),
     });
     const opened = await UserStore.open({ db, dataDir: config.dataDir, adminPassword: config.adminPassword, announce: options.announce, logger });
@@ -93,6 +98,11 @@ export class Security {
     const policies = await PolicyStore.open(db);
     const rowPolicies = new RowPolicyResolver(policies, opened.store);
     const security = new Security(opened.store, tokens, guard, audit, authenticator, policies, rowPolicies);
+    if (config.cluster === 'etcd') {
+      security.clusterSync = new SecurityClusterSync(db, opened.store, tokens, policies, (error) =>
+        logger.error({ module: 'security', err: String(error) }, 'cannot apply user, token or policy changes from the cluster'),
+      );
+    }
     await security.auditConfigChanges(db, config);
     return security;
   }
@@ -225,6 +235,7 @@ export class Security {
 
   /** Stops the token sweep, writes every queued audit entry and records the chain's head (before the database closes). */
   async close(): Promise<void> {
+    this.clusterSync?.close();
     this.tokens.close();
     await this.audit.close();
   }

@@ -18,13 +18,20 @@ export const systemTables = {
 /** Rows read per page when a system table is loaded into memory at start. */
 const loadPageRows = 1000;
 
-/** Creates the system table unless it exists (a table create commits at once, so this is idempotent across crashes). */
+/**
+ * Creates the system table unless it exists (a table create commits at once, so this is idempotent across crashes;
+ * in a cluster, the node that loses the race to create it finds it made by another).
+ */
 export async function ensureSystemTable(db: Database, def: CreateTableInput): Promise<void> {
   try {
     db.getTable(def.name);
   } catch (error) {
     if (!isDriftError(error) || error.code !== 'table_not_found') throw error;
-    await db.createTable(def, { system: true });
+    try {
+      await db.createTable(def, { system: true });
+    } catch (createError) {
+      if (!isDriftError(createError) || createError.code !== 'table_exists') throw createError;
+    }
   }
 }
 

@@ -146,6 +146,13 @@ export class TokenStore {
     }
   }
 
+  /** Cluster mode: a token row as another node wrote it (null: revoked or swept), so a token works on every node. */
+  applyReplicated(id: string, doc: TokenRecord | null): void {
+    const known = this.byId.get(id);
+    if (known !== undefined) this.forget(known);
+    if (doc !== null) this.remember(Object.freeze({ ...doc }));
+  }
+
   private remember(record: TokenRecord): void {
     this.byId.set(record.id, record);
     let ids = this.idsByUser.get(record.username);

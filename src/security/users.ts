@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Database, Doc } from '../engine/index.js';
-import { DriftError } from '../errors.js';
+import { DriftError, isDriftError } from '../errors.js';
 import { decoyPasswordHash, generatePassword, hashPassword, verifyPassword, type PasswordHash } from './password.js';
 import { allRows, ensureSystemTable, systemTables } from './system-tables.js';
 
@@ -58,6 +58,9 @@ export interface OpenedUsers {
   migrated: number;
 }
 
+/** Cluster mode: how long a node that lost the race to create the first admin waits to see the winner's row. */
+const adminRaceWaitMs = 10_000;
+
 export class UserStore {
   private readonly byName = new Map<string, UserRecord>();
   /** Changes run one at a time, so a check and the write it guards see the same state. */
@@ -83,8 +86,23 @@ export class UserStore {
       options.logger.info({ module: 'users', users: legacy.length }, `migrated ${legacyUsersFileName} into the database`);
       return { store, created: [], migrated: legacy.length };
     }
-    const admin = await store.createInitialAdmin(options);
+    let admin: UserRecord;
+    try {
+      admin = await store.createInitialAdmin(options);
+    } catch (error) {
+      // Cluster mode: another node, starting at the same time, created the first admin (its put came first).
+      if (!isDriftError(error) || error.code !== 'precondition_failed' || typeof error.fields.currentSeq !== 'number') throw error;
+      await options.db.waitForSeq(error.fields.currentSeq, adminRaceWaitMs);
+      for (const doc of allRows(options.db, systemTables.users.name)) store.applyReplicated(String(doc.username), doc);
+      return { store, created: [], migrated: 0 };
+    }
     return { store, created: [admin], migrated: 0 };
+  }
+
+  /** Cluster mode: a user row as another node wrote it (null: deleted), so every node authenticates alike. */
+  applyReplicated(username: string, doc: Doc | null): void {
+    if (doc === null) this.byName.delete(username);
+    else this.byName.set(username, userFromDoc(doc));
   }
 
   get(username: string): UserRecord | undefined {

@@ -124,6 +124,8 @@ t.test('the admin page in headless Chromium', { skip: missing !== null && !proce
   await t.test("a key's history compares two versions side by side", async (t) => {
     await page.click('#rows a:text-is("ada")');
     await page.waitForSelector('h1:text("History of ada")');
+    // The heading shows before the versions arrive.
+    await page.locator('table tbody tr').nth(2).waitFor({ timeout: 5_000 }).catch(() => {});
     t.equal(await page.locator('table tbody tr').count(), 3, 'three versions');
     const changed = page.locator('.diff-row.chg');
     t.match(await changed.locator('pre.left').textContent(), /Paris/, 'by default the last two: Paris on the left');
@@ -170,6 +172,8 @@ t.test('the admin page in headless Chromium', { skip: missing !== null && !proce
     await shots.shoot('audit');
     await page.click('nav a:text("Slow queries")');
     await page.waitForSelector('h1:text("Slow queries")');
+    // The heading shows before the list arrives.
+    await page.waitForSelector('table tbody tr', { timeout: 5_000 }).catch(() => {});
     t.ok(await page.locator('table tbody tr').count() >= 1, 'with a threshold of 0 ms every data request is listed');
     await shots.shoot('slow-queries');
     await page.click('nav a:text("Metrics")');

@@ -60,6 +60,9 @@ const needs: Record<string, Needs> = {
   'GET /v1/admin/audit': 'admin',
   'GET /v1/admin/audit/verify': 'admin',
   'GET /v1/admin/audit/stats': 'admin',
+  'GET /v1/admin/cluster': 'admin',
+  // Node to node: no user credentials, the cluster's secret (a single node answers 404).
+  'GET /v1/cluster/log': 'public',
   'PUT /v1/tables/:table/policies/:name': 'admin',
   'GET /v1/tables/:table/policies': 'admin',
   'DELETE /v1/tables/:table/policies/:name': 'admin',

@@ -240,7 +240,9 @@ t.test('writes the policy refuses are 403 forbidden and write nothing', async (t
     body: { ops: [{ op: 'put', table: 'notes', key: 'w5', doc: { owner: 'alice' } }, { op: 'put', table: 'notes', key: 'w6', doc: { owner: 'bob' } }] },
   });
   t.match(batch.json, { code: 'forbidden', opIndex: 1 });
-  t.equal((await ok(server.request('GET', '/v1/admin/stats'))).json.seq, seqBefore, 'no commit happened');
+  // The 403s are audited, and the audit chain's head may be recorded in its system table meanwhile: that commit is
+  // the server's own, so what is checked is that no commit touched the table.
+  t.same((await ok(server.request('GET', `/v1/changes?tables=notes&since=${seqBefore}`))).json.commits, [], 'no commit happened');
   t.same((await ok(server.request('GET', '/v1/tables/notes/rows/n1'))).json.owner, 'alice');
   t.same((await ok(server.request('GET', '/v1/tables/notes/rows/n2'))).json.text, 'two');
   for (const key of ['w1', 'w2', 'w3', 'w4', 'w5', 'w6']) t.equal((await server.request('GET', `/v1/tables/notes/rows/${key}`)).status, 404, `${key} not written`);

@@ -224,6 +224,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/cluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The cluster
+         * @description This node, how far it has applied the shared log, the etcd cluster (endpoints, leader, revision) and the live nodes with their applied and durable seqs. On a single node: mode "single", etcd null, no nodes.
+         */
+        get: operations["clusterStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/slow-queries": {
         parameters: {
             query?: never;
@@ -448,6 +468,26 @@ export interface paths {
          * @description Durable commits after `since`, in seq order, each with the rows it changed (`doc` the whole new document, null for a delete) in the tables the caller may read (or those named in `tables`), row policies applied; commits left with no visible row are left out. With `Accept: text/event-stream`: Server-Sent Events, one `change` event per commit with `id:` its seq, resumed after `Last-Event-ID`, a comment line every 15 s; a client that takes nothing while more than --changes-buffer-commits commits arrive gets an `error` event naming the seq to resume after, and the stream closes. A page looks at up to 10,000 commits: when `commits` is empty, go on from `nextSince`.
          */
         get: operations["changes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cluster/log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A peer's log (node to node)
+         * @description Streams this node's durable log records after `after` as batches ([u32 LE length][batch] each), for a node catching up past what etcd still holds. Nodes authenticate with the cluster's secret (Bearer), kept in etcd; no user credentials are accepted. 404 not_found on a single node.
+         */
+        get: operations["clusterLog"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1037,6 +1077,8 @@ export interface components {
             };
             /** @description Every version, over all time, whose document matches `where`. */
             history?: boolean;
+            /** @description Read only once this node has applied this seq (a seq a write answered): waits up to --min-seq-wait-ms, then 503 unavailable with Retry-After. On a single node every answered seq is applied already. */
+            minSeq?: number;
         };
         Explain: {
             plan: {
@@ -1593,6 +1635,63 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    clusterStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cluster as this node sees it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This node (--node-id); null on a single node. */
+                        nodeId: string | null;
+                        /** @enum {string} */
+                        mode: "single" | "cluster";
+                        /** @description Highest seq this node has applied and serves reads at. */
+                        appliedSeq: number;
+                        /** @description null on a single node. */
+                        etcd: {
+                            endpoints: string[];
+                            /** @description Name of the etcd leader; null when etcd did not answer. */
+                            leader: string | null;
+                            /** @description etcd revision; null when etcd did not answer. */
+                            revision: number | null;
+                        } | null;
+                        /** @description The live nodes (whose etcd lease holds), this one included; empty on a single node. */
+                        nodes: {
+                            nodeId: string;
+                            /** @description Where the node serves (and peers stream its log from). */
+                            url: string;
+                            /** @description Highest seq the node has applied. */
+                            appliedSeq: number;
+                            /** @description Highest seq durable in its own log: etcd is trimmed behind the slowest node. */
+                            durableSeq?: number;
+                            /**
+                             * Format: date-time
+                             * @description When the node last renewed its entry (every second).
+                             */
+                            lastSeen: string;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            423: components["responses"]["Locked"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     listSlowQueries: {
         parameters: {
             query?: {
@@ -2129,6 +2228,8 @@ export interface operations {
                         /** @description Every version, over all time, whose document matches `where`. */
                         history?: boolean;
                     })[];
+                    /** @description Read only once this node has applied this seq (a seq a write answered): waits up to --min-seq-wait-ms, then 503 unavailable with Retry-After. On a single node every answered seq is applied already. */
+                    minSeq?: number;
                 };
             };
         };
@@ -2223,6 +2324,31 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    clusterLog: {
+        parameters: {
+            query: {
+                after: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batches, oldest first, up to the seq durable when each was read. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
     query: {
         parameters: {
             query?: never;
@@ -2298,7 +2424,10 @@ export interface operations {
     };
     listTables: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Read only once this node has applied this seq (a seq a write answered): waits up to --min-seq-wait-ms, then 503 unavailable with Retry-After. On a single node every answered seq is applied already. */
+                minSeq?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2360,7 +2489,10 @@ export interface operations {
     };
     getTable: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Read only once this node has applied this seq (a seq a write answered): waits up to --min-seq-wait-ms, then 503 unavailable with Retry-After. On a single node every answered seq is applied already. */
+                minSeq?: number;
+            };
             header?: never;
             path: {
                 /** @description A table name. */
@@ -2429,6 +2561,8 @@ export interface operations {
                 limit?: number;
                 /** @description The nextCursor of the previous page. */
                 cursor?: string;
+                /** @description Read only once this node has applied this seq (a seq a write answered): waits up to --min-seq-wait-ms, then 503 unavailable with Retry-After. On a single node every answered seq is applied already. */
+                minSeq?: number;
             };
             header?: never;
             path: {
@@ -2823,6 +2957,8 @@ export interface operations {
                 cursor?: string;
                 /** @description Read the state at this point: a commit seq (asOf=1234) or an RFC 3339 instant (asOf=2026-11-25T10:00:00Z, the state after the last commit at or before it; equal to a version's ts includes it). Malformed, or a seq beyond the newest: 400 validation_failed. */
                 asOf?: string;
+                /** @description Read only once this node has applied this seq (a seq a write answered): waits up to --min-seq-wait-ms, then 503 unavailable with Retry-After. On a single node every answered seq is applied already. */
+                minSeq?: number;
             };
             header?: {
                 /** @description Run this request inside the open transaction with this id (http-api.md §6); without it the request is its own transaction (autocommit). */
@@ -2862,6 +2998,8 @@ export interface operations {
             query?: {
                 /** @description Read the state at this point: a commit seq (asOf=1234) or an RFC 3339 instant (asOf=2026-11-25T10:00:00Z, the state after the last commit at or before it; equal to a version's ts includes it). Malformed, or a seq beyond the newest: 400 validation_failed. */
                 asOf?: string;
+                /** @description Read only once this node has applied this seq (a seq a write answered): waits up to --min-seq-wait-ms, then 503 unavailable with Retry-After. On a single node every answered seq is applied already. */
+                minSeq?: number;
             };
             header?: {
                 /** @description Run this request inside the open transaction with this id (http-api.md §6); without it the request is its own transaction (autocommit). */
@@ -3090,7 +3228,10 @@ export interface operations {
     };
     getRowHistory: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Read only once this node has applied this seq (a seq a write answered): waits up to --min-seq-wait-ms, then 503 unavailable with Retry-After. On a single node every answered seq is applied already. */
+                minSeq?: number;
+            };
             header?: {
                 /** @description Run this request inside the open transaction with this id (http-api.md §6); without it the request is its own transaction (autocommit). */
                 "Transaction-Id"?: string;

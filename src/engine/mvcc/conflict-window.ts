@@ -24,6 +24,15 @@ export function rowId(table: string, key: string): string {
   return `${table}\u0000${key}`;
 }
 
+/** A commit's row changes, as serializable validation looks at them. */
+export function recentCommitOf(record: CommitRecord): RecentCommit {
+  const rows: CommittedRowChange[] = [];
+  for (const change of record.changes) {
+    if (change.kind === 'row') rows.push({ table: change.table, key: change.key, id: rowId(change.table, change.key), json: change.doc });
+  }
+  return { seq: record.seq, rows };
+}
+
 /** The commits after the oldest open serializable snapshot. */
 export class ConflictWindow {
   private commits: RecentCommit[] = [];
@@ -37,12 +46,9 @@ export class ConflictWindow {
 
   /** Keeps a new commit's row changes; `keepAfter` is the oldest snapshot an open serializable transaction holds. */
   remember(record: CommitRecord, keepAfter: number): void {
-    const rows: CommittedRowChange[] = [];
-    for (const change of record.changes) {
-      if (change.kind === 'row') rows.push({ table: change.table, key: change.key, id: rowId(change.table, change.key), json: change.doc });
-    }
-    this.commits.push({ seq: record.seq, rows });
-    this.rows += rows.length;
+    const commit = recentCommitOf(record);
+    this.commits.push(commit);
+    this.rows += commit.rows.length;
     this.prune(keepAfter);
   }
 

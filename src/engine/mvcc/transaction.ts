@@ -23,13 +23,13 @@ import type {
 } from '../api.js';
 import type { LockManager } from '../locks/lock-manager.js';
 import { compileQuery, executeQuery, StoredRow, type QuerySpec, type RowSource } from '../query/index.js';
-import type { Store } from '../store.js';
+import type { DecisionContext, Decided, Store } from '../store.js';
 import type { Change, Doc, RowOp } from '../types.js';
-import { findConflict, rowId, type ConflictWindow, type Predicate } from './conflict-window.js';
+import { findConflict, rowId, type ConflictWindow, type Predicate, type RecentCommit } from './conflict-window.js';
 import type { IdempotencyRequest } from './idempotency.js';
 import { asOfSeq, cursorSnapshot, historyAt, LazyRowRead, readRowAt, rowNotFound } from './reads.js';
 import type { TransactionRegistry } from './registry.js';
-import { computeRowWrite, type CurrentRow, type RowWriteRequest } from './row-write.js';
+import { computeRowWrite, type ComputedWrite, type CurrentRow, type RowWriteRequest } from './row-write.js';
 import { OverlaySource, SnapshotSource } from './sources.js';
 import type { TableState } from './table-state.js';
 
@@ -42,7 +42,19 @@ interface PendingWrite {
   doc: Doc | null;
   /** createdSeq of the table written, so a drop and re-create in between is caught at commit. */
   tableCreatedSeq: number;
+  /** Whether the write created the row. */
+  created: boolean;
+  /**
+   * Cluster mode: the row's newest seq when the first of these requests was computed, and the requests, oldest
+   * first. Row locks hold off this node's writers only; a commit from another node that changed the row since is
+   * caught at commit, where the write is made again on the newer version (read committed) or fails (one snapshot).
+   * A single node keeps no requests (its row locks are the whole story).
+   */
+  baseSeq: number | null;
+  requests: RowWriteRequest[];
 }
+
+const noRequests: RowWriteRequest[] = [];
 
 /** The parts of the engine a transaction works with; none of them knows about transactions' internals. */
 export interface TransactionContext {
@@ -82,6 +94,7 @@ export class TransactionImpl implements Transaction {
   private readonly store: Store;
   private readonly policies: RowPolicies | null;
   private readonly writesMax: number;
+  private readonly autocommit: boolean;
   private writes = new Map<string, PendingWrite>();
   /** JSON text held by `writes`; bounded by what one commit record can carry. */
   private writesBytes = 0;
@@ -101,6 +114,7 @@ export class TransactionImpl implements Transaction {
     this.readOnly = options.readOnly;
     this.policies = options.policies ?? null;
     this.writesMax = options.writesMax ?? limits.transactionWritesMax;
+    this.autocommit = options.autocommit === true;
     this.snapshotSeq = context.store.visibleSeq;
     if (options.autocommit !== true) context.registry.open.add(this);
   }
@@ -252,13 +266,9 @@ export class TransactionImpl implements Transaction {
     this.checkActive();
     const table = this.store.readableTable(tableName);
     const current = this.currentRow(table, request.key);
-    const policy = this.policyOf(table);
-    if (policy !== null) checkCurrentAgainstPolicy(policy, request, current);
-    const computed = computeRowWrite(table, request, current);
-    if (policy !== null && computed.doc !== null && !policy.write(computed.doc)) {
-      throw new DriftError('forbidden', `A row policy of table '${tableName}' does not allow this document.`);
-    }
-    const bytes = this.writesBytes - pendingBytes(this.writes.get(id)) + (computed.json?.length ?? 0) + request.key.length;
+    const computed = this.computeWrite(table, request, current);
+    const own = this.writes.get(id);
+    const bytes = this.writesBytes - pendingBytes(own) + (computed.json?.length ?? 0) + request.key.length;
     if (bytes > limits.recordBytesMax) {
       throw new DriftError(
         'validation_failed',
@@ -272,13 +282,36 @@ export class TransactionImpl implements Transaction {
       json: computed.json,
       doc: computed.doc,
       tableCreatedSeq: table.def.createdSeq,
+      created: computed.created,
+      baseSeq: own !== undefined ? own.baseSeq : current.seq,
+      requests: !this.store.replicated ? noRequests : own !== undefined ? [...own.requests, request] : [request],
     };
     this.writes.set(id, write);
     this.writesBytes = bytes;
     this.context.registry.setDirty(tableName, request.key, computed.json);
-    // The answer to replay names whether this write created the row, known now, and the commit's seq, known later.
-    if (idempotency !== undefined) this.idempotency.push({ ...idempotency, answer: (outcome) => idempotency.answer({ ...outcome, created: computed.created }) });
+    // The answer to replay names whether this write created the row and the commit's seq, known later. An autocommit
+    // write is answered after its commit, so it names what the commit made of it (in cluster mode it may be made again).
+    if (idempotency !== undefined) {
+      const created = computed.created;
+      this.idempotency.push({ ...idempotency, answer: (outcome) => idempotency.answer({ ...outcome, created: this.autocommit ? write.created : created }) });
+    }
     return { key: request.key, seq: null, created: computed.created };
+  }
+
+  /** The document a write leaves, its conditions and the caller's row policy checked against the row as it is. */
+  private computeWrite(table: TableState, request: RowWriteRequest, current: CurrentRow): ComputedWrite {
+    const policy = this.policyOf(table);
+    if (policy !== null) checkCurrentAgainstPolicy(policy, request, current);
+    const computed = computeRowWrite(table, request, current);
+    if (policy !== null && computed.doc !== null && !policy.write(computed.doc)) {
+      throw new DriftError('forbidden', `A row policy of table '${table.def.name}' does not allow this document.`);
+    }
+    return computed;
+  }
+
+  /** Whether the one write of an autocommit transaction created its row, as its commit made it. */
+  get autocommitCreated(): boolean | undefined {
+    return this.writes.size === 1 ? this.writes.values().next().value!.created : undefined;
   }
 
   private async lockRow(table: string, key: string): Promise<void> {
@@ -312,12 +345,9 @@ export class TransactionImpl implements Transaction {
     try {
       const writes = [...this.writes.values()];
       const idempotency = options.idempotency === undefined ? this.idempotency : [...this.idempotency, options.idempotency];
-      // Only a commit that writes needs its reads validated. Every serializable writer validates that its reads
-      // held up to its own commit, so writers serialize in commit order, and a snapshot is a prefix of that
-      // order: a transaction that only read saw a state of the serial history, whatever committed after it.
-      if (this.isolation === 'serializable' && writes.length > 0) this.validateReads();
       // A commit that wrote nothing answers seq null; an idempotency key sent with it still needs a record of its own.
-      const committed = writes.length > 0 || idempotency.length > 0 ? await this.commitWrites(writes, idempotency) : null;
+      const committed =
+        writes.length > 0 || idempotency.length > 0 ? await this.store.commit((context) => this.decide(writes, idempotency, context)) : null;
       const seq = writes.length === 0 ? null : committed;
       this.end('committed');
       return { seq };
@@ -329,20 +359,57 @@ export class TransactionImpl implements Transaction {
     }
   }
 
-  /** One commit record of every pending write; a table dropped (or re-created) meanwhile fails it. */
-  private commitWrites(writes: PendingWrite[], idempotency: readonly IdempotencyRequest[]): Promise<number> {
+  /**
+   * The commit decision: one record of every pending write, against the state applied now. A table dropped (or
+   * re-created) meanwhile fails it, and so does a serializable read that no longer holds.
+   */
+  private decide(writes: PendingWrite[], idempotency: readonly IdempotencyRequest[], context: DecisionContext): Decided {
+    // Only a commit that writes needs its reads validated. Every serializable writer validates that its reads
+    // held up to its own commit, so writers serialize in commit order, and a snapshot is a prefix of that
+    // order: a transaction that only read saw a state of the serial history, whatever committed after it.
+    if (this.isolation === 'serializable' && writes.length > 0) this.validateReads(context.pending);
     for (const write of writes) {
       const table = this.store.tables.get(write.table);
       if (table === undefined || table.def.createdSeq !== write.tableCreatedSeq) {
         throw new DriftError('table_not_found', `Table '${write.table}' was dropped while the transaction ran.`);
       }
+      if (this.store.replicated) this.recheckWrite(table, write);
     }
     const changes: Change[] = writes.map((w) => ({ kind: 'row', table: w.table, key: w.key, op: w.op, doc: w.json }));
-    return this.store.commit(
-      changes,
-      writes.map((w) => w.doc),
-      idempotency,
-    );
+    return { changes, docs: writes.map((w) => w.doc), idempotency };
+  }
+
+  /**
+   * Cluster mode: another node may have committed to a row this transaction wrote (our row lock does not stop it).
+   * One snapshot: first committer wins, as on one node. Read committed: the write is made again from its requests on
+   * the row's newest version (a patch merges into it, conditions are checked again), as PostgreSQL re-evaluates an
+   * update on the newest version; inside an interactive transaction a write that no longer applies fails the commit
+   * with serialization_failure, since the client was already told it succeeded.
+   */
+  private recheckWrite(table: TableState, write: PendingWrite): void {
+    const newest = table.latest(write.key);
+    const newestSeq = newest?.seq ?? null;
+    if (newestSeq === write.baseSeq) return;
+    const changed = `Row '${write.key}' was changed by a transaction that committed after this one began.`;
+    if (this.usesOneSnapshot) throw new DriftError('serialization_failure', changed, { retryable: true });
+    let current: CurrentRow = { json: newest?.json ?? null, seq: newestSeq };
+    let computed: ComputedWrite | null = null;
+    try {
+      for (const request of write.requests) {
+        computed = this.computeWrite(table, request, current);
+        current = { json: computed.json, seq: newestSeq };
+      }
+    } catch (error) {
+      if (this.autocommit) throw error;
+      const why = error instanceof Error ? error.message : String(error);
+      throw new DriftError('serialization_failure', `${changed} Its write no longer applies: ${why}`, { retryable: true });
+    }
+    write.op = computed!.op;
+    write.json = computed!.json;
+    write.doc = computed!.doc;
+    write.created = computed!.created;
+    write.baseSeq = newestSeq;
+    this.context.registry.setDirty(write.table, write.key, write.json);
   }
 
   rollback(): void {
@@ -408,9 +475,10 @@ export class TransactionImpl implements Transaction {
 
   // Serializable: fail when a row or a predicate this transaction read was changed by a commit after its
   // snapshot. The decision depends only on the committed log and on this transaction's read/write sets.
-  private validateReads(): void {
+  private validateReads(pending: readonly RecentCommit[]): void {
     if (this.reads.size === 0 && this.predicates.length === 0) return;
-    const commits = this.context.conflicts.after(this.snapshotSeq);
+    const after = this.context.conflicts.after(this.snapshotSeq);
+    const commits = after === null || pending.length === 0 ? after : [...after, ...pending];
     const conflict =
       this.tableReplaced() ??
       (commits === null ? 'history' : findConflict(commits, this.reads, this.predicates, (t, k) => this.seenAtSnapshot(t, k)));
