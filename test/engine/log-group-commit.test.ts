@@ -16,10 +16,42 @@ function record(seq: number): CommitRecord {
   return { seq, ts: 1_700_000_000_000 + seq, changes: [{ kind: 'row', table: 't', key: String(seq), op: 'put', doc: `{"id":"${seq}"}` }] };
 }
 
-/** A FileSystem whose fdatasync takes `delayMs` (or the next of a list of delays) and counts the syncs in flight. */
-function slowSyncFileSystem(inner: FileSystem, delayMs: number | number[]): FileSystem & { syncsInFlight: number; maxSyncsInFlight: number } {
+type SlowSync = FileSystem & {
+  syncsInFlight: number;
+  maxSyncsInFlight: number;
+  /** Manual mode: resolves once `count` syncs have started in all. */
+  started(count: number): Promise<void>;
+  /** Manual mode: lets sync number `index` (0 = the first started) finish; resolves once it has. */
+  release(index: number): Promise<void>;
+  /** Manual mode: lets every sync, now and later, finish. */
+  releaseAll(): void;
+};
+
+/**
+ * A FileSystem whose fdatasync takes `delayMs` (or the next of a list of delays) and counts the syncs in flight.
+ * 'manual': each sync waits until the test releases it, so a test of overlapping syncs does not depend on how fast a
+ * busy machine runs its timers.
+ */
+function slowSyncFileSystem(inner: FileSystem, delayMs: number | number[] | 'manual'): SlowSync {
   const delays = Array.isArray(delayMs) ? [...delayMs] : null;
   const state = { syncsInFlight: 0, maxSyncsInFlight: 0 };
+  const gates: Array<{ open(): void; opened: Promise<void>; done: Promise<void>; finished(): void }> = [];
+  const startWaiters: Array<{ count: number; resolve(): void }> = [];
+  let allOpen = false;
+  const gate = () => {
+    let open!: () => void;
+    let finished!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    const done = new Promise<void>((resolve) => (finished = resolve));
+    const entry = { open, opened, done, finished };
+    gates.push(entry);
+    if (allOpen) open();
+    for (const waiter of startWaiters.filter((w) => w.count <= gates.length)) {
+      startWaiters.splice(startWaiters.indexOf(waiter), 1);
+      waiter.resolve();
+    }
+    return entry;
+  };
   const wrap = (handle: FileHandle): FileHandle => ({
     ...handle,
     read: (o) => handle.read(o),
@@ -31,6 +63,17 @@ function slowSyncFileSystem(inner: FileSystem, delayMs: number | number[]): File
     async datasync() {
       state.syncsInFlight += 1;
       state.maxSyncsInFlight = Math.max(state.maxSyncsInFlight, state.syncsInFlight);
+      if (delayMs === 'manual') {
+        const entry = gate();
+        await entry.opened;
+        try {
+          await handle.datasync();
+        } finally {
+          state.syncsInFlight -= 1;
+          entry.finished();
+        }
+        return;
+      }
       await new Promise((resolve) => setTimeout(resolve, delays === null ? (delayMs as number) : (delays.shift() ?? 0)));
       await handle.datasync();
       state.syncsInFlight -= 1;
@@ -39,7 +82,22 @@ function slowSyncFileSystem(inner: FileSystem, delayMs: number | number[]): File
   return Object.assign(state, {
     ...inner,
     open: async (file: string, flags: Parameters<FileSystem['open']>[1]) => wrap(await inner.open(file, flags)),
-  }) as FileSystem & typeof state;
+    started: (count: number) => (gates.length >= count ? Promise.resolve() : new Promise<void>((resolve) => startWaiters.push({ count, resolve }))),
+    release: async (index: number) => {
+      gates[index]!.open();
+      // A sync whose inner call fails still settles its gate: the test sees the failure through the log.
+      await gates[index]!.done;
+    },
+    releaseAll: () => {
+      allOpen = true;
+      for (const entry of gates) entry.open();
+    },
+  }) as unknown as SlowSync;
+}
+
+/** Lets the event loop turn a few times: long enough for the log to act on what it was given, if it would. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
 async function collect(dir: string, fileSystem: FileSystem): Promise<number[]> {
@@ -173,15 +231,19 @@ for (const fault of ['failWriteAfter', 'failSyncAfter'] as const) {
 
 t.test('fail-stop rejects the groups in flight and those queued behind them', async (t) => {
   const faulty = faultyFileSystem(memoryFileSystem(), { failSyncAfter: 0 });
-  const log = await openLog({ dir: '/wal', afterSeq: 0, onRecord() {}, fileSystem: slowSyncFileSystem(faulty, 20) });
+  const slow = slowSyncFileSystem(faulty, 'manual');
+  const log = await openLog({ dir: '/wal', afterSeq: 0, onRecord() {}, fileSystem: slow });
   const appends: Promise<unknown>[] = [];
   // Groups large enough to start while another group's sync runs.
   const groupRecords = limits.walOverlapGroupRecordsMin;
   for (let group = 0; group <= limits.walSyncsInFlightMax; group++) {
     for (let i = 0; i < groupRecords; i++) appends.push(log.append(record(group * groupRecords + i + 1)));
-    await new Promise((resolve) => setTimeout(resolve, 2));
+    if (group < limits.walSyncsInFlightMax) await slow.started(group + 1);
   }
+  await settle();
+  t.equal(slow.syncsInFlight, limits.walSyncsInFlightMax, 'the last group waits behind the syncs in flight');
   t.equal(log.failed, false, 'the first sync is still in flight');
+  slow.releaseAll();
   const results = await Promise.allSettled(appends);
   t.same(results.map((r) => r.status), appends.map(() => 'rejected'));
   t.equal(faulty.counts.writes, limits.walSyncsInFlightMax, 'the group queued behind the syncs in flight was never written');
@@ -191,20 +253,24 @@ t.test('fail-stop rejects the groups in flight and those queued behind them', as
 
 t.test('a group whose sync ends first is acknowledged only after every earlier group', async (t) => {
   const dir = path.join(t.testdir(), 'wal');
-  // The first group's sync takes 40 ms, the second's 1 ms.
-  const log = await openLog({ dir, afterSeq: 0, onRecord() {}, fileSystem: slowSyncFileSystem(nodeFileSystem, [40, 1]) });
+  // The second group's sync is let finish while the first's still runs.
+  const slow = slowSyncFileSystem(nodeFileSystem, 'manual');
+  const log = await openLog({ dir, afterSeq: 0, onRecord() {}, fileSystem: slow });
   const settled: number[] = [];
   const first = log.append(record(1)).then(() => settled.push(1));
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  await slow.started(1);
   const secondGroup = Array.from({ length: limits.walOverlapGroupRecordsMin }, (_, i) => log.append(record(i + 2)));
   const last = 1 + limits.walOverlapGroupRecordsMin;
   const second = Promise.all(secondGroup).then(() => {
     settled.push(2);
     t.equal(log.durableSeq, last);
   });
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await slow.started(2);
+  await slow.release(1);
+  await settle();
   t.same(settled, [], 'the second sync is done, but the first is not: nothing is acknowledged');
   t.equal(log.durableSeq, 0);
+  slow.releaseAll();
   await Promise.all([first, second]);
   t.same(settled, [1, 2]);
   await log.close();
@@ -213,16 +279,17 @@ t.test('a group whose sync ends first is acknowledged only after every earlier g
 
 t.test('a small group waits for the sync in flight; a large one starts beside it', async (t) => {
   const dir = path.join(t.testdir(), 'wal');
-  const slow = slowSyncFileSystem(nodeFileSystem, 20);
+  const slow = slowSyncFileSystem(nodeFileSystem, 'manual');
   const log = await openLog({ dir, afterSeq: 0, onRecord() {}, fileSystem: slow });
   const first = log.append(record(1));
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  await slow.started(1);
   const small = log.append(record(2));
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  await settle();
   t.equal(slow.syncsInFlight, 1, 'one record does not start a second sync');
   const large = Array.from({ length: limits.walOverlapGroupRecordsMin }, (_, i) => log.append(record(i + 3)));
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  await slow.started(2);
   t.equal(slow.syncsInFlight, 2, 'the grown group overlaps the sync in flight');
+  slow.releaseAll();
   await Promise.all([first, small, ...large]);
   t.equal(log.durableSeq, 2 + limits.walOverlapGroupRecordsMin);
   await log.close();
