@@ -143,7 +143,9 @@ t.test('appends arriving during an fdatasync are grouped into the next one', asy
   t.equal(log.durableSeq, total);
   t.ok(counting.counts.datasyncs <= total / 8, `${counting.counts.datasyncs} fdatasyncs for ${total} appends`);
   t.equal(counting.counts.writes, counting.counts.datasyncs, 'one write per fdatasync');
-  t.equal(slow.maxSyncsInFlight, limits.walSyncsInFlightMax, 'group syncs overlap, up to the limit and never more');
+  // That they do overlap up to the limit is shown with syncs released by hand (below): how much these timed ones
+  // overlap depends on how busy the machine is.
+  t.ok(slow.maxSyncsInFlight <= limits.walSyncsInFlightMax, `${slow.maxSyncsInFlight} syncs in flight at most, never more than the limit`);
   await log.close();
   t.equal((await collect(dir, nodeFileSystem)).length, total);
 });
