@@ -10,7 +10,7 @@ import { serverLogPath, startDriftServer, stopDriftServer, type DriftServer } fr
 import type { FeedJob, FeedSummary } from './feed-worker.js';
 import { cpuSeconds, runWorker } from './procs.js';
 import { measured, skipped, type ScenarioResult, type Target } from './report.js';
-import { createTable, loadErrors, loadRun, type MeasuredLoad } from './scenarios-http.js';
+import { alternate, createTable, loadErrors, loadRun, type MeasuredLoad } from './scenarios-http.js';
 
 export const feedTargets = {
   /** PUTs per second with the subscribers over without: the feed costs at most 10%. */
@@ -78,17 +78,11 @@ async function feedRun(ctx: BenchContext, server: DriftServer, withSubscribers: 
 }
 
 async function subscriberRows(ctx: BenchContext, server: DriftServer, names: string[]): Promise<ScenarioResult[]> {
-  const without: FeedRunResult[] = [];
-  const withSubs: FeedRunResult[] = [];
-  for (let i = 0; i < 2; i++) {
-    if (i % 2 === 0) {
-      without.push(await feedRun(ctx, server, 0));
-      withSubs.push(await feedRun(ctx, server, subscribers));
-    } else {
-      withSubs.push(await feedRun(ctx, server, subscribers));
-      without.push(await feedRun(ctx, server, 0));
-    }
-  }
+  const [without, withSubs] = await alternate(
+    2,
+    () => feedRun(ctx, server, 0),
+    () => feedRun(ctx, server, subscribers),
+  );
   const mean = (runs: FeedSummary[]) => runs.reduce((sum, run) => sum + run.writesPerSecond, 0) / runs.length;
   const missing = withSubs.reduce((sum, run) => sum + run.missing, 0);
   const outOfOrder = withSubs.reduce((sum, run) => sum + run.outOfOrder, 0);
@@ -128,17 +122,7 @@ async function idempotencyRow(ctx: BenchContext, server: DriftServer, name: stri
   const connections = ctx.options.connections;
   const run = (idempotency: boolean): Promise<MeasuredLoad> =>
     loadRun(ctx, server.baseUrl, connections, { kind: 'put', table: idempotencyTable, authorization: server.authorization, idempotency }, server.child.pid);
-  const keyed: MeasuredLoad[] = [];
-  const plain: MeasuredLoad[] = [];
-  for (let i = 0; i < 2; i++) {
-    if (i % 2 === 0) {
-      plain.push(await run(false));
-      keyed.push(await run(true));
-    } else {
-      keyed.push(await run(true));
-      plain.push(await run(false));
-    }
-  }
+  const [plain, keyed] = await alternate(2, () => run(false), () => run(true));
   const mean = (runs: MeasuredLoad[]) => runs.reduce((sum, r) => sum + r.okPerSecond, 0) / runs.length;
   const cpu = (runs: MeasuredLoad[]) => runs.map((r) => r.serverCpuMicrosPerResponse ?? '?').join('/');
   return measured({

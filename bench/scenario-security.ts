@@ -8,7 +8,7 @@ import { driftCall, serverLogPath, startDriftServer, stopDriftServer, type Drift
 import { describeAnswer, httpCall, isRecord } from './http.js';
 import type { LoadRequest } from './load-worker.js';
 import { measured, skipped, type ScenarioResult, type Target } from './report.js';
-import { errorNotes, loadErrors, loadRun, rowsTable, type MeasuredLoad } from './scenarios-http.js';
+import { alternate, errorNotes, loadErrors, loadRun, rowsTable, type MeasuredLoad } from './scenarios-http.js';
 
 export const securityTargets = {
   /** Bearer GETs per second over Basic GETs per second: within 5%. */
@@ -30,22 +30,6 @@ const policyAlternations = 4;
 const loginAlternations = 4;
 /** Logins are scrypt-bound (libuv's four threads on two cores): a few connections keep every thread busy. */
 const loginConnections = 8;
-
-/** Runs `a` and `b` `times` times each, A B B A A B …; answers the runs of each side. */
-async function alternate(times: number, a: () => Promise<MeasuredLoad>, b: () => Promise<MeasuredLoad>): Promise<[MeasuredLoad[], MeasuredLoad[]]> {
-  const runsA: MeasuredLoad[] = [];
-  const runsB: MeasuredLoad[] = [];
-  for (let i = 0; i < times; i++) {
-    if (i % 2 === 0) {
-      runsA.push(await a());
-      runsB.push(await b());
-    } else {
-      runsB.push(await b());
-      runsA.push(await a());
-    }
-  }
-  return [runsA, runsB];
-}
 
 /** The mean of the runs' rates, and of their server CPU per response where known. */
 function combine(runs: MeasuredLoad[]): { okPerSecond: number; cpuMicros: number | null; errors: number; last: MeasuredLoad } {

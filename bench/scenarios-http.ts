@@ -281,3 +281,22 @@ export async function txScenario(ctx: BenchContext, server: DriftServer, mode: '
     details,
   });
 }
+
+/**
+ * Runs `a` and `b` `times` times each, A B B A A B …, so a steady drift in the machine's load falls on both sides
+ * alike; answers the runs of each side.
+ */
+export async function alternate<T>(times: number, a: () => Promise<T>, b: () => Promise<T>): Promise<[T[], T[]]> {
+  const runsA: T[] = [];
+  const runsB: T[] = [];
+  for (let i = 0; i < times; i++) {
+    if (i % 2 === 0) {
+      runsA.push(await a());
+      runsB.push(await b());
+    } else {
+      runsB.push(await b());
+      runsA.push(await a());
+    }
+  }
+  return [runsA, runsB];
+}

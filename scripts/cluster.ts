@@ -31,13 +31,10 @@ function alive(pid: number | null): boolean {
 }
 
 async function up(dir: string, basePort: number | undefined): Promise<number> {
-  const statePath = path.join(dir, 'state.json');
-  if (fs.existsSync(statePath)) {
-    const state = JSON.parse(fs.readFileSync(statePath, 'utf8')) as State;
-    if ([...state.etcd, ...state.nodes].some((p) => alive(p.pid))) {
-      process.stderr.write(`a cluster is already running from ${dir} (npm run cluster -- down first)\n`);
-      return 1;
-    }
+  const running = readState(dir);
+  if (running !== null && [...running.etcd, ...running.nodes].some((p) => alive(p.pid))) {
+    process.stderr.write(`a cluster is already running from ${dir} (npm run cluster -- down first)\n`);
+    return 1;
   }
   const adminPassword = process.env.DRIFTDB_ADMIN_PASSWORD ?? 'driftdb-cluster-admin';
   const harness = await ClusterHarness.create({ dir, adminPassword, detached: true, ...(basePort !== undefined ? { basePort } : {}) });
@@ -48,20 +45,29 @@ async function up(dir: string, basePort: number | undefined): Promise<number> {
     etcd: harness.etcd.map((m) => ({ name: m.name, clientUrl: m.clientUrl, pid: m.pid })),
     nodes: harness.nodes.map((n) => ({ id: n.id, url: n.url, pid: n.pid })),
   };
-  fs.writeFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`);
+  fs.writeFileSync(statePathOf(dir), `${JSON.stringify(state, null, 2)}\n`);
   process.stdout.write(`etcd:  ${harness.endpoints}\n`);
   for (const node of harness.nodes) process.stdout.write(`${node.id}: ${node.url}  (data ${node.dataDir}, log ${path.join(dir, `${node.id}.log`)})\n`);
   process.stdout.write(`admin password: ${adminPassword}\n`);
   return 0;
 }
 
+function statePathOf(dir: string): string {
+  return path.join(dir, 'state.json');
+}
+
+/** The state `up` wrote in `dir`, or null when no cluster was started from it. */
+function readState(dir: string): State | null {
+  const statePath = statePathOf(dir);
+  return fs.existsSync(statePath) ? (JSON.parse(fs.readFileSync(statePath, 'utf8')) as State) : null;
+}
+
 async function down(dir: string): Promise<number> {
-  const statePath = path.join(dir, 'state.json');
-  if (!fs.existsSync(statePath)) {
+  const state = readState(dir);
+  if (state === null) {
     process.stderr.write(`no cluster state in ${dir}\n`);
     return 1;
   }
-  const state = JSON.parse(fs.readFileSync(statePath, 'utf8')) as State;
   // Nodes first (they finish their requests and close their logs), then etcd.
   for (const group of [state.nodes, state.etcd]) {
     for (const p of group) if (alive(p.pid)) process.kill(p.pid!, 'SIGCONT');
@@ -69,18 +75,17 @@ async function down(dir: string): Promise<number> {
     const deadline = Date.now() + 20_000;
     while (group.some((p) => alive(p.pid)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  fs.rmSync(statePath);
+  fs.rmSync(statePathOf(dir));
   process.stdout.write('stopped\n');
   return 0;
 }
 
 async function status(dir: string): Promise<number> {
-  const statePath = path.join(dir, 'state.json');
-  if (!fs.existsSync(statePath)) {
+  const state = readState(dir);
+  if (state === null) {
     process.stdout.write(`no cluster running from ${dir}\n`);
     return 1;
   }
-  const state = JSON.parse(fs.readFileSync(statePath, 'utf8')) as State;
   for (const m of state.etcd) process.stdout.write(`${m.name.padEnd(6)} ${m.clientUrl}  pid ${m.pid} ${alive(m.pid) ? 'running' : 'stopped'}\n`);
   for (const n of state.nodes) process.stdout.write(`${n.id.padEnd(6)} ${n.url}  pid ${n.pid} ${alive(n.pid) ? 'running' : 'stopped'}\n`);
   const auth = `Basic ${Buffer.from(`admin:${state.adminPassword}`).toString('base64')}`;

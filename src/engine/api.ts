@@ -250,7 +250,7 @@ export interface Database {
   logBatch(afterSeq: number, recordsMax: number): Buffer | null;
   /** A page of the change feed (http-api.md §9): durable commits after `since`, as one caller sees them. */
   changes(input: ChangesInput): ChangesPage;
-  /** Calls `listener` with the seq of every commit made durable from now on, in seq order; answers the unsubscribe. */
+  /** Calls `listener` once per turn in which commits became durable, with the newest durable seq; answers the unsubscribe. */
   subscribeChanges(listener: (seq: number) => void): () => void;
   checkpoint(): Promise<{ seq: number }>;
   stats(): EngineStats;

@@ -5,6 +5,7 @@
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
 import type { RowPolicies } from './api.js';
+import { oncePerTurn } from './once-per-turn.js';
 import { StoredRow } from './query/index.js';
 import type { Store } from './store.js';
 import type { CommitRecord, RowOp } from './types.js';
@@ -53,6 +54,11 @@ export class ChangeFeed {
   /** Characters of documents the ring holds: bounded too, since one commit may carry megabytes. */
   private recentChars = 0;
   private readonly listeners = new Set<(seq: number) => void>();
+  /** Subscribers hear once per turn: a group commit makes many commits durable in one go, and one read takes them all. */
+  private readonly notify = oncePerTurn(() => {
+    const newest = this.recent.at(-1)!.seq;
+    for (const listener of this.listeners) listener(newest);
+  });
   /**
    * The view of a record for callers who see all of its rows, shared: every subscriber of a table then gets the same
    * object for a commit, and the HTTP side makes its JSON once (commitJson) instead of once per subscriber.
@@ -76,10 +82,13 @@ export class ChangeFeed {
       drop++;
     }
     if (drop > 0) this.recent.splice(0, drop);
-    for (const listener of this.listeners) listener(record.seq);
+    if (this.listeners.size > 0) this.notify();
   }
 
-  /** Calls `listener` with the seq of every commit made durable from now on; answers the unsubscribe. */
+  /**
+   * Calls `listener` after commits become durable, once per turn, with the newest durable seq (the commits in between
+   * are read with page()); answers the unsubscribe.
+   */
   subscribe(listener: (seq: number) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

@@ -11,6 +11,7 @@ import { decodeBatch, encodeBatch } from './log/batch.js';
 import { frameHeaderBytes } from './log/frame.js';
 import { encodeRecordFrame } from './log/segment.js';
 import { recentCommitOf, type RecentCommit } from './mvcc/conflict-window.js';
+import { oncePerTurn } from './once-per-turn.js';
 import type { IdempotencyRequest } from './mvcc/idempotency.js';
 import type { ReplicaSink, ReplicatedLog } from './replicated-log.js';
 import type { CommitPort, Decide, Decided, Store } from './store.js';
@@ -65,7 +66,8 @@ export class Replica implements CommitPort, ReplicaSink {
   /** Proposal ids are this node's tag and a counter: a proposer knows its own batch when the log delivers it. */
   private readonly tag = randomUUID();
   private proposals = 0;
-  private pumpScheduled = false;
+  /** Proposes on the next microtask, so every commit made in the same synchronous run joins one proposal. */
+  private readonly schedulePump = oncePerTurn(() => this.pump());
   /** A delivered batch could not be applied (damaged, a gap, the local log failed): nothing more is applied. */
   private failure: Error | null = null;
   /**
@@ -108,16 +110,6 @@ export class Replica implements CommitPort, ReplicaSink {
   }
 
   // ---- proposing ------------------------------------------------------------------------------------------
-
-  /** Proposes on the next microtask, so every commit made in the same synchronous run joins one proposal. */
-  private schedulePump(): void {
-    if (this.pumpScheduled) return;
-    this.pumpScheduled = true;
-    queueMicrotask(() => {
-      this.pumpScheduled = false;
-      this.pump();
-    });
-  }
 
   /**
    * One proposal at a time: the next is decided against the state that includes the previous one's outcome.

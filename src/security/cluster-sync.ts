@@ -14,7 +14,6 @@ const pageCommits = 1000;
 
 export class SecurityClusterSync {
   private since: number;
-  private scheduled = false;
   private running: Promise<void> = Promise.resolve();
   private readonly unsubscribe: () => void;
   private readonly tables = new Set<string>([systemTables.users.name, systemTables.tokens.name, systemTables.policies.name]);
@@ -28,15 +27,8 @@ export class SecurityClusterSync {
   ) {
     // The stores were loaded at this seq; everything after it arrives through the feed.
     this.since = db.durableSeq;
-    this.unsubscribe = db.subscribeChanges(() => this.schedule());
-  }
-
-  /** Commits arrive one by one; one pass after the current turn reads all of them. */
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
+    // The feed calls once per turn in which commits became durable: one pass reads all of them.
+    this.unsubscribe = db.subscribeChanges(() => {
       this.running = this.running.then(() => this.apply()).catch(this.onError);
     });
   }

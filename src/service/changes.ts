@@ -106,8 +106,6 @@ class ChangeStream {
   /** The newest durable seq when the client's socket was found full; null while the client takes what is sent. */
   private stalledAt: number | null = null;
   private pumping = false;
-  /** A pump is queued for the end of this turn: one group commit makes many commits durable in one go. */
-  private pumpQueued = false;
   private ended = false;
   private readonly unsubscribe: () => void;
   private readonly heartbeat: NodeJS.Timeout;
@@ -120,15 +118,8 @@ class ChangeStream {
     private readonly onEnd: () => void,
   ) {
     this.lastSent = input.since;
-    // One pump after the group: a page for all its commits, not one page and one socket write per commit.
-    this.unsubscribe = db.subscribeChanges(() => {
-      if (this.pumpQueued) return;
-      this.pumpQueued = true;
-      queueMicrotask(() => {
-        this.pumpQueued = false;
-        this.pump();
-      });
-    });
+    // The feed calls once per group commit: one page and one socket write for all its commits.
+    this.unsubscribe = db.subscribeChanges(() => this.pump());
     // A socket that is full already shows nothing is wrong with the server; a comment there would only pile up.
     this.heartbeat = setInterval(() => {
       if (!this.response.writableNeedDrain) this.response.write(': keep-alive\n\n');

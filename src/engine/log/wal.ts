@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { assert } from '../../assert.js';
 import { DriftError } from '../../errors.js';
 import { limits } from '../../limits.js';
+import { oncePerTurn } from '../once-per-turn.js';
 import type { CommitRecord } from '../types.js';
 import { ensureDurableDir, nodeFileSystem, writeAll, type FileHandle, type FileSystem } from '../storage/fs.js';
 import { frameHeaderBytes } from './frame.js';
@@ -219,7 +220,8 @@ class SegmentedLog implements WriteAheadLog {
   private writing: Promise<void> = Promise.resolve();
   /** The fdatasyncs running now; a segment is closed only after they finish. */
   private readonly syncs = new Set<Promise<void>>();
-  private pumpScheduled = false;
+  /** Starts groups on the next microtask, so every append made in the same synchronous run joins one group. */
+  private readonly schedulePump = oncePerTurn(() => this.pump());
   private idleWaiters: Array<() => void> = [];
   private failure: Error | null = null;
   private closing = false;
@@ -307,16 +309,6 @@ class SegmentedLog implements WriteAheadLog {
     const group = newGroup(seq);
     this.queue.push(group);
     return group;
-  }
-
-  /** Starts groups on the next microtask, so every append made in the same synchronous run joins one group. */
-  private schedulePump(): void {
-    if (this.pumpScheduled) return;
-    this.pumpScheduled = true;
-    queueMicrotask(() => {
-      this.pumpScheduled = false;
-      this.pump();
-    });
   }
 
   /**
