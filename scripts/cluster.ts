@@ -1,6 +1,7 @@
 // `npm run cluster -- up|down|status [--dir DIR] [--base-port N]`: a local three-node DriftDB cluster on three etcd
 // members, for trying cluster mode by hand (README, "Several nodes"). `up` starts the processes detached and writes
-// their pids to DIR/state.json; `down` stops them; `status` shows each process and the cluster as node1 sees it.
+// their pids to DIR/state.json; `down` stops them (`up` again resumes the same cluster and data); `status` shows each
+// process and the cluster as node1 sees it.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -31,13 +32,16 @@ function alive(pid: number | null): boolean {
 }
 
 async function up(dir: string, basePort: number | undefined): Promise<number> {
-  const running = readState(dir);
-  if (running !== null && [...running.etcd, ...running.nodes].some((p) => alive(p.pid))) {
+  const previous = readState(dir);
+  if (previous !== null && [...previous.etcd, ...previous.nodes].some((p) => alive(p.pid))) {
     process.stderr.write(`a cluster is already running from ${dir} (npm run cluster -- down first)\n`);
     return 1;
   }
-  const adminPassword = process.env.DRIFTDB_ADMIN_PASSWORD ?? 'driftdb-cluster-admin';
-  const harness = await ClusterHarness.create({ dir, adminPassword, detached: true, ...(basePort !== undefined ? { basePort } : {}) });
+  // A cluster brought up again from the same directory keeps its ports (etcd's members know each other by them) and
+  // its admin password (the nodes' data has it already).
+  const adminPassword = previous?.adminPassword ?? process.env.DRIFTDB_ADMIN_PASSWORD ?? 'driftdb-cluster-admin';
+  const ports = basePort ?? previous?.basePort;
+  const harness = await ClusterHarness.create({ dir, adminPassword, detached: true, ...(ports !== undefined ? { basePort: ports } : {}) });
   await harness.up();
   const state: State = {
     basePort: harness.options.basePort,
@@ -75,7 +79,7 @@ async function down(dir: string): Promise<number> {
     const deadline = Date.now() + 20_000;
     while (group.some((p) => alive(p.pid)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  fs.rmSync(statePathOf(dir));
+  // The state stays: `up` from this directory again reuses its ports and password; `status` shows everything stopped.
   process.stdout.write('stopped\n');
   return 0;
 }

@@ -180,8 +180,6 @@ async function joinCluster(
 }
 
 const clusterCommitTimeoutMsDefault = 10_000;
-/** Cluster mode: a refused catalog change waits at most this long for this node's readers to see what refused it. */
-const catalogSettleMs = 5_000;
 /** On close, a proposal in flight gets this long to learn its outcome. */
 const clusterDrainMs = 5_000;
 
@@ -216,8 +214,9 @@ class Engine implements Database {
     this.cluster = cluster;
   }
 
+  /** Highest seq durable in this node's log (in cluster mode it may trail the visible seq a moment). */
   get durableSeq(): number {
-    return this.store.visibleSeq;
+    return this.store.placedSeq;
   }
 
   // ---- tables ---------------------------------------------------------------------------------------------
@@ -321,16 +320,7 @@ class Engine implements Database {
 
   /** A catalog change: one commit of its own, its checks decided with it (in cluster mode, again if it lost its seq). */
   private async commit(decide: () => Change[]): Promise<number> {
-    try {
-      return await this.store.commit(() => ({ changes: decide(), catalog: true }));
-    } catch (error) {
-      // In cluster mode a refusal was decided against everything applied, which this node's readers see a moment
-      // later (once durable here): wait for that, so that a read after "table_exists" finds the table.
-      if (this.store.replicated && error instanceof DriftError && error.code !== 'unavailable') {
-        await this.store.waitVisible(this.store.lastSeq, catalogSettleMs).catch(() => {});
-      }
-      throw error;
-    }
+    return this.store.commit(() => ({ changes: decide(), catalog: true }));
   }
 
   // ---- row writes: each its own one-write transaction unless it names one -------------------------------
@@ -511,7 +501,7 @@ class Engine implements Database {
   }
 
   logBatch(afterSeq: number, recordsMax: number): Buffer | null {
-    const last = Math.min(this.store.visibleSeq, afterSeq + recordsMax);
+    const last = Math.min(this.store.placedSeq, afterSeq + recordsMax);
     if (last <= afterSeq) return null;
     const records: CommitRecord[] = [];
     for (let seq = afterSeq + 1; seq <= last; seq++) {

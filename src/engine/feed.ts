@@ -100,11 +100,14 @@ export class ChangeFeed {
    * where to go on).
    */
   page(input: ChangesInput): ChangesPage {
-    const newest = this.store.visibleSeq;
     if (!Number.isSafeInteger(input.since) || input.since < 0) throw new DriftError('validation_failed', 'since must be a non-negative seq.');
-    if (input.since > newest) {
-      throw new DriftError('validation_failed', `since ${input.since} is beyond the newest committed seq ${newest}.`, { newestSeq: newest });
+    const visible = this.store.visibleSeq;
+    if (input.since > visible) {
+      throw new DriftError('validation_failed', `since ${input.since} is beyond the newest committed seq ${visible}.`, { newestSeq: visible });
     }
+    // The feed carries commits once durable in this node's log. In cluster mode a commit is visible (and answered)
+    // a moment before that, so a page after a seq just written may be empty for that moment.
+    const newest = this.store.placedSeq;
     const commits: FeedCommit[] = [];
     let seq = input.since;
     const scanEnd = Math.min(newest, input.since + limits.feedScanCommitsMax);

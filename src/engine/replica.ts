@@ -1,8 +1,9 @@
 // Cluster mode's commit path (http-api.md §10). Commits are decided against the state this node has applied and
 // proposed to the shared log in batches (group commit into the log), each batch conditional on the log's head; every
-// batch the log delivers, this node's own included, is applied in the log's order through the store's usual tail
-// (apply → append to the local log → place → watermark). A commit is answered once its record is in the shared log
-// and durable and visible here; one that lost the race for its seq is decided again against the newer state.
+// batch the log delivers, this node's own included, is applied in the log's order and made visible at once (the shared
+// log holds it durably), then appended to this node's own log behind (append → place → feed). A commit is answered
+// once its record is durable in the shared log and applied here; one that lost the race for its seq is decided again
+// against the newer state.
 
 import { randomUUID } from 'node:crypto';
 import { DriftError, isDriftError } from '../errors.js';
@@ -92,7 +93,7 @@ export class Replica implements CommitPort, ReplicaSink {
   }
 
   get durableSeq(): number {
-    return this.store.visibleSeq;
+    return this.store.placedSeq;
   }
 
   refusal(): string | null {
@@ -231,11 +232,10 @@ export class Replica implements CommitPort, ReplicaSink {
 
   async deliver(value: Buffer): Promise<void> {
     if (this.failure !== null) throw this.failure;
-    let applied: Map<number, Promise<number>>;
     let batch;
     try {
       batch = decodeBatch(value);
-      applied = this.applyRecords(batch.records);
+      this.applyRecords(batch.records);
     } catch (error) {
       this.failure = error instanceof Error ? error : new Error(String(error));
       throw this.failure;
@@ -243,40 +243,35 @@ export class Replica implements CommitPort, ReplicaSink {
     const proposal = this.inFlight;
     if (proposal !== null && batch.firstSeq <= proposal.head + 1 && proposal.head + 1 <= batch.lastSeq) {
       this.inFlight = null;
-      if (batch.proposal === proposal.id) this.won(proposal, applied);
+      if (batch.proposal === proposal.id) this.won(proposal);
       else this.lost(proposal);
       this.schedulePump();
     }
-    if (this.store.lastSeq - this.store.visibleSeq > applyAheadMax) await this.store.placedUpToNow();
+    if (this.store.lastSeq - this.store.placedSeq > applyAheadMax) await this.store.placedUpToNow();
   }
 
-  /** Applies the records after the applied seq, in order; answers each one's promise of being durable here. */
-  private applyRecords(records: readonly CommitRecord[]): Map<number, Promise<number>> {
-    const applied = new Map<number, Promise<number>>();
+  /**
+   * Applies the records after the applied seq, in order, and makes them visible: they are durable in the shared log.
+   * Each is appended to this node's log behind; if that fails, this node stops applying (and refuses writes).
+   */
+  private applyRecords(records: readonly CommitRecord[]): void {
     for (const record of records) {
       if (record.seq <= this.store.lastSeq) continue;
       if (record.seq !== this.store.lastSeq + 1) throw new Error(`the shared log delivered seq ${record.seq} after seq ${this.store.lastSeq}`);
-      const durable = this.store.applyReplicated(record);
-      durable.catch((error: unknown) => {
+      this.store.applyReplicated(record).catch((error: unknown) => {
         this.failure ??= error instanceof Error ? error : new Error(String(error));
       });
-      applied.set(record.seq, durable);
       this.onApplied(record);
     }
-    return applied;
   }
 
-  /** Our batch took its seqs: each commit is answered once its record is durable and visible here. */
-  private won(proposal: Proposal, applied: Map<number, Promise<number>>): void {
+  /**
+   * Our batch took its seqs: each commit is answered now, as §10 asks: durable in the shared log (a quorum of etcd
+   * fsynced it) and applied here, so this node's readers see it.
+   */
+  private won(proposal: Proposal): void {
     this.commitsMax = proposalCommitsMax;
-    proposal.commits.forEach((commit, i) => {
-      const seq = proposal.head + 1 + i;
-      const durable = applied.get(seq) ?? Promise.resolve(seq);
-      durable.then(
-        () => this.settle(commit, null, seq),
-        (error: unknown) => this.settle(commit, error),
-      );
-    });
+    proposal.commits.forEach((commit, i) => this.settle(commit, null, proposal.head + 1 + i));
   }
 
   /** Another batch took head + 1: our commits are decided again, first in line, against the newer state. */

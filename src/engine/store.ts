@@ -69,8 +69,14 @@ export class Store {
   readonly segments: SegmentList;
   /** Highest seq decided and applied in memory (durable or not). */
   lastSeq = 0;
-  /** Highest seq durable and so visible to readers: every snapshot is at or below it. */
+  /**
+   * Highest seq visible to readers: every snapshot is at or below it. On a single node a commit is visible once
+   * durable in this node's log (= placedSeq); in cluster mode once applied here, for it is durable in the shared log
+   * already (http-api.md §10), and this node's own log follows behind.
+   */
   visibleSeq = 0;
+  /** Highest seq durable in this node's log and placed: the change feed, peers' catch-up and checkpoints read up to it. */
+  placedSeq = 0;
   /** Commits made durable since start. */
   commits = 0;
   private lastTs = 0;
@@ -103,6 +109,7 @@ export class Store {
   attachLog(log: WriteAheadLog): void {
     this.log = log;
     this.visibleSeq = this.lastSeq;
+    this.placedSeq = this.lastSeq;
   }
 
   /** Cluster mode: commits go through the replica from now on. */
@@ -255,12 +262,18 @@ export class Store {
     return { seq, ts: Math.max(Date.now(), this.lastTs), changes };
   }
 
-  /** Cluster mode: applies a record the shared log delivered; settles once it is durable here and visible. */
+  /**
+   * Cluster mode: applies a record the shared log delivered and makes it visible at once (the shared log holds it
+   * durably; records arrive in seq order); settles once it is durable in this node's log too.
+   */
   applyReplicated(record: CommitRecord): Promise<number> {
     if (this.logFailure !== null || this.log === null || this.log.failed) {
       return Promise.reject(new DriftError('unavailable', 'The log cannot be written; the server stopped accepting writes.', { retryAfterSeconds: 60 }));
     }
-    return this.applyAndAppend(record, undefined);
+    const durable = this.applyAndAppend(record, undefined);
+    this.visibleSeq = record.seq;
+    if (this.visibleWaiters.size > 0) this.wakeVisibleWaiters();
+    return durable;
   }
 
   private async applyAndAppend(record: CommitRecord, docs: ReadonlyArray<Doc | null> | undefined): Promise<number> {
@@ -279,6 +292,7 @@ export class Store {
       this.logFailure ??= describeFailure(error);
       throw new DriftError('unavailable', 'The log cannot be written; the server stopped accepting writes.', { retryAfterSeconds: 60 });
     }
+    this.placedSeq = record.seq;
     if (record.seq > this.visibleSeq) this.visibleSeq = record.seq;
     this.commits++;
     this.events.durable(record);

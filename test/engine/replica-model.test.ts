@@ -162,6 +162,8 @@ t.test('raced commits give the same log on every node and the same states as one
         await setup(model);
         shared.scheduler = scheduler;
         const results = await scheduler.waitFor(Promise.all(ops.map((op) => run(nodes[op.node]!, op))));
+        // A commit is answered once applied on its own node: the other nodes' deliveries may still be scheduled.
+        await scheduler.waitAll();
         shared.scheduler = null;
         const head = shared.head;
         await Promise.all(nodes.map((db) => db.waitForSeq(head, 10_000)));
