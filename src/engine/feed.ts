@@ -49,14 +49,19 @@ function recordChars(record: CommitRecord): number {
 
 export class ChangeFeed {
   private readonly store: Store;
-  /** The newest durable commits, oldest first: live subscribers and recent pages read them without the log. */
-  private readonly recent: CommitRecord[] = [];
+  /**
+   * The newest durable commits, oldest first, from index `recentFirst` on: live subscribers and recent pages read
+   * them without the log. Dropped entries are cleared in place and the array is compacted once they fill its first
+   * half: a splice per commit moved the whole ring on every write.
+   */
+  private recent: Array<CommitRecord | undefined> = [];
+  private recentFirst = 0;
   /** Characters of documents the ring holds: bounded too, since one commit may carry megabytes. */
   private recentChars = 0;
   private readonly listeners = new Set<(seq: number) => void>();
   /** Subscribers hear once per turn: a group commit makes many commits durable in one go, and one read takes them all. */
   private readonly notify = oncePerTurn(() => {
-    const newest = this.recent.at(-1)!.seq;
+    const newest = this.recent[this.recent.length - 1]!.seq;
     for (const listener of this.listeners) listener(newest);
   });
   /**
@@ -71,17 +76,23 @@ export class ChangeFeed {
 
   /** A commit became durable (called in seq order): keep it and tell the subscribers. */
   durable(record: CommitRecord): void {
-    this.recent.push(record);
+    const recent = this.recent;
+    recent.push(record);
     this.recentChars += recordChars(record);
-    let drop = 0;
+    let first = this.recentFirst;
     while (
-      drop < this.recent.length - 1 &&
-      (this.recent.length - drop > limits.feedRecentCommitsMax || this.recentChars > limits.feedRecentCharsMax)
+      first < recent.length - 1 &&
+      (recent.length - first > limits.feedRecentCommitsMax || this.recentChars > limits.feedRecentCharsMax)
     ) {
-      this.recentChars -= recordChars(this.recent[drop]!);
-      drop++;
+      this.recentChars -= recordChars(recent[first]!);
+      // Cleared now, so a dropped commit's documents are not held until the next compaction.
+      recent[first++] = undefined;
     }
-    if (drop > 0) this.recent.splice(0, drop);
+    if (first > 0 && first * 2 >= recent.length) {
+      this.recent = recent.slice(first);
+      first = 0;
+    }
+    this.recentFirst = first;
     if (this.listeners.size > 0) this.notify();
   }
 
@@ -121,8 +132,9 @@ export class ChangeFeed {
 
   /** The committed record of `seq` (durable): from the ring, else from the log. */
   record(seq: number): CommitRecord {
-    const first = this.recent[0]?.seq;
-    if (first !== undefined && seq >= first && seq - first < this.recent.length) return this.recent[seq - first]!;
+    const oldest = this.recent[this.recentFirst]?.seq;
+    const at = oldest === undefined ? -1 : this.recentFirst + seq - oldest;
+    if (oldest !== undefined && seq >= oldest && at < this.recent.length) return this.recent[at]!;
     const location = this.store.timeline.locationOf(seq);
     if (location < 0) throw new DriftError('internal', `The record of seq ${seq} has no known place in the log.`);
     return this.store.documents.readRecord(location, seq);
