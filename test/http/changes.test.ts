@@ -175,7 +175,9 @@ t.test('long-poll: waitMs answers with the first commit the caller may see, and 
   const since = await newestSeq(server);
 
   const quiet = await ok(server, 'GET', `/v1/changes?since=${since}&waitMs=200`);
-  t.same(quiet, { commits: [], nextSince: since }, 'nothing came: an empty page');
+  // A commit the server makes to a system table meanwhile (hidden from the feed by default) may move nextSince on.
+  t.same(quiet.commits, [], 'nothing came: an empty page');
+  t.ok(quiet.nextSince >= since, 'nextSince never goes back');
 
   const polling = server.request('GET', `/v1/changes?since=${since}&waitMs=30000`, { auth: ana, timeoutMs: 40_000 });
   await sleep(200);
