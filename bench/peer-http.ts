@@ -8,7 +8,6 @@ import { generate } from 'selfsigned';
 import { requestIdFrom } from '../src/observability/logger.js';
 import type { ErrorCode } from '../src/errors.js';
 import { problemContentType, problemOf } from '../src/routes/problem.js';
-import { coalesceResponseWrites } from '../src/routes/write-coalescing.js';
 import { securityHeaders } from '../src/security/headers.js';
 
 const jsonType = 'application/json; charset=utf-8';
@@ -26,7 +25,6 @@ export async function servePeer(input: PeerInput): Promise<number> {
   const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keySize: 2048, algorithm: 'sha256' });
   const headers = securityHeaders({ https: true });
   const app = Fastify({ logger: false, https: { key: pems.private, cert: pems.cert }, genReqId: (request) => requestIdFrom(request.headers['x-request-id']) });
-  coalesceResponseWrites(app);
   // The cheapest credential check there is: the header itself as the cache key (DriftDB hashes it first).
   app.addHook('onRequest', (request, reply, done) => {
     reply.headers(headers).header('x-request-id', request.id);

@@ -20,7 +20,6 @@ import { createObservability, type Observability } from './observability/observa
 import { securityHeaders } from './security/headers.js';
 import type { ClusterRouteSource } from './routes/cluster.js';
 import { registerRoutes } from './routes/index.js';
-import { coalesceResponseWrites } from './routes/write-coalescing.js';
 import { lazySerializerFactory } from './routes/lazy-serializer.js';
 import { loadOpenApiJson } from './routes/openapi.js';
 import {
@@ -98,7 +97,6 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
       done();
     });
   }
-  coalesceResponseWrites(app);
   installJsonBodyParser(app);
   installProblemHandlers(app);
   refuseUnknownQueryParameters(app);

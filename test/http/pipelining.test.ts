@@ -1,6 +1,5 @@
-// Answers are written at the end of the event-loop turn that produced them (routes/write-coalescing.ts).
-// Held-back writes must still leave complete and in order: pipelined requests on one TLS connection (writes that
-// wait for the log, then reads that do not), and many connections at once.
+// Pipelined requests on one TLS connection (writes that wait for the log, then reads that do not), and many
+// connections at once: every answer leaves complete and in order.
 
 import tls from 'node:tls';
 import fs from 'node:fs';
