@@ -52,8 +52,8 @@ import type { ReplicatedLog } from './replicated-log.js';
 import { nodeFileSystem, type FileSystem } from './storage/fs.js';
 import { Store } from './store.js';
 import { checkSchemaPatterns, compileTableSchema } from './table-schema.js';
-import type { Change, CommitRecord } from './types.js';
-import { encodeBatch, encodeBatchFrames } from './log/batch.js';
+import type { Change } from './types.js';
+import { encodeBatch } from './log/batch.js';
 
 export interface EngineLogger {
   info(obj: object, msg?: string): void;
@@ -503,13 +503,14 @@ class Engine implements Database {
   logBatch(afterSeq: number, recordsMax: number): Buffer | null {
     const last = Math.min(this.store.placedSeq, afterSeq + recordsMax);
     if (last <= afterSeq) return null;
-    const records: CommitRecord[] = [];
+    const locations: number[] = [];
     for (let seq = afterSeq + 1; seq <= last; seq++) {
       const location = this.store.timeline.locationOf(seq);
       if (location < 0) throw new DriftError('internal', `The record of seq ${seq} has no known place in the log.`);
-      records.push(this.store.documents.readRecord(location, seq));
+      locations.push(location);
     }
-    return encodeBatch(`log:${afterSeq + 1}`, afterSeq + 1, encodeBatchFrames(records));
+    // The frames as stored: the ackedSeq inside each is this node's log's own, which a batch ignores.
+    return encodeBatch(`log:${afterSeq + 1}`, afterSeq + 1, this.store.documents.readRecordFrames(afterSeq + 1, locations));
   }
 
   waitForSeq(seq: number, timeoutMs: number): Promise<void> {

@@ -9,7 +9,7 @@ import type { FileSystem, SyncReadFile } from '../storage/fs.js';
 import type { CommitRecord } from '../types.js';
 import { frameHeaderBytes, readFrame } from './frame.js';
 import { silentLogger, type LogLayerLogger } from './logger.js';
-import { documentChecksum, documentHeaderBytes, parseRecord } from './segment.js';
+import { documentChecksum, documentHeaderBytes, parseRecord, peekRecordSeq } from './segment.js';
 import { offsetOf, ordinalOf, type SegmentList } from './segment-list.js';
 
 /** Where one stored document is, and what it must be. */
@@ -26,6 +26,8 @@ export interface DocumentRef {
 
 /** Bytes of a first read: the document header and a typical document, so most reads take one system call. */
 const firstReadBytes = 2048;
+/** Bytes readRecordFrames reads at once (a longer run of records takes several reads). */
+const frameRunBytesMax = 4 * 1024 * 1024;
 
 export class DocumentReader {
   private readonly fileSystem: FileSystem;
@@ -137,6 +139,56 @@ export class DocumentReader {
     }
     if (record.seq !== seq) return this.damaged(ref, `the frame holds seq ${record.seq}, not ${seq}`);
     return record;
+  }
+
+  /**
+   * The sealed frames of the commit records of seqs firstSeq, firstSeq + 1, … whose frames start at `locations`, as
+   * stored (a peer streams them to a node catching up: nothing is parsed or encoded again). Frames that lie one after
+   * another in a segment, as a log writes them, are read together, up to frameRunBytesMax at a time; each is checked
+   * (its crc, and the seq it holds). Throws DriftError 'internal' (after logging file and offset) if one is damaged.
+   */
+  readRecordFrames(firstSeq: number, locations: readonly number[]): Buffer[] {
+    const frames: Buffer[] = [];
+    let i = 0;
+    while (i < locations.length) {
+      const ref: DocumentRef = { location: locations[i]!, seq: firstSeq + i, framed: true, table: '', key: '' };
+      const file = this.fileFor(ref);
+      const start = offsetOf(ref.location);
+      // The run: the frames of this segment after this one, up to the read size (the last one's length is read first).
+      let last = i;
+      while (
+        last + 1 < locations.length &&
+        ordinalOf(locations[last + 1]!) === ordinalOf(ref.location) &&
+        offsetOf(locations[last + 1]!) > offsetOf(locations[last]!) &&
+        offsetOf(locations[last + 1]!) - start < frameRunBytesMax
+      ) {
+        last++;
+      }
+      const lastOffset = offsetOf(locations[last]!);
+      const header = Buffer.allocUnsafe(frameHeaderBytes);
+      const lastRef = { ...ref, location: locations[last]!, seq: firstSeq + last };
+      if (file.readSync(header, 0, frameHeaderBytes, lastOffset) < frameHeaderBytes) return this.damaged(lastRef, 'the frame header is cut off');
+      const lastPayloadBytes = header.readUInt32LE(0);
+      if (lastPayloadBytes === 0 || lastPayloadBytes > limits.recordBytesMax) return this.damaged(lastRef, `frame length ${lastPayloadBytes} is impossible`);
+      const run = Buffer.allocUnsafe(lastOffset - start + frameHeaderBytes + lastPayloadBytes);
+      if (file.readSync(run, 0, run.length, start) < run.length) return this.damaged(ref, 'the frames are cut off');
+      for (let k = i; k <= last; k++) {
+        const at = offsetOf(locations[k]!) - start;
+        const kRef = { ...ref, location: locations[k]!, seq: firstSeq + k };
+        const checked = readFrame(run, at, limits.recordBytesMax);
+        if (checked.kind !== 'frame') return this.damaged(kRef, `the frame is damaged (${checked.kind === 'bad' ? checked.fault : 'empty'})`);
+        let seq: number;
+        try {
+          seq = peekRecordSeq(checked.payload);
+        } catch (error) {
+          return this.damaged(kRef, `the record cannot be read (${(error as Error).message})`);
+        }
+        if (seq !== kRef.seq) return this.damaged(kRef, `the frame holds seq ${seq}, not ${kRef.seq}`);
+        frames.push(run.subarray(at, checked.end));
+      }
+      i = last + 1;
+    }
+    return frames;
   }
 
   private fileFor(ref: DocumentRef): SyncReadFile {

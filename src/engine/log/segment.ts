@@ -252,7 +252,7 @@ function readText(reader: Reader, unitBytes: 1 | 2, encoding: 'utf8' | 'utf16le'
 }
 
 /** The seq of a record without parsing all of it. */
-function peekRecordSeq(payload: Buffer): number {
+export function peekRecordSeq(payload: Buffer): number {
   return readRecordHeader(payload).seq;
 }
 
