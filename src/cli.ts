@@ -178,8 +178,8 @@ async function openAfterListen(
 
 /**
  * Recovery and bulk writes leave V8's heap 2-3 times the live data, and V8 keeps what it once grew to: the reclaimer
- * compacts it once recovery has ended (before /readyz) and whenever the server turns idle after the heap grew, so
- * RSS follows the live data (docs/engine.md, Memory).
+ * compacts it when the server first turns idle after recovery and again whenever it turns idle after the heap grew,
+ * so RSS follows the live data (docs/engine.md, Memory).
  */
 function heapReclaimer(idleMs: number, logger: Logger): HeapReclaimer {
   const mib = (bytes: number): number => Math.round(bytes / MiB);

@@ -173,9 +173,9 @@ export const settings = {
     min: 0,
     max: 3_600_000,
     doc:
-      'Once the server has been idle this long after its heap grew by 64 MiB or more (a load, a burst of writes), and ' +
-      'once when recovery ends, a compacting garbage collection hands the free heap back to the OS, so RSS follows ' +
-      'the live data. 0 turns it off.',
+      'Once the server has been idle this long after its heap grew by 64 MiB or more (recovery, a load, a burst of ' +
+      'writes), a compacting garbage collection hands the free heap back to the OS, so RSS follows the live data. ' +
+      '0 turns it off.',
   }),
   changesBufferCommits: integer({
     default: 10_000,

@@ -1,5 +1,5 @@
-// Gives the V8 heap's free pages back to the OS when the process turns idle: after recovery and after a burst of
-// writes, a compacting full collection, so the server's RSS follows its live data instead of its busiest moment.
+// Gives the V8 heap's free pages back to the OS when the process turns idle after recovery or after a burst of
+// writes: a compacting full collection, so the server's RSS follows its live data instead of its busiest moment.
 
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import v8 from 'node:v8';
@@ -43,6 +43,7 @@ export function compactingCollection(): void {
 }
 
 export interface HeapReclaim {
+  /** The first collection after recovery, or a later one. */
   reason: 'recovered' | 'idle';
   /** V8's committed heap before and after, and the heap in use after (the live data). */
   heapTotalBytesBefore: number;
@@ -74,8 +75,9 @@ export class HeapReclaimer {
   private readonly setTimer: (fn: () => void, ms: number) => { unref?(): void };
   private readonly clearTimer: (timer: unknown) => void;
   private timer: { unref?(): void } | null = null;
-  /** The committed heap right after the last collection: growth is measured from it. */
+  /** The committed heap right after the last collection (none yet: 0): growth is measured from it. */
   private heapTotalAfterLast = 0;
+  private reclaims = 0;
   /** Consecutive idle time seen by the checks so far. */
   private idleForMs = 0;
 
@@ -91,11 +93,11 @@ export class HeapReclaimer {
   }
 
   /**
-   * Once recovery has ended: its transient garbage (staging maps, read buffers) is collected now, and from now on
-   * the heap is collected whenever the loop turns idle after it grew.
+   * Once recovery has ended. Its transient garbage (staging maps, read buffers) is collected at the first idle
+   * moment rather than now: a restart's time to /readyz stays what recovery costs, and a server restarted under
+   * traffic is not paused. A heap smaller than the growth bound (an empty or small database) is left alone.
    */
   start(): void {
-    this.reclaim('recovered');
     if (this.timer !== null) return;
     this.utilization();
     this.timer = this.setTimer(() => this.check(), checkIntervalMs);
@@ -118,7 +120,7 @@ export class HeapReclaimer {
     this.idleForMs += checkIntervalMs;
     if (this.idleForMs < this.idleMs) return;
     if (this.heap().totalBytes < this.heapTotalAfterLast + heapGrowthBytesMin) return;
-    this.reclaim('idle');
+    this.reclaim(this.reclaims === 0 ? 'recovered' : 'idle');
   }
 
   private reclaim(reason: HeapReclaim['reason']): void {
@@ -128,6 +130,7 @@ export class HeapReclaimer {
     const ms = this.now() - started;
     const after = this.heap();
     this.heapTotalAfterLast = after.totalBytes;
+    this.reclaims++;
     this.idleForMs = 0;
     this.onReclaimed({ reason, heapTotalBytesBefore: before, heapTotalBytesAfter: after.totalBytes, heapUsedBytesAfter: after.usedBytes, ms });
   }

@@ -1,5 +1,5 @@
-// The heap reclaimer: it collects once when started (recovery has ended), then only when the event loop has been
-// idle for its idle time and the heap grew enough since the last collection; never while the loop is busy.
+// The heap reclaimer: started once recovery has ended, it collects only when the event loop has been idle for its
+// idle time and the heap grew enough since the last collection (the first time: is that large); never while busy.
 
 import t from 'tap';
 import { compactingCollection, HeapReclaimer, type HeapReclaim } from '../../src/engine/heap-reclaimer.js';
@@ -35,22 +35,35 @@ function rig(idleMs: number) {
   return { reclaimer, heap, state, reclaims, checks };
 }
 
-t.test('collects once when started, as recovery ends', async (t) => {
-  const { reclaimer, state, reclaims } = rig(500);
+t.test('collects at the first idle moment after recovery, not when started', async (t) => {
+  const { reclaimer, state, reclaims, checks } = rig(500);
   reclaimer.start();
+  t.equal(state.collections, 0, 'the restart is not held up by a collection');
+  t.equal(state.timers, 1, 'the periodic check starts');
+  checks(2);
   t.equal(state.collections, 1);
   t.equal(reclaims[0]!.reason, 'recovered');
   t.equal(reclaims[0]!.heapTotalBytesBefore, 100 * MiB);
   t.equal(reclaims[0]!.heapTotalBytesAfter, 60 * MiB);
   t.equal(reclaims[0]!.heapUsedBytesAfter, 50 * MiB);
-  t.equal(state.timers, 1, 'and starts its periodic check');
   reclaimer.stop();
-  t.equal(state.cleared, 1, 'which stop clears');
+  t.equal(state.cleared, 1, 'stop clears the check');
+});
+
+t.test('a small heap after recovery is left alone', async (t) => {
+  const { reclaimer, heap, state, checks } = rig(500);
+  heap.totalBytes = 40 * MiB;
+  heap.usedBytes = 20 * MiB;
+  reclaimer.start();
+  checks(20);
+  t.equal(state.collections, 0);
+  reclaimer.stop();
 });
 
 t.test('after the heap grew, collects once the loop has been idle for the idle time', async (t) => {
   const { reclaimer, heap, state, reclaims, checks } = rig(500);
   reclaimer.start();
+  checks(2);
   heap.usedBytes = 300 * MiB;
   heap.totalBytes = 400 * MiB;
   state.busy = 0.9;
@@ -70,6 +83,7 @@ t.test('after the heap grew, collects once the loop has been idle for the idle t
 t.test('a busy check starts the idle time over', async (t) => {
   const { reclaimer, heap, state, checks } = rig(750);
   reclaimer.start();
+  checks(3);
   heap.totalBytes = 500 * MiB;
   checks(2);
   state.busy = 0.5;
@@ -85,6 +99,7 @@ t.test('a busy check starts the idle time over', async (t) => {
 t.test('a heap that grew less than the bound is left alone', async (t) => {
   const { reclaimer, heap, state, checks } = rig(250);
   reclaimer.start();
+  checks(1);
   heap.totalBytes += 32 * MiB;
   checks(10);
   t.equal(state.collections, 1);
