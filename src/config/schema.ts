@@ -168,6 +168,15 @@ export const settings = {
       'serve runs Node with a heap limit of twice this (restarting itself with --max-old-space-size if needed), so ' +
       'a restart can always load what the server held.',
   }),
+  heapReclaimIdleMs: integer({
+    default: 500,
+    min: 0,
+    max: 3_600_000,
+    doc:
+      'Once the server has been idle this long after its heap grew by 64 MiB or more (recovery, a load, a burst of ' +
+      'writes), a compacting garbage collection hands the free heap back to the OS, so RSS follows the live data. ' +
+      '0 turns it off.',
+  }),
   changesBufferCommits: integer({
     default: 10_000,
     min: 1,

@@ -11,3 +11,4 @@ export { CorruptLogError } from './log/wal.js';
 export { doctor, type DoctorProgress } from './log/doctor.js';
 export type { ProposalOutcome, ReplicaSink, ReplicatedLog } from './replicated-log.js';
 export { batchHeader } from './log/batch.js';
+export { HeapReclaimer, type HeapReclaim } from './heap-reclaimer.js';

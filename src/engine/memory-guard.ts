@@ -2,8 +2,8 @@
 // so the process never dies of heap exhaustion; writes resume once use falls back below the limit.
 
 import v8 from 'node:v8';
-import vm from 'node:vm';
 import { MiB } from '../limits.js';
+import { fullCollection } from './heap-reclaimer.js';
 
 /** Heap use is sampled at most this often: a sample costs about a microsecond, a write far more. */
 const sampleIntervalMs = 10;
@@ -80,11 +80,7 @@ export class MemoryGuard {
   }
 
   private fullCollection(): (() => void) | null {
-    if (this.collect === undefined) {
-      // V8 hands its collector to scripts only behind a flag; set it now, then fetch gc from a fresh context.
-      v8.setFlagsFromString('--expose-gc');
-      this.collect = vm.runInNewContext('gc') as () => void;
-    }
+    if (this.collect === undefined) this.collect = fullCollection();
     return this.collect;
   }
 }
