@@ -21,8 +21,12 @@ import type { CommitRecord } from './types.js';
 /** Commits one proposal carries at most, and its bytes (a record larger than this goes alone). */
 const proposalCommitsMax = 1024;
 const proposalBytesMax = 4 * 1024 * 1024;
-/** Records applied but not yet durable locally before delivery waits for the local log (bounds memory in a catch-up). */
-const applyAheadMax = 16_384;
+/**
+ * Records applied but not yet durable locally before delivery waits for the local log. It bounds memory in a catch-up,
+ * and more records waiting means more objects alive across each young-generation GC: catching up 300k commits,
+ * 16,384 spent 2.7-3.6 s of 8-10 s in scavenges, 4,096 1.8 s, and caught up 20-30% faster.
+ */
+const applyAheadMax = 4_096;
 /** A proposal whose outcome is unknown (the log did not answer) is sent again after this long. */
 const proposeRetryMs = 200;
 
