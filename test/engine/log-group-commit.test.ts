@@ -4,9 +4,10 @@
 import t from 'tap';
 import * as path from 'node:path';
 import { openLog } from '../../src/engine/log/wal.js';
-import { nodeFileSystem, type FileHandle, type FileSystem } from '../../src/engine/storage/fs.js';
+import { nodeFileSystem, type FileSystem } from '../../src/engine/storage/fs.js';
 import { faultyFileSystem } from '../helpers/faulty-fs.js';
 import { memoryFileSystem } from '../helpers/memory-fs.js';
+import { withDatasync } from '../helpers/datasync-fs.js';
 import { AssertionError } from '../../src/assert.js';
 import { DriftError } from '../../src/errors.js';
 import { limits } from '../../src/limits.js';
@@ -52,36 +53,26 @@ function slowSyncFileSystem(inner: FileSystem, delayMs: number | number[] | 'man
     }
     return entry;
   };
-  const wrap = (handle: FileHandle): FileHandle => ({
-    ...handle,
-    read: (o) => handle.read(o),
-    writev: (b, p) => handle.writev(b, p),
-    truncate: (l) => handle.truncate(l),
-    size: () => handle.size(),
-    close: () => handle.close(),
-    sync: () => handle.sync(),
-    async datasync() {
-      state.syncsInFlight += 1;
-      state.maxSyncsInFlight = Math.max(state.maxSyncsInFlight, state.syncsInFlight);
-      if (delayMs === 'manual') {
-        const entry = gate();
-        await entry.opened;
-        try {
-          await handle.datasync();
-        } finally {
-          state.syncsInFlight -= 1;
-          entry.finished();
-        }
-        return;
+  const datasync = async (sync: () => Promise<void>): Promise<void> => {
+    state.syncsInFlight += 1;
+    state.maxSyncsInFlight = Math.max(state.maxSyncsInFlight, state.syncsInFlight);
+    if (delayMs === 'manual') {
+      const entry = gate();
+      await entry.opened;
+      try {
+        await sync();
+      } finally {
+        state.syncsInFlight -= 1;
+        entry.finished();
       }
-      await new Promise((resolve) => setTimeout(resolve, delays === null ? (delayMs as number) : (delays.shift() ?? 0)));
-      await handle.datasync();
-      state.syncsInFlight -= 1;
-    },
-  });
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, delays === null ? (delayMs as number) : (delays.shift() ?? 0)));
+    await sync();
+    state.syncsInFlight -= 1;
+  };
   return Object.assign(state, {
-    ...inner,
-    open: async (file: string, flags: Parameters<FileSystem['open']>[1]) => wrap(await inner.open(file, flags)),
+    ...withDatasync(inner, datasync),
     started: (count: number) => (gates.length >= count ? Promise.resolve() : new Promise<void>((resolve) => startWaiters.push({ count, resolve }))),
     release: async (index: number) => {
       gates[index]!.open();

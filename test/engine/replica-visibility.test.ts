@@ -7,27 +7,18 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { openDatabase, type ProposalOutcome, type ReplicaSink, type ReplicatedLog } from '../../src/engine/index.js';
-import { nodeFileSystem, type FileHandle, type FileSystem } from '../../src/engine/storage/fs.js';
+import { nodeFileSystem, type FileSystem } from '../../src/engine/storage/fs.js';
+import { withDatasync } from '../helpers/datasync-fs.js';
 
-/** The real file system, with every fdatasync waiting while `held` is true. */
+/** The real file system, with every fdatasync waiting from hold() until release(). */
 function heldSyncFileSystem(): FileSystem & { hold(): void; release(): void } {
   let gate: { promise: Promise<void>; open(): void } | null = null;
-  const wrap = (handle: FileHandle): FileHandle => ({
-    ...handle,
-    read: (o) => handle.read(o),
-    writev: (b, p) => handle.writev(b, p),
-    truncate: (l) => handle.truncate(l),
-    size: () => handle.size(),
-    close: () => handle.close(),
-    sync: () => handle.sync(),
-    async datasync() {
-      if (gate !== null) await gate.promise;
-      await handle.datasync();
-    },
+  const fileSystem = withDatasync(nodeFileSystem, async (sync) => {
+    if (gate !== null) await gate.promise;
+    await sync();
   });
   return {
-    ...nodeFileSystem,
-    open: async (file, flags) => wrap(await nodeFileSystem.open(file, flags)),
+    ...fileSystem,
     hold() {
       let open!: () => void;
       const promise = new Promise<void>((resolve) => (open = resolve));
