@@ -209,7 +209,10 @@ export interface Health {
 }
 
 export interface Database {
-  /** Newest durable (and visible) seq. */
+  /**
+   * Newest seq durable in this node's log. On a single node that is also the newest visible one; in cluster mode a
+   * commit is visible (durable in the shared log) a moment before this node's log holds it.
+   */
   readonly durableSeq: number;
   /** With `{ system: true }` the name must start with "_" (reserved for DriftDB's own tables); without, it must not. */
   createTable(input: CreateTableInput, options?: CreateTableOptions): Promise<TableInfo>;

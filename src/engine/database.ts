@@ -214,7 +214,6 @@ class Engine implements Database {
     this.cluster = cluster;
   }
 
-  /** Highest seq durable in this node's log (in cluster mode it may trail the visible seq a moment). */
   get durableSeq(): number {
     return this.store.placedSeq;
   }
