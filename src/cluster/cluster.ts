@@ -151,7 +151,7 @@ export class Cluster {
 
   async status(): Promise<ClusterStatus> {
     const [nodes, etcd] = await Promise.all([this.registry.list(), this.etcdStatus()]);
-    return { nodeId: this.options.nodeId, mode: 'cluster', appliedSeq: this.sink?.durableSeq ?? 0, etcd, nodes };
+    return { nodeId: this.options.nodeId, mode: 'cluster', appliedSeq: this.sink?.appliedSeq ?? 0, etcd, nodes };
   }
 
   private async etcdStatus(): Promise<ClusterStatus['etcd']> {
