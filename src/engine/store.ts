@@ -199,8 +199,8 @@ export class Store {
         this.requireTable(change.table).dropIndex(change.field);
         return;
       case 'idempotency': {
-        const { kind: _kind, ...entry } = change;
-        this.idempotency.record({ ...entry, seq }, Date.now());
+        const { user, key, fingerprint, answer, expiresAt } = change;
+        this.idempotency.record({ user, key, fingerprint, answer, expiresAt, seq }, Date.now());
         return;
       }
     }

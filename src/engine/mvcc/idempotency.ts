@@ -11,7 +11,7 @@ export interface IdempotencyEntry {
   key: string;
   /** A hash of the request (method, path, body bytes): a different request with the same key is refused. */
   fingerprint: string;
-  /** The answer as it was sent, JSON text of { status, body, headers }. */
+  /** The answer as it was sent, as a text the engine keeps as it is (the service's encoding of it). */
   answer: string;
   /** Ms since the epoch after which the entry no longer counts. */
   expiresAt: number;
@@ -25,7 +25,7 @@ export interface IdempotencyRequest {
   key: string;
   fingerprint: string;
   expiresAt: number;
-  /** The answer's JSON text, once the commit that records it is decided. */
+  /** The answer's text, once the commit that records it is decided. */
   answer(outcome: CommitOutcome): string;
 }
 
@@ -53,9 +53,11 @@ export class IdempotencyStore {
   private readonly entries = new Map<string, string>();
   /**
    * Entry ids in the order they were recorded (the order they expire in, one TTL at a time) from `head` on, with
-   * their expiry: a queue beside the map, because walking a Map emptied from its front gets slower with every deletion.
+   * their packed entries and expiry: a queue beside the map, because walking a Map emptied from its front gets slower
+   * with every deletion. A slot is current while the map holds that very packed string for its id.
    */
   private order: string[] = [];
+  private orderPacked: string[] = [];
   private orderExpiresAt: number[] = [];
   private head = 0;
   private chars = 0;
@@ -72,12 +74,16 @@ export class IdempotencyStore {
   record(entry: IdempotencyEntry, now: number): void {
     const id = entryId(entry.user, entry.key);
     const previous = this.entries.get(id);
-    if (previous !== undefined) this.chars -= previous.length;
-    // A repeated id is deleted first so the map's order stays the order of recording.
-    this.entries.delete(id);
-    const packed = `${entry.expiresAt}\u0000${entry.seq}\u0000${entry.fingerprint}\u0000${entry.answer}`;
+    if (previous !== undefined) {
+      this.chars -= previous.length;
+      // A repeated id is deleted first so the map's order stays the order of recording.
+      this.entries.delete(id);
+    }
+    // join makes one flat string; a template would keep a tree of string pieces per entry for the collector to copy.
+    const packed = [entry.expiresAt, entry.seq, entry.fingerprint, entry.answer].join('\u0000');
     this.entries.set(id, packed);
     this.order.push(id);
+    this.orderPacked.push(packed);
     this.orderExpiresAt.push(entry.expiresAt);
     this.chars += packed.length;
     this.prune(now);
@@ -102,18 +108,20 @@ export class IdempotencyStore {
     while (this.head < this.order.length) {
       const id = this.order[this.head]!;
       const packed = this.entries.get(id);
-      // A slot whose id was recorded again later (or already dropped) is stale: the newer slot decides.
-      const current = packed !== undefined && Number(packed.slice(0, packed.indexOf('\u0000'))) === this.orderExpiresAt[this.head];
-      if (current) {
+      // A slot whose id was recorded again later (or already dropped) is stale: the newer slot decides. The same
+      // string object compares at once, without reading the entry.
+      if (packed !== undefined && packed === this.orderPacked[this.head]) {
         const excess = this.entries.size > limits.idempotencyEntriesMax || this.chars > limits.idempotencyAnswerCharsMax;
         if (!excess && this.orderExpiresAt[this.head]! > now) break;
         this.entries.delete(id);
         this.chars -= packed.length;
       }
+      this.orderPacked[this.head] = '';
       this.head++;
     }
     if (this.head > 1024 && this.head > this.order.length / 2) {
       this.order = this.order.slice(this.head);
+      this.orderPacked = this.orderPacked.slice(this.head);
       this.orderExpiresAt = this.orderExpiresAt.slice(this.head);
       this.head = 0;
     }
