@@ -505,9 +505,9 @@ class Engine implements Database {
   }
 
   idempotencyEntry(user: string, key: string): IdempotencyEntry | null {
-    const entry = this.store.idempotency.lookup(user, key, Date.now());
+    const slot = this.store.idempotency.slot(user, key, Date.now());
     // An answer whose commit is not durable yet is not an answer yet: its request is still running.
-    return entry === null || entry.seq > this.store.visibleSeq ? null : entry;
+    return slot === null || slot.seq > this.store.visibleSeq ? null : this.store.idempotency.entry(user, key, slot);
   }
 
   logBatch(afterSeq: number, recordsMax: number): Buffer | null {

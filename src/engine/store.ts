@@ -77,7 +77,7 @@ export class Store {
   /** Each commit's time and record location. */
   timeline = new CommitTimeline();
   /** The answers to writes sent with an Idempotency-Key, recorded with their commits. */
-  readonly idempotency = new IdempotencyStore();
+  readonly idempotency = new IdempotencyStore((seq) => this.documents.readRecord(this.timeline.locationOf(seq), seq));
   private log: WriteAheadLog | null = null;
   /** Cluster mode: commits are proposed to the shared log through this; null on a single node. */
   private replica: CommitPort | null = null;
@@ -199,8 +199,7 @@ export class Store {
         this.requireTable(change.table).dropIndex(change.field);
         return;
       case 'idempotency': {
-        const { user, key, fingerprint, answer, expiresAt } = change;
-        this.idempotency.record({ user, key, fingerprint, answer, expiresAt, seq }, Date.now());
+        this.idempotency.record({ user: change.user, key: change.key, seq, expiresAt: change.expiresAt, answerChars: change.answer.length }, Date.now());
         return;
       }
     }
