@@ -83,12 +83,12 @@ export class IdempotencyService {
  * as sent. The body stays the text it is (a newline cannot be in it: JSON.stringify escapes newlines in strings), so
  * it is neither escaped when stored nor unescaped on a replay.
  */
-export function answerText(answer: StoredAnswer): string {
+function answerText(answer: StoredAnswer): string {
   return `${JSON.stringify(answer.headers === undefined ? [answer.status] : [answer.status, answer.headers])}\n${answer.json}`;
 }
 
 /** The answer a stored text holds: answerText's, or the JSON object { status, json, headers } stored before it. */
-export function answerFromText(text: string): StoredAnswer {
+function answerFromText(text: string): StoredAnswer {
   if (text.startsWith('{')) return JSON.parse(text) as StoredAnswer;
   const newline = text.indexOf('\n');
   const [status, headers] = JSON.parse(text.slice(0, newline)) as [number, Record<string, string>?];
