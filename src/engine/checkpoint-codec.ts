@@ -13,7 +13,7 @@
 //          Lengths count UTF-16 code units, so each text is decoded once and cut into strings. Keys ascend; a key
 //          whose versions do not fit one chunk continues as the first key of the next (its document comes with the
 //          last piece).
-//   idem   (JSON body) the live answers to Idempotency-Keys recorded by commits up to N
+//   idem   (JSON body) live answers to Idempotency-Keys recorded by commits up to N (in chunks of up to 4096)
 //   index  header values (JSON, composites as {"j": canonical JSON}) | u32 keys per value | u32 key ordinals:
 //          positions in the table's ascending key list, so loading shares the rows' histories and parses nothing.
 //          A value's ordinals ascend (checkpoints written before indexes kept their rows in key order may not: the
@@ -38,6 +38,8 @@ import type { TableDef } from './types.js';
  */
 const formatVersion = 5;
 const formatVersionsLoaded = [4, 5];
+/** Idempotency entries per `idem` chunk (each read from its commit's record when the checkpoint is written). */
+const idempotencyEntriesPerChunk = 4096;
 /** A rows or index chunk is cut once its body passes this size (a chunk is bounded by checkpointChunkBytesMax). */
 const chunkBodyBytesTarget = 4 * MiB;
 /** Versions of one key per rows chunk at most (16 bytes each), so a long history is cut into pieces. */
@@ -85,8 +87,13 @@ export function dumpCheckpoint(input: DumpInput): Iterable<Buffer> {
   return (function* () {
     yield chunk({ k: 'meta', v: formatVersion, seq, segments: input.segments().map((file) => path.basename(file)) });
     for (let first = 1; first <= seq; first += tsPerChunk) yield dumpTs(input, first, Math.min(seq, first + tsPerChunk - 1));
-    const answers = input.idempotency.liveUpTo(seq, Date.now());
-    if (answers.length > 0) yield chunk({ k: 'idem', n: answers.length }, Buffer.from(JSON.stringify(answers)));
+    // Whole entries, their fingerprints and answers read from their records: a node whose log starts after this
+    // checkpoint has no records to read them from. In chunks, so the reads do not hold the event loop all at once.
+    const slots = input.idempotency.liveUpTo(seq, Date.now());
+    for (let first = 0; first < slots.length; first += idempotencyEntriesPerChunk) {
+      const entries = slots.slice(first, first + idempotencyEntriesPerChunk).map((slot) => input.idempotency.entry(slot.user, slot.key, slot));
+      yield chunk({ k: 'idem', n: entries.length }, Buffer.from(JSON.stringify(entries)));
+    }
     for (const { state, def } of tables) {
       yield chunk({ k: 'table', def });
       const ordinals = def.indexes.length > 0 ? new Map<RowHistory, number>() : null;
@@ -296,7 +303,7 @@ export class CheckpointLoader {
         }
         return;
       case 'idem':
-        for (const entry of JSON.parse(body.toString('utf8')) as IdempotencyEntry[]) this.idempotency.record(entry, Date.now());
+        for (const entry of JSON.parse(body.toString('utf8')) as IdempotencyEntry[]) this.idempotency.load(entry, Date.now());
         return;
       case 'table':
         this.endTable();

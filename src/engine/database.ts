@@ -494,9 +494,11 @@ class Engine implements Database {
   }
 
   idempotencyEntry(user: string, key: string): IdempotencyEntry | null {
-    const entry = this.store.idempotency.lookup(user, key, Date.now());
-    // An answer whose commit is not durable yet is not an answer yet: its request is still running.
-    return entry === null || entry.seq > this.store.visibleSeq ? null : entry;
+    const slot = this.store.idempotency.slot(user, key, Date.now());
+    // An answer whose commit is not durable yet is not an answer yet: its request is still running. Its text is read
+    // back from the commit's record in this node's log, so in cluster mode (where a commit is visible a moment before
+    // that log holds it) it waits for placedSeq; a retry in that moment is refused as in progress when decided.
+    return slot === null || slot.seq > this.store.placedSeq ? null : this.store.idempotency.entry(user, key, slot);
   }
 
   logBatch(afterSeq: number, recordsMax: number): Buffer | null {

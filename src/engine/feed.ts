@@ -47,6 +47,15 @@ function recordChars(record: CommitRecord): number {
   return chars;
 }
 
+/**
+ * The record as the ring keeps it: the feed shows only rows, so an Idempotency-Key's entry (its answer and fingerprint)
+ * is not kept alive there for the ring's thousand commits, long enough to outlive a young collection.
+ */
+function rowsOnly(record: CommitRecord): CommitRecord {
+  if (record.changes.every((change) => change.kind === 'row')) return record;
+  return { seq: record.seq, ts: record.ts, changes: record.changes.filter((change) => change.kind === 'row') };
+}
+
 export class ChangeFeed {
   private readonly store: Store;
   /**
@@ -77,7 +86,7 @@ export class ChangeFeed {
   /** A commit became durable (called in seq order): keep it and tell the subscribers. */
   durable(record: CommitRecord): void {
     const recent = this.recent;
-    recent.push(record);
+    recent.push(rowsOnly(record));
     this.recentChars += recordChars(record);
     let first = this.recentFirst;
     while (

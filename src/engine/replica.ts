@@ -188,7 +188,7 @@ export class Replica implements CommitPort, ReplicaSink {
   /** Whether a key of `requests` is recorded in the applied state or taken by an earlier commit of this proposal. */
   private repeatsKey(requests: readonly IdempotencyRequest[], keyed: ReadonlySet<string>): boolean {
     const now = Date.now();
-    return requests.some((request) => keyed.has(`${request.user}\u0000${request.key}`) || this.store.idempotency.lookup(request.user, request.key, now) !== null);
+    return requests.some((request) => keyed.has(`${request.user}\u0000${request.key}`) || this.store.idempotency.slot(request.user, request.key, now) !== null);
   }
 
   /**

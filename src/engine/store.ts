@@ -83,7 +83,7 @@ export class Store {
   /** Each commit's time and record location. */
   timeline = new CommitTimeline();
   /** The answers to writes sent with an Idempotency-Key, recorded with their commits. */
-  readonly idempotency = new IdempotencyStore();
+  readonly idempotency = new IdempotencyStore((seq) => this.documents.readRecord(this.timeline.locationOf(seq), seq));
   private log: WriteAheadLog | null = null;
   /** Cluster mode: commits are proposed to the shared log through this; null on a single node. */
   private replica: CommitPort | null = null;
@@ -206,8 +206,7 @@ export class Store {
         this.requireTable(change.table).dropIndex(change.field);
         return;
       case 'idempotency': {
-        const { kind: _kind, ...entry } = change;
-        this.idempotency.record({ ...entry, seq }, Date.now());
+        this.idempotency.record({ user: change.user, key: change.key, seq, expiresAt: change.expiresAt, answerChars: change.answer.length }, Date.now());
         return;
       }
     }

@@ -3,7 +3,7 @@
 // a repeat by the same user with the same method, path and body bytes gets that answer again, replayed; the same
 // key with another request is 422; a repeat while the first still runs is 409.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { CommitOutcome, Database, IdempotencyRequest } from '../engine/index.js';
 import { DriftError } from '../errors.js';
 
@@ -50,13 +50,13 @@ export class IdempotencyService {
   async run(call: IdempotentCall, work: (entry: IdempotencyEntryMaker | undefined) => Promise<StoredAnswer>): Promise<StoredAnswer & { replayed: boolean }> {
     if (call.key === undefined) return { ...(await work(undefined)), replayed: false };
     if (!keyPattern.test(call.key)) throw new DriftError('bad_request', 'Idempotency-Key must be 1 to 255 visible ASCII characters.');
-    const fingerprint = createHash('sha256').update(`${call.method}\n${call.path}\n`).update(call.body).digest('base64url');
+    const fingerprint = hash('sha256', `${call.method}\n${call.path}\n${call.body}`, 'base64url');
     const stored = this.db().idempotencyEntry(call.user, call.key);
     if (stored !== null) {
       if (stored.fingerprint !== fingerprint) {
         throw new DriftError('idempotency_key_reused', 'This Idempotency-Key was used for another request (method, path or body differ).');
       }
-      return { ...(JSON.parse(stored.answer) as StoredAnswer), replayed: true };
+      return { ...answerFromText(stored.answer), replayed: true };
     }
     const id = `${call.user}\u0000${call.key}`;
     if (this.inFlight.has(id)) throw new DriftError('idempotency_in_progress', 'A request with this Idempotency-Key is still running; retry once it is answered.');
@@ -69,11 +69,28 @@ export class IdempotencyService {
         key,
         fingerprint,
         expiresAt,
-        answer: (outcome) => JSON.stringify(answer(outcome)),
+        answer: (outcome) => answerText(answer(outcome)),
       });
       return { ...(await work(entry)), replayed: false };
     } finally {
       this.inFlight.delete(id);
     }
   }
+}
+
+/**
+ * The text an answer is stored as: its status and headers as a JSON array on the first line, then its body's JSON text
+ * as sent. The body stays the text it is (a newline cannot be in it: JSON.stringify escapes newlines in strings), so
+ * it is neither escaped when stored nor unescaped on a replay.
+ */
+function answerText(answer: StoredAnswer): string {
+  return `${JSON.stringify(answer.headers === undefined ? [answer.status] : [answer.status, answer.headers])}\n${answer.json}`;
+}
+
+/** The answer a stored text holds: answerText's, or the JSON object { status, json, headers } stored before it. */
+function answerFromText(text: string): StoredAnswer {
+  if (text.startsWith('{')) return JSON.parse(text) as StoredAnswer;
+  const newline = text.indexOf('\n');
+  const [status, headers] = JSON.parse(text.slice(0, newline)) as [number, Record<string, string>?];
+  return { status, json: text.slice(newline + 1), ...(headers === undefined ? {} : { headers }) };
 }

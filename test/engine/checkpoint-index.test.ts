@@ -27,11 +27,17 @@ function colors(table: TableState, seq: number, color: string): string[] {
   return executeQuery(compileQuery({ table: 'items', where: { color } }, table.def), source).rows.map((doc) => String(doc.id));
 }
 
+
+/** No commit records: these checkpoints hold no idempotency keys. */
+function noRecords(): never {
+  throw new Error('no commit records here');
+}
+
 /** What a checkpoint at `seq` of one table dumps: commits 1..seq at time 0, no idempotency keys. */
 function dumpInput(seq: number, table: TableState) {
   const timeline = new CommitTimeline();
   for (let i = 1; i <= seq; i++) timeline.record(i, 0);
-  return { seq, tables: [table], timeline, segments: () => [], idempotency: new IdempotencyStore() };
+  return { seq, tables: [table], timeline, segments: () => [], idempotency: new IdempotencyStore(noRecords) };
 }
 
 t.test('a row written again above the checkpoint seq is not listed under its newer value', async (t) => {
@@ -52,7 +58,7 @@ t.test('a row written again above the checkpoint seq is not listed under its new
 
   const chunks = [...dumpCheckpoint(dumpInput(3, table))];
   const tables = new Map<string, TableState>();
-  const loader = new CheckpointLoader({ tables, makeTable: (def) => new TableState(def, null, documentsOf(texts)), segments: [], idempotency: new IdempotencyStore() });
+  const loader = new CheckpointLoader({ tables, makeTable: (def) => new TableState(def, null, documentsOf(texts)), segments: [], idempotency: new IdempotencyStore(noRecords) });
   for (const chunk of chunks) loader.chunk(chunk);
   loader.finish();
   const loaded = tables.get('items')!;
@@ -77,7 +83,7 @@ t.test('the indexes of a format 4 checkpoint, which may list rows under lost val
   old.writeUInt32LE(Buffer.byteLength(text), 0);
   old.write(text, 4);
   const tables = new Map<string, TableState>();
-  const loader = new CheckpointLoader({ tables, makeTable: (def) => new TableState(def, null, documentsOf(texts)), segments: [], idempotency: new IdempotencyStore() });
+  const loader = new CheckpointLoader({ tables, makeTable: (def) => new TableState(def, null, documentsOf(texts)), segments: [], idempotency: new IdempotencyStore(noRecords) });
   for (const chunk of [old, ...rest]) loader.chunk(chunk);
   loader.finish();
   const loaded = tables.get('items')!;

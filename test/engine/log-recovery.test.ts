@@ -209,6 +209,34 @@ t.test('records of the first binary format, without an acknowledged seq, still r
   await log.close();
 });
 
+t.test('idempotency entries replay as written: their own change (code 4), the catalog JSON of older logs, or JSON for texts UTF-8 cannot carry', async (t) => {
+  const dir = t.testdir();
+  const entry = (answer: string) => ({ kind: 'idempotency' as const, user: 'ann', key: 'k-1', fingerprint: 'f'.repeat(43), answer, expiresAt: 1_800_000_000_000 });
+  // As the service stores answers now: the body is the text it was sent as, quotes and all.
+  const answer = '[201,{"etag":"\\"2\\""}]\n{"key":"a","seq":2}';
+  const withEntry = (seq: number, change: ReturnType<typeof entry>): CommitRecord => ({ ...record(seq), changes: [...record(seq).changes, change] });
+  const current = encodeRecordFrame(withEntry(2, entry(answer)), 1);
+  t.ok(current.includes(Buffer.from(answer, 'utf8')), 'the answer is in the record as it is, not escaped as a JSON string');
+  // A record of an older version: the entry as a catalog change (code 3), its answer the JSON object it was then.
+  const oldAnswer = JSON.stringify({ status: 201, json: '{"key":"a","seq":3}', headers: { etag: '"3"' } });
+  const older = (r: CommitRecord, change: ReturnType<typeof entry>): Buffer => {
+    const payload = encodeRecord(r, r.seq - 1).frame.subarray(8);
+    const json = Buffer.from(JSON.stringify(change), 'utf8');
+    const count = Buffer.alloc(4);
+    count.writeUInt32LE(r.changes.length + 1, 0);
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(json.length, 0);
+    return encodeFrame(Buffer.concat([payload.subarray(0, 25), count, payload.subarray(29), Buffer.from([3]), length, json]));
+  };
+  const lone = entry('[200]\n{"key":"\ud800"}');
+  const frames = [encodeRecordFrame(record(1), 0), current, older(record(3), entry(oldAnswer)), encodeRecordFrame(withEntry(4, lone), 3)];
+  fs.writeFileSync(path.join(dir, segmentName(1)), Buffer.concat(frames));
+  const { log, records } = await replay(dir);
+  await log.close();
+  t.same(records, [record(1), withEntry(2, entry(answer)), withEntry(3, entry(oldAnswer)), withEntry(4, lone)]);
+  t.equal((records[3]!.changes[1] as { answer: string }).answer, lone.answer, 'a lone surrogate comes back as it was');
+});
+
 t.test('damage at the end of a segment that is not the last is corruption', async (t) => {
   const dir = path.join(t.testdir(), 'wal');
   await writeLog(dir, 30, 1024);

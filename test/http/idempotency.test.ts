@@ -3,8 +3,13 @@
 // for another request (422) and while the first runs (409); a refused request runs again; races write once; stored
 // answers survive a SIGKILL (checkpoint or not) and expire after --idempotency-ttl-ms.
 
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import http from 'node:http';
+import * as path from 'node:path';
 import t from 'tap';
+import { decodeFrames, encodeFrame } from '../../src/engine/log/frame.js';
+import { parseRecord } from '../../src/engine/log/segment.js';
 import { basicAuth, sleep, startServer, type Response, type TestServer } from '../helpers/server.js';
 
 async function ok(server: TestServer, method: string, path: string, body?: unknown): Promise<any> {
@@ -241,6 +246,51 @@ t.test('an acknowledged keyed write survives a SIGKILL, with or without a checkp
     t.equal(await versions(node, 'durable', 'z'), 2, 'the commit and the restore wrote once each');
     if (round === 0) await ok(node, 'POST', '/v1/admin/checkpoint');
   }
+});
+
+t.test('an answer stored by an older version (JSON inside the catalog change) still replays after an upgrade', async (t) => {
+  let node = await startServer();
+  t.teardown(() => node.kill());
+  await ok(node, 'POST', '/v1/tables', { name: 'upgraded', primaryKey: 'id' });
+  await node.stop();
+  // Appends the record an older version wrote for a keyed PUT whose answer was lost: only its entry (code 3, the
+  // change as JSON, the answer the JSON text of { status, json, headers }); the row is left out, so a replay shows.
+  const walDir = path.join(node.dataDir, 'wal');
+  const last = path.join(walDir, fs.readdirSync(walDir).filter((name) => name.endsWith('.wal')).sort().at(-1)!);
+  let lastSeq = 0;
+  for (const read of decodeFrames(fs.readFileSync(last))) if (read.kind === 'frame') lastSeq = parseRecord(read.payload).seq;
+  const seq = lastSeq + 1;
+  const body = '{"v":1}';
+  const stored = { status: 201, json: JSON.stringify({ key: 'old', seq }), headers: { etag: `"${seq}"` } };
+  const change = {
+    kind: 'idempotency',
+    user: 'admin',
+    key: 'old-version-key',
+    fingerprint: createHash('sha256').update(`PUT\n/v1/tables/upgraded/rows/old\n`).update(body).digest('base64url'),
+    answer: JSON.stringify(stored),
+    expiresAt: Date.now() + 3_600_000,
+  };
+  const json = Buffer.from(JSON.stringify(change), 'utf8');
+  const payload = Buffer.alloc(1 + 8 + 8 + 8 + 4 + 1 + 4 + json.length);
+  let at = payload.writeUInt8(0xd3, 0);
+  at = payload.writeDoubleLE(seq, at);
+  at = payload.writeDoubleLE(Date.now(), at);
+  at = payload.writeDoubleLE(lastSeq, at);
+  at = payload.writeUInt32LE(1, at);
+  at = payload.writeUInt8(3, at);
+  at = payload.writeUInt32LE(json.length, at);
+  json.copy(payload, at);
+  fs.appendFileSync(last, encodeFrame(payload));
+
+  node = await startServer({ dataDir: node.dataDir });
+  const retry = await keyed(node, 'old-version-key', 'PUT', '/v1/tables/upgraded/rows/old', body);
+  t.equal(retry.status, 201);
+  t.equal(retry.text, stored.json, 'the stored body, byte for byte');
+  t.equal(retry.headers.etag, stored.headers.etag);
+  t.equal(retry.headers['idempotent-replayed'], 'true');
+  t.equal((await node.request('GET', '/v1/tables/upgraded/rows/old')).status, 404, 'the replay wrote nothing');
+  const reused = await keyed(node, 'old-version-key', 'PUT', '/v1/tables/upgraded/rows/old', '{"v":2}');
+  t.equal(reused.status, 422, 'its fingerprint still tells another request');
 });
 
 t.test('stored answers expire after --idempotency-ttl-ms: a retry after that runs again', async (t) => {

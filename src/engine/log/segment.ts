@@ -48,9 +48,14 @@ export async function listSegments(fileSystem: FileSystem, dir: string): Promise
  *   u8 put(0) / patch(1) / delete(2): u32 table bytes, table UTF-8 | u32 key length, key UTF-16LE |
  *                                     (not for a delete) u32 document bytes | u32 document crc | document UTF-8
  *   u8 catalog(3):                    u32 bytes, the change as JSON
+ *   u8 idempotency(4):                f64 expiresAt | u32 bytes, user UTF-8 | u32 bytes, key UTF-8 |
+ *                                     u32 bytes, fingerprint UTF-8 | u32 bytes, answer UTF-8
  * Documents stay the JSON text they are, not a string escaped inside JSON, so replay cuts them out without
  * unescaping them. Keys travel as UTF-16 because a key may hold a lone surrogate, which UTF-8 cannot carry;
  * documents are JSON.stringify output, always well formed.
+ * An Idempotency-Key's entry goes as its own fields, its answer as the text it is (a JSON catalog change escaped the
+ * answer, itself JSON, once more on every keyed write). An entry whose texts are not well-formed UTF-16 (a lone
+ * surrogate, which UTF-8 cannot carry) is written as a catalog change instead, as every entry was before code 4.
  *
  * Old versions are read back one document at a time, long after the record was written (the version store keeps
  * only where each document is), so each document carries its own checksum: crc32 of the record's seq (f64 LE)
@@ -68,6 +73,9 @@ const legacyRecordTag = 0xd1;
 const legacyRecordHeaderBytes = 1 + 8 + 8 + 4;
 const rowOps: readonly RowOp[] = ['put', 'patch', 'delete'];
 const catalogCode = 3;
+const idempotencyCode = 4;
+/** An idempotency change's fixed part: u8 code, f64 expiresAt, four u32 text lengths. */
+const idempotencyFixedBytes = 1 + 8 + 4 * 4;
 /** A sealed document's header: u32 document bytes, u32 crc. */
 export const documentHeaderBytes = 8;
 
@@ -91,11 +99,14 @@ export interface EncodedRecord {
 export function encodeRecord(record: CommitRecord, ackedSeq: number): EncodedRecord {
   assert(Number.isSafeInteger(ackedSeq) && ackedSeq >= 0 && ackedSeq < record.seq, 'ackedSeq is below the record');
   const docBytes = record.changes.map((c) => (c.kind === 'row' && c.doc !== null ? Buffer.byteLength(c.doc, 'utf8') : 0));
-  const catalogTexts = record.changes.map((c) => (c.kind === 'row' ? '' : JSON.stringify(c)));
+  // Per change that is not a row: null for an idempotency entry written as code 4, else its JSON as a catalog change.
+  const catalogTexts = record.changes.map((c) => (c.kind === 'row' || binaryIdempotency(c) ? null : JSON.stringify(c)));
   let bytes = frameHeaderBytes + recordHeaderBytes;
   record.changes.forEach((c, i) => {
-    if (c.kind !== 'row') bytes += 5 + Buffer.byteLength(catalogTexts[i]!, 'utf8');
-    else bytes += 9 + Buffer.byteLength(c.table, 'utf8') + 2 * c.key.length + (c.doc === null ? 0 : documentHeaderBytes + docBytes[i]!);
+    const text = catalogTexts[i];
+    if (c.kind === 'row') bytes += 9 + Buffer.byteLength(c.table, 'utf8') + 2 * c.key.length + (c.doc === null ? 0 : documentHeaderBytes + docBytes[i]!);
+    else if (text !== null) bytes += 5 + Buffer.byteLength(text, 'utf8');
+    else if (c.kind === 'idempotency') bytes += idempotencyFixedBytes + [c.user, c.key, c.fingerprint, c.answer].reduce((sum, t) => sum + Buffer.byteLength(t, 'utf8'), 0);
   });
   const frame = Buffer.allocUnsafe(bytes);
   const documentOffsets = new Array<number>(record.changes.length).fill(-1);
@@ -105,9 +116,19 @@ export function encodeRecord(record: CommitRecord, ackedSeq: number): EncodedRec
   at = frame.writeDoubleLE(ackedSeq, at);
   at = frame.writeUInt32LE(record.changes.length, at);
   record.changes.forEach((c, i) => {
+    const text = catalogTexts[i];
+    if (c.kind === 'idempotency' && text === null) {
+      at = frame.writeUInt8(idempotencyCode, at);
+      at = frame.writeDoubleLE(c.expiresAt, at);
+      at = writeText(frame, at, c.user, 'utf8');
+      at = writeText(frame, at, c.key, 'utf8');
+      at = writeText(frame, at, c.fingerprint, 'utf8');
+      at = writeText(frame, at, c.answer, 'utf8');
+      return;
+    }
     if (c.kind !== 'row') {
       at = frame.writeUInt8(catalogCode, at);
-      at = writeText(frame, at, catalogTexts[i]!, 'utf8');
+      at = writeText(frame, at, text!, 'utf8');
       return;
     }
     at = frame.writeUInt8(rowOps.indexOf(c.op), at);
@@ -130,6 +151,18 @@ export function encodeRecord(record: CommitRecord, ackedSeq: number): EncodedRec
 /** Encodes a commit record as a sealed frame (see encodeRecord). */
 export function encodeRecordFrame(record: CommitRecord, ackedSeq: number): Buffer {
   return encodeRecord(record, ackedSeq).frame;
+}
+
+type IdempotencyChange = Extract<Change, { kind: 'idempotency' }>;
+
+/** Whether `change` is an idempotency entry whose texts UTF-8 carries as they are (code 4). */
+function binaryIdempotency(change: Change): change is IdempotencyChange {
+  return change.kind === 'idempotency' && wellFormed(change.user) && wellFormed(change.key) && wellFormed(change.fingerprint) && wellFormed(change.answer);
+}
+
+/** No lone surrogate: UTF-8 round-trips the text. (String.prototype.isWellFormed, Node 20, is not in lib ES2023.) */
+function wellFormed(text: string): boolean {
+  return (text as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
 function writeText(buf: Buffer, at: number, text: string, encoding: 'utf8'): number {
@@ -208,6 +241,7 @@ interface Reader {
 function readChange(reader: Reader): Change {
   reader.documentAt = -1;
   const code = readU32OrByte(reader, 1);
+  if (code === idempotencyCode) return readIdempotency(reader);
   if (code === catalogCode) {
     const change = JSON.parse(readText(reader, 1, 'utf8')) as Change;
     if (typeof change !== 'object' || change === null || change.kind === 'row') throw new Error('payload holds a bad catalog change');
@@ -219,6 +253,18 @@ function readChange(reader: Reader): Change {
   const key = readText(reader, 2, 'utf16le');
   const doc = op === 'delete' ? null : readDocument(reader);
   return { kind: 'row', table, key, op, doc };
+}
+
+function readIdempotency(reader: Reader): IdempotencyChange {
+  if (reader.at + 8 > reader.payload.length) throw new Error('payload ends inside a change');
+  const expiresAt = reader.payload.readDoubleLE(reader.at);
+  reader.at += 8;
+  if (!Number.isFinite(expiresAt)) throw new Error('payload holds an idempotency entry without a valid expiry');
+  const user = readText(reader, 1, 'utf8');
+  const key = readText(reader, 1, 'utf8');
+  const fingerprint = readText(reader, 1, 'utf8');
+  const answer = readText(reader, 1, 'utf8');
+  return { kind: 'idempotency', user, key, fingerprint, answer, expiresAt };
 }
 
 function readDocument(reader: Reader): string {

@@ -1,9 +1,12 @@
 // Idempotency keys (http-api.md §9): the first answer to a write sent with a key, kept with the commit that wrote it
 // (a change of that commit's record), so a retry after a crash or a lost answer is never applied twice. Entries
-// live until they expire, within a bound on their number and size; the oldest go first.
+// live until they expire, within a bound on their number and size; the oldest go first. Memory holds where each
+// entry's commit is; its fingerprint and answer are read back from that commit's record when a key is repeated (or
+// a checkpoint is written), except for entries loaded from a checkpoint, whose records the log may not hold.
 
 import { limits } from '../../limits.js';
 import type { TableInfo } from '../api.js';
+import type { CommitRecord } from '../types.js';
 
 /** What a commit records for an idempotency key: who sent it, what request it was, and the answer to replay. */
 export interface IdempotencyEntry {
@@ -11,7 +14,7 @@ export interface IdempotencyEntry {
   key: string;
   /** A hash of the request (method, path, body bytes): a different request with the same key is refused. */
   fingerprint: string;
-  /** The answer as it was sent, JSON text of { status, body, headers }. */
+  /** The answer as it was sent, as a text the engine keeps as it is (the service's encoding of it). */
   answer: string;
   /** Ms since the epoch after which the entry no longer counts. */
   expiresAt: number;
@@ -25,7 +28,7 @@ export interface IdempotencyRequest {
   key: string;
   fingerprint: string;
   expiresAt: number;
-  /** The answer's JSON text, once the commit that records it is decided. */
+  /** The answer's text, once the commit that records it is decided. */
   answer(outcome: CommitOutcome): string;
 }
 
@@ -44,52 +47,102 @@ export interface CommitOutcome {
   table?: TableInfo;
 }
 
+/**
+ * What the store keeps of an entry: whose key it is, the commit that recorded it, its expiry and its answer's size.
+ * The fingerprint and the answer stay in that commit's record, read back on the rare repeat: kept in memory for a day
+ * of keys, every keyed write's texts outlived the young generation and made the collector copy and mark them.
+ */
+export interface IdempotencySlot {
+  user: string;
+  key: string;
+  seq: number;
+  expiresAt: number;
+  /** The answer's characters, for the bound on the answers kept live. */
+  answerChars: number;
+}
+
 export class IdempotencyStore {
+  /** The commit record of a seq (durable and placed), where an entry's fingerprint and answer are. */
+  private readonly readRecord: (seq: number) => CommitRecord;
+  /** By user NUL key, the entry's position in the queue below (counted from its start: `base` + index). */
+  private readonly entries = new Map<string, number>();
+  /** Fingerprint NUL answer of entries loaded from a checkpoint, by user NUL key. */
+  private readonly loaded = new Map<string, string>();
   /**
-   * By user and key, each entry packed into one string (expiresAt, seq, fingerprint, answer): up to a hundred
-   * thousand entries live for a day, and strings cost the garbage collector nothing to trace, where an object
-   * per entry made every major collection walk them all.
+   * The entries in the order they were recorded (the order they expire in, one TTL at a time) from `head` on, as
+   * parallel arrays (no object per entry): a queue beside the map, because walking a Map emptied from its front gets
+   * slower with every deletion. A slot is current while the map points at it.
    */
-  private readonly entries = new Map<string, string>();
-  /**
-   * Entry ids in the order they were recorded (the order they expire in, one TTL at a time) from `head` on, with
-   * their expiry: a queue beside the map, because walking a Map emptied from its front gets slower with every deletion.
-   */
-  private order: string[] = [];
-  private orderExpiresAt: number[] = [];
+  private ids: string[] = [];
+  private seqs: number[] = [];
+  private expiries: number[] = [];
+  private answerChars: number[] = [];
+  private base = 0;
   private head = 0;
   private chars = 0;
 
-  /** The stored entry for `user`'s `key`, unless it expired by `now`. */
-  lookup(user: string, key: string, now: number): IdempotencyEntry | null {
-    const packed = this.entries.get(entryId(user, key));
-    if (packed === undefined) return null;
-    const entry = unpack(user, key, packed);
-    return entry.expiresAt <= now ? null : entry;
+  constructor(readRecord: (seq: number) => CommitRecord) {
+    this.readRecord = readRecord;
+  }
+
+  /** The commit and expiry of `user`'s `key`, unless there is none or it expired by `now`. Reads nothing. */
+  slot(user: string, key: string, now: number): { seq: number; expiresAt: number } | null {
+    const position = this.entries.get(entryId(user, key));
+    if (position === undefined) return null;
+    const i = position - this.base;
+    const expiresAt = this.expiries[i]!;
+    return expiresAt <= now ? null : { seq: this.seqs[i]!, expiresAt };
+  }
+
+  /** The whole entry of `user`'s `key` recorded at `seq` (a slot's): from the checkpoint it came from, or its record. */
+  entry(user: string, key: string, slot: { seq: number; expiresAt: number }): IdempotencyEntry {
+    const loaded = this.loaded.get(entryId(user, key));
+    if (loaded !== undefined) {
+      const split = loaded.indexOf('\u0000');
+      return { user, key, fingerprint: loaded.slice(0, split), answer: loaded.slice(split + 1), expiresAt: slot.expiresAt, seq: slot.seq };
+    }
+    for (const change of this.readRecord(slot.seq).changes) {
+      if (change.kind === 'idempotency' && change.user === user && change.key === key) {
+        return { user, key, fingerprint: change.fingerprint, answer: change.answer, expiresAt: change.expiresAt, seq: slot.seq };
+      }
+    }
+    throw new Error(`the commit record of seq ${slot.seq} holds no entry for an Idempotency-Key it recorded`);
   }
 
   /** Records an entry (a commit's change, or one loaded from a checkpoint), dropping expired and excess ones. */
-  record(entry: IdempotencyEntry, now: number): void {
-    const id = entryId(entry.user, entry.key);
+  record(slot: IdempotencySlot, now: number): void {
+    const id = entryId(slot.user, slot.key);
     const previous = this.entries.get(id);
-    if (previous !== undefined) this.chars -= previous.length;
-    // A repeated id is deleted first so the map's order stays the order of recording.
-    this.entries.delete(id);
-    const packed = `${entry.expiresAt}\u0000${entry.seq}\u0000${entry.fingerprint}\u0000${entry.answer}`;
-    this.entries.set(id, packed);
-    this.order.push(id);
-    this.orderExpiresAt.push(entry.expiresAt);
-    this.chars += packed.length;
+    if (previous !== undefined) {
+      this.chars -= this.answerChars[previous - this.base]!;
+      // A repeated id is deleted first so the map's order stays the order of recording.
+      this.entries.delete(id);
+      this.loaded.delete(id);
+    }
+    this.entries.set(id, this.base + this.ids.length);
+    this.ids.push(id);
+    this.seqs.push(slot.seq);
+    this.expiries.push(slot.expiresAt);
+    this.answerChars.push(slot.answerChars);
+    this.chars += slot.answerChars;
     this.prune(now);
   }
 
-  /** Every live entry recorded by a commit up to `seq`, for a checkpoint at `seq`. */
-  liveUpTo(seq: number, now: number): IdempotencyEntry[] {
-    const live: IdempotencyEntry[] = [];
-    for (const [id, packed] of this.entries) {
+  /** Records an entry a checkpoint holds whole: its record may be below the start of this node's log. */
+  load(entry: IdempotencyEntry, now: number): void {
+    this.record({ user: entry.user, key: entry.key, seq: entry.seq, expiresAt: entry.expiresAt, answerChars: entry.answer.length }, now);
+    const id = entryId(entry.user, entry.key);
+    if (this.entries.has(id)) this.loaded.set(id, [entry.fingerprint, entry.answer].join('\u0000'));
+  }
+
+  /** The slots of every live entry recorded by a commit up to `seq`, for a checkpoint at `seq` (entry() reads them). */
+  liveUpTo(seq: number, now: number): IdempotencySlot[] {
+    const live: IdempotencySlot[] = [];
+    for (const [id, position] of this.entries) {
+      const i = position - this.base;
+      if (this.seqs[i]! > seq || this.expiries[i]! <= now) continue;
       const split = id.indexOf('\u0000');
-      const entry = unpack(id.slice(0, split), id.slice(split + 1), packed);
-      if (entry.seq <= seq && entry.expiresAt > now) live.push(entry);
+      live.push({ user: id.slice(0, split), key: id.slice(split + 1), seq: this.seqs[i]!, expiresAt: this.expiries[i]!, answerChars: this.answerChars[i]! });
     }
     return live;
   }
@@ -99,22 +152,24 @@ export class IdempotencyStore {
   }
 
   private prune(now: number): void {
-    while (this.head < this.order.length) {
-      const id = this.order[this.head]!;
-      const packed = this.entries.get(id);
+    while (this.head < this.ids.length) {
+      const id = this.ids[this.head]!;
       // A slot whose id was recorded again later (or already dropped) is stale: the newer slot decides.
-      const current = packed !== undefined && Number(packed.slice(0, packed.indexOf('\u0000'))) === this.orderExpiresAt[this.head];
-      if (current) {
+      if (this.entries.get(id) === this.base + this.head) {
         const excess = this.entries.size > limits.idempotencyEntriesMax || this.chars > limits.idempotencyAnswerCharsMax;
-        if (!excess && this.orderExpiresAt[this.head]! > now) break;
+        if (!excess && this.expiries[this.head]! > now) break;
         this.entries.delete(id);
-        this.chars -= packed.length;
+        this.loaded.delete(id);
+        this.chars -= this.answerChars[this.head]!;
       }
       this.head++;
     }
-    if (this.head > 1024 && this.head > this.order.length / 2) {
-      this.order = this.order.slice(this.head);
-      this.orderExpiresAt = this.orderExpiresAt.slice(this.head);
+    if (this.head > 1024 && this.head > this.ids.length / 2) {
+      this.ids = this.ids.slice(this.head);
+      this.seqs = this.seqs.slice(this.head);
+      this.expiries = this.expiries.slice(this.head);
+      this.answerChars = this.answerChars.slice(this.head);
+      this.base += this.head;
       this.head = 0;
     }
   }
@@ -122,18 +177,4 @@ export class IdempotencyStore {
 
 function entryId(user: string, key: string): string {
   return `${user}\u0000${key}`;
-}
-
-function unpack(user: string, key: string, packed: string): IdempotencyEntry {
-  const first = packed.indexOf('\u0000');
-  const second = packed.indexOf('\u0000', first + 1);
-  const third = packed.indexOf('\u0000', second + 1);
-  return {
-    user,
-    key,
-    expiresAt: Number(packed.slice(0, first)),
-    seq: Number(packed.slice(first + 1, second)),
-    fingerprint: packed.slice(second + 1, third),
-    answer: packed.slice(third + 1),
-  };
 }
