@@ -7,11 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
-import { ClusterKeys } from '../src/cluster/keys.js';
-import { encodeBatch, encodeBatchFrames } from '../src/engine/log/batch.js';
-import type { CommitRecord } from '../src/engine/types.js';
-import { ClusterHarness, cliPath } from '../scripts/cluster-harness.js';
+import { appendBulkCommits, ClusterHarness, cliPath } from '../scripts/cluster-harness.js';
 import type { BenchContext } from './context.js';
 import { benchDoc, groupsFor, rowKey } from './docs.js';
 import { basicAuth } from './http.js';
@@ -263,9 +259,10 @@ async function catchUp(harness: ClusterHarness, nodes: Node[], authorization: st
   await call(nodes[0]!.url, authorization, 'POST', '/v1/tables', { name: table, primaryKey: 'id', indexes: [] });
   await harness.stopNode(2, 'SIGTERM');
   const started = performance.now();
-  const head = await bulkCommits(harness.endpoints, table, catchUpCommits);
+  const head = await appendBulkCommits(harness.endpoints, { table, count: catchUpCommits, perBatch: bulkCommitsPerBatch, padChars: bulkDocChars });
   const writeSeconds = (performance.now() - started) / 1000;
-  await waitSeqEverywhere(nodes.slice(0, 2), authorization, head);
+  // Two nodes applying a million commits on the two cores they share with etcd: allow them minutes.
+  await waitSeqEverywhere(nodes.slice(0, 2), authorization, head, 600_000);
   const appliedSeconds = (performance.now() - started) / 1000;
   const restarted = performance.now();
   harness.startNode(2);
@@ -287,46 +284,12 @@ async function catchUp(harness: ClusterHarness, nodes: Node[], authorization: st
   });
 }
 
-/** One-row PUT records per bulk batch, and the bytes of each document (about a bench document's). */
+/** One-row PUT records per bulk batch, and the characters of each document's padding (about a bench document's). */
 const bulkCommitsPerBatch = 1_000;
 const bulkDocChars = 150;
 
-/** Appends `count` one-row commits to the shared log as batches, each conditional on the head; answers the last seq. */
-async function bulkCommits(endpoints: string, table: string, count: number): Promise<number> {
-  const client = new Etcd3({ hosts: endpoints.split(',') });
-  const keys = new ClusterKeys('driftdb/');
-  const pad = 'x'.repeat(bulkDocChars);
-  try {
-    let made = 0;
-    let head = Number((await client.get(keys.head).string()) ?? '0');
-    while (made < count) {
-      const size = Math.min(bulkCommitsPerBatch, count - made);
-      const ts = Date.now();
-      const records: CommitRecord[] = Array.from({ length: size }, (_, i) => {
-        const key = `k${made + i}`;
-        return { seq: head + 1 + i, ts, changes: [{ kind: 'row', table, key, op: 'put', doc: JSON.stringify({ id: key, i: made + i, pad }) }] };
-      });
-      const last = head + size;
-      const result = await client
-        .if(keys.head, 'Value', '==', String(head))
-        .then(client.put(keys.log(last)).value(encodeBatch(`bench-bulk:${last}`, head + 1, encodeBatchFrames(records))), client.put(keys.head).value(String(last)))
-        .commit();
-      if (result.succeeded) {
-        made += size;
-        head = last;
-      } else {
-        // Something else committed meanwhile (a node's own system write): propose after it.
-        head = Number((await client.get(keys.head).string()) ?? '0');
-      }
-    }
-    return head;
-  } finally {
-    client.close();
-  }
-}
-
-async function waitSeqEverywhere(nodes: Node[], authorization: string, seq: number): Promise<void> {
-  const deadline = Date.now() + 120_000;
+async function waitSeqEverywhere(nodes: Node[], authorization: string, seq: number, waitMs = 120_000): Promise<void> {
+  const deadline = Date.now() + waitMs;
   for (const node of nodes) {
     // Each try waits up to --min-seq-wait-ms (5 s) on the node, then answers 503.
     let answer = await call(node.url, authorization, 'GET', `/v1/tables?minSeq=${seq}`);

@@ -23,8 +23,16 @@ export interface EtcdLogOptions {
   catchUpFromPeer(afterSeq: number, untilSeq: number, deliver: (value: Buffer) => Promise<void>): Promise<void>;
 }
 
-/** Batches read from etcd per range request while catching up. */
+/** Batches read from etcd per range request while catching up, at most. */
 const pullBatchesMax = 256;
+/**
+ * Bytes a range answer should carry at most: an answer larger than the etcd client's 64 MiB gRPC receive limit fails
+ * whole. A batch may be megabytes (up to the proposal bound, or one commit alone larger still), so each range asks for
+ * as many batches as this holds at the size of the largest batch in the previous answer (at first, at the proposal
+ * bound), and a range refused anyway is asked again for half as many.
+ */
+const pullRangeBytesMax = 48 * 1024 * 1024;
+const batchBytesAssumed = 4 * 1024 * 1024;
 /** With nothing from the watch for this long, the log is read from etcd (a stalled watch, a missed event). */
 const pollIntervalMs = 500;
 /** How often the node checks that etcd answers, when nothing else asked it lately. */
@@ -48,6 +56,8 @@ export class EtcdLog implements ReplicatedLog {
   private pullWanted = false;
   private watchClient: Etcd3 | null = null;
   private watcher: Watcher | null = null;
+  /** Batches asked for per range read (see pullRangeBytesMax). */
+  private pullBatches = batchesWithin(batchBytesAssumed);
   /** A range read found batches the watch had not delivered: when it happens twice in a row the watch is replaced. */
   private watchMisses = 0;
   private probeTimer: NodeJS.Timeout | null = null;
@@ -171,13 +181,21 @@ export class EtcdLog implements ReplicatedLog {
     const sink = this.sink!;
     const from = sink.appliedSeq + 1;
     let response;
-    try {
-      response = await this.client.getAll().inRange({ start: this.keys.log(from), end: this.keys.logEnd }).limit(pullBatchesMax).exec();
-    } catch (error) {
-      this.failed(error);
-      throw error;
+    for (;;) {
+      try {
+        response = await this.client.getAll().inRange({ start: this.keys.log(from), end: this.keys.logEnd }).limit(this.pullBatches).exec();
+        break;
+      } catch (error) {
+        this.failed(error);
+        if (!isTooLargeToReceive(error) || this.pullBatches === 1) throw error;
+        this.pullBatches = Math.max(1, this.pullBatches >> 1);
+        this.logger.info({ module: 'cluster', batches: this.pullBatches }, 'a range of the shared log was too large to receive; reading fewer batches at a time');
+      }
     }
     this.contacted();
+    let largest = 0;
+    for (const kv of response.kvs) largest = Math.max(largest, kv.value.length);
+    if (response.kvs.length > 0) this.pullBatches = batchesWithin(largest);
     let delivered = false;
     for (const kv of response.kvs) {
       const header = batchHeader(kv.value);
@@ -291,6 +309,16 @@ export class EtcdLog implements ReplicatedLog {
     await this.watcher?.cancel().catch(() => {});
     this.watchClient?.close();
   }
+}
+
+/** Batches of `batchBytes` that fit a range answer of pullRangeBytesMax, from 1 to pullBatchesMax. */
+function batchesWithin(batchBytes: number): number {
+  return Math.max(1, Math.min(pullBatchesMax, Math.floor(pullRangeBytesMax / Math.max(1, batchBytes))));
+}
+
+/** gRPC's refusal of an answer larger than the client may receive (RESOURCE_EXHAUSTED, "larger than max"). */
+function isTooLargeToReceive(error: unknown): boolean {
+  return /RESOURCE_EXHAUSTED|larger than max/i.test(String(error));
 }
 
 function delay(ms: number): Promise<void> {
