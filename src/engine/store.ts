@@ -69,12 +69,6 @@ export class Store {
   readonly segments: SegmentList;
   /** Highest seq decided and applied in memory (durable or not). */
   lastSeq = 0;
-  /**
-   * Highest seq visible to readers: every snapshot is at or below it. On a single node a commit is visible once
-   * durable in this node's log (= placedSeq); in cluster mode once applied here, for it is durable in the shared log
-   * already (http-api.md §10), and this node's own log follows behind.
-   */
-  visibleSeq = 0;
   /** Highest seq durable in this node's log and placed: the change feed, peers' catch-up and checkpoints read up to it. */
   placedSeq = 0;
   /** Commits made durable since start. */
@@ -108,13 +102,21 @@ export class Store {
   /** Hands the store its log once recovery has replayed it: commits go there from now on. */
   attachLog(log: WriteAheadLog): void {
     this.log = log;
-    this.visibleSeq = this.lastSeq;
     this.placedSeq = this.lastSeq;
   }
 
   /** Cluster mode: commits go through the replica from now on. */
   attachReplica(replica: CommitPort): void {
     this.replica = replica;
+  }
+
+  /**
+   * Highest seq visible to readers: every snapshot is at or below it. On a single node a commit is visible once
+   * durable in this node's log (placedSeq); in cluster mode once applied here (lastSeq), for it is durable in the
+   * shared log already (http-api.md §10), and this node's own log follows behind.
+   */
+  get visibleSeq(): number {
+    return this.replica === null ? this.placedSeq : this.lastSeq;
   }
 
   get replicated(): boolean {
@@ -270,7 +272,6 @@ export class Store {
       return Promise.reject(new DriftError('unavailable', 'The log cannot be written; the server stopped accepting writes.', { retryAfterSeconds: 60 }));
     }
     const durable = this.applyAndAppend(record, undefined);
-    this.visibleSeq = record.seq;
     if (this.visibleWaiters.size > 0) this.wakeVisibleWaiters();
     return durable;
   }
@@ -292,7 +293,6 @@ export class Store {
       throw new DriftError('unavailable', 'The log cannot be written; the server stopped accepting writes.', { retryAfterSeconds: 60 });
     }
     this.placedSeq = record.seq;
-    if (record.seq > this.visibleSeq) this.visibleSeq = record.seq;
     this.commits++;
     this.events.durable(record);
     if (this.visibleWaiters.size > 0) this.wakeVisibleWaiters();

@@ -26,6 +26,8 @@ export interface DocumentRef {
 
 /** Bytes of a first read: the document header and a typical document, so most reads take one system call. */
 const firstReadBytes = 2048;
+/** What a read names in its damage report when it was not for one row's document. */
+const noRow = { table: '', key: '' };
 /** Bytes readRecordFrames reads at once (a longer run of records takes several reads). */
 const frameRunBytesMax = 4 * 1024 * 1024;
 
@@ -119,26 +121,13 @@ export class DocumentReader {
    * The commit record of `seq` whose frame starts at `location`, its frame checked (the change feed reads old
    * commits this way). Throws DriftError 'internal' (after logging file and offset) if it is damaged.
    */
-  readRecord(location: number, seq: number, about: { table: string; key: string } = { table: '', key: '' }): CommitRecord {
-    const ref: DocumentRef = { location, seq, framed: true, ...about };
-    const file = this.fileFor(ref);
-    const offset = offsetOf(location);
-    const header = Buffer.allocUnsafe(frameHeaderBytes);
-    if (file.readSync(header, 0, frameHeaderBytes, offset) < frameHeaderBytes) return this.damaged(ref, 'the frame header is cut off');
-    const payloadBytes = header.readUInt32LE(0);
-    if (payloadBytes === 0 || payloadBytes > limits.recordBytesMax) return this.damaged(ref, `frame length ${payloadBytes} is impossible`);
-    const frame = Buffer.allocUnsafe(frameHeaderBytes + payloadBytes);
-    if (file.readSync(frame, 0, frame.length, offset) < frame.length) return this.damaged(ref, 'the frame is cut off');
-    const checked = readFrame(frame, 0, limits.recordBytesMax);
-    if (checked.kind !== 'frame') return this.damaged(ref, `the frame is damaged (${checked.kind === 'bad' ? checked.fault : 'empty'})`);
-    let record: CommitRecord;
+  readRecord(location: number, seq: number, about: { table: string; key: string } = noRow): CommitRecord {
+    const frame = this.readRecordFrames(seq, [location], about)[0]!;
     try {
-      record = parseRecord(checked.payload);
+      return parseRecord(frame.subarray(frameHeaderBytes));
     } catch (error) {
-      return this.damaged(ref, `the record cannot be read (${(error as Error).message})`);
+      return this.damaged({ location, seq, framed: true, ...about }, `the record cannot be read (${(error as Error).message})`);
     }
-    if (record.seq !== seq) return this.damaged(ref, `the frame holds seq ${record.seq}, not ${seq}`);
-    return record;
   }
 
   /**
@@ -147,11 +136,11 @@ export class DocumentReader {
    * another in a segment, as a log writes them, are read together, up to frameRunBytesMax at a time; each is checked
    * (its crc, and the seq it holds). Throws DriftError 'internal' (after logging file and offset) if one is damaged.
    */
-  readRecordFrames(firstSeq: number, locations: readonly number[]): Buffer[] {
+  readRecordFrames(firstSeq: number, locations: readonly number[], about: { table: string; key: string } = noRow): Buffer[] {
     const frames: Buffer[] = [];
     let i = 0;
     while (i < locations.length) {
-      const ref: DocumentRef = { location: locations[i]!, seq: firstSeq + i, framed: true, table: '', key: '' };
+      const ref: DocumentRef = { location: locations[i]!, seq: firstSeq + i, framed: true, ...about };
       const file = this.fileFor(ref);
       const start = offsetOf(ref.location);
       // The run: the frames of this segment after this one, up to the read size (the last one's length is read first).
