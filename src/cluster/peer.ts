@@ -9,9 +9,9 @@ import { DriftError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { NodeRegistry } from './registry.js';
 
-export const peerLogPath = '/v1/cluster/log';
+const peerLogPath = '/v1/cluster/log';
 /** A batch in the stream is at most this large (a record is at most limits.recordBytesMax; a batch holds few). */
-export const peerBatchBytesMax = 64 * 1024 * 1024;
+const peerBatchBytesMax = 64 * 1024 * 1024;
 /** With no peer able to serve the missing records, the node asks again after this long (it is not ready meanwhile). */
 const peerRetryMs = 1_000;
 
