@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { appendBulkCommits, ClusterHarness, cliPath } from '../scripts/cluster-harness.js';
+import { appendBulkCommits, callNode, ClusterHarness, cliPath, type NodeAnswer } from '../scripts/cluster-harness.js';
 import type { BenchContext } from './context.js';
 import { benchDoc, groupsFor, rowKey } from './docs.js';
 import { basicAuth } from './http.js';
@@ -36,19 +36,8 @@ interface Node {
   pid: number | null;
 }
 
-async function call(url: string, authorization: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<{ status: number; json: any }> {
-  try {
-    const response = await fetch(`${url}${path}`, {
-      method,
-      headers: { authorization, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await response.text();
-    return { status: response.status, json: text === '' ? null : (JSON.parse(text) as unknown) };
-  } catch {
-    return { status: 0, json: null };
-  }
+function call(url: string, authorization: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<NodeAnswer> {
+  return callNode(url, authorization, method, path, body, timeoutMs);
 }
 
 async function waitReady(url: string, timeoutMs: number): Promise<void> {

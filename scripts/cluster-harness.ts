@@ -328,6 +328,37 @@ function logTail(file: string): string {
  * The first of `count` consecutive ports that are free on 127.0.0.1 now, below Linux's ephemeral range (32768 on):
  * outgoing connections take their local ports from there, and could take one between this check and the bind.
  */
+export interface NodeAnswer {
+  status: number;
+  json: any;
+  headers: Headers;
+}
+
+/**
+ * One request to a node with the given Authorization; a refused or timed-out connection answers status 0 (the node is
+ * down). A body that is not JSON comes back as its text.
+ */
+export async function callNode(baseUrl: string, authorization: string, method: string, urlPath: string, body?: unknown, timeoutMs = 15_000): Promise<NodeAnswer> {
+  try {
+    const response = await fetch(`${baseUrl}${urlPath}`, {
+      method,
+      headers: { authorization, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = text.length > 0 ? JSON.parse(text) : undefined;
+    } catch {
+      json = text;
+    }
+    return { status: response.status, json, headers: response.headers };
+  } catch {
+    return { status: 0, json: undefined, headers: new Headers() };
+  }
+}
+
 /**
  * Appends `count` one-row PUT commits to the shared log in etcd, as a node proposes them (batches of sealed records,
  * each conditional on the head), `perBatch` to a batch, each document padded with `padChars` characters; answers the

@@ -2,37 +2,16 @@
 // in a temp dir, and a small HTTP client for the nodes. Every process is killed when the test process exits.
 
 import path from 'node:path';
-import { ClusterHarness } from '../../scripts/cluster-harness.js';
+import { callNode, ClusterHarness, type NodeAnswer } from '../../scripts/cluster-harness.js';
 import { adminPassword, basicAuth, makeTempDir } from './server.js';
 
 export { ClusterHarness, sleep } from '../../scripts/cluster-harness.js';
 
-export interface Answer {
-  status: number;
-  json: any;
-  headers: Headers;
-}
+export type Answer = NodeAnswer;
 
-/** One request to a node; a refused or timed-out connection answers status 0 (the node is down). */
-export async function call(baseUrl: string, method: string, urlPath: string, body?: unknown, timeoutMs = 15_000): Promise<Answer> {
-  try {
-    const response = await fetch(`${baseUrl}${urlPath}`, {
-      method,
-      headers: { authorization: basicAuth('admin', adminPassword), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await response.text();
-    let json: unknown;
-    try {
-      json = text.length > 0 ? JSON.parse(text) : undefined;
-    } catch {
-      json = text;
-    }
-    return { status: response.status, json, headers: response.headers };
-  } catch {
-    return { status: 0, json: undefined, headers: new Headers() };
-  }
+/** One request to a node as the admin; a refused or timed-out connection answers status 0 (the node is down). */
+export function call(baseUrl: string, method: string, urlPath: string, body?: unknown, timeoutMs = 15_000): Promise<Answer> {
+  return callNode(baseUrl, basicAuth('admin', adminPassword), method, urlPath, body, timeoutMs);
 }
 
 /** Three etcd members and three nodes, up and ready, in a fresh temp dir. */
