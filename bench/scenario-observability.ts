@@ -17,7 +17,7 @@ const observabilityRowsMax = 20_000;
  * Paired runs per kind of request; the order of on and off alternates from one round to the next. Five, not three:
  * one pair of durable-PUT runs swings by ±5% on this machine (fsync timing, the other server's idle collections),
  * as much as the effect measured, while the instructions per PUT with and without observability differ by less than
- * their run-to-run spread (docs/observability.md).
+ * their run-to-run spread (README, Performance).
  */
 const rounds = 5;
 
