@@ -81,16 +81,19 @@ t.test('failures are not cached, and each is counted against the address and aud
   t.equal(security.audit.query({ type: 'login_failure', limit: 10 }).length, 3);
 });
 
-t.test('a cached entry expires after the TTL', async (t) => {
+t.test('a cached entry expires once unused for the TTL, and each use extends it', async (t) => {
   let now = Date.now();
   const { authenticate, checks } = await setUp(t, { now: () => now });
   await authenticate(basic('admin', adminPassword));
   now += credentialCacheTtlMs - 1;
   await authenticate(basic('admin', adminPassword));
   t.equal(checks(), 1, 'still cached just before the TTL');
-  now += 2;
+  now += credentialCacheTtlMs - 1;
   await authenticate(basic('admin', adminPassword));
-  t.equal(checks(), 2, 'checked again after it');
+  t.equal(checks(), 1, 'the use before renewed it: a client under steady load is not checked again');
+  now += credentialCacheTtlMs + 1;
+  await authenticate(basic('admin', adminPassword));
+  t.equal(checks(), 2, 'checked again once unused for longer than the TTL');
 });
 
 t.test('a password change makes cached credentials fail at once, and revokes the tokens', async (t) => {
