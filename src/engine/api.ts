@@ -141,7 +141,12 @@ export interface Page extends QueryPage {
 
 export interface HistoryResult {
   key: string;
-  versions: HistoryEntry[];
+  versions: StoredVersion[];
+}
+
+/** A version of a key's history with its document as the stored JSON text (null for a delete); `doc` parses it. */
+export interface StoredVersion extends HistoryEntry {
+  readonly json: string | null;
 }
 
 export interface BeginInput {

@@ -7,10 +7,10 @@ import type { TransactionService } from '../service/transactions.js';
 import type { IdempotencyService, StoredAnswer } from '../service/idempotency.js';
 import { idempotencyKeyHeader, sendIdempotent } from './idempotent.js';
 import { inTransaction } from './transaction-context.js';
-import type { Doc, HistoryEntry } from '../engine/index.js';
+import type { Doc } from '../engine/index.js';
 import { DriftError } from '../errors.js';
 import { limits } from '../limits.js';
-import { sendDocuments, sendPage } from './answers.js';
+import { sendHistory, sendPage } from './answers.js';
 import { minSeqParam } from './min-seq.js';
 import {
   addSharedSchemas,
@@ -133,10 +133,6 @@ function sendWrite(
     const keyed = entry === undefined ? {} : { idempotency: entry(answer) };
     return writeAnswer(await inTransaction(opts.transactions, req, (tx) => write({ ...tx, ...keyed })));
   });
-}
-
-function historyView(entry: HistoryEntry): { seq: number; ts: string; op: string; doc: Doc | null } {
-  return { seq: entry.seq, ts: new Date(entry.ts).toISOString(), op: entry.op, doc: entry.doc };
 }
 
 export async function rowsRoutes(
@@ -271,8 +267,7 @@ export async function rowsRoutes(
     },
     handler: async (req, reply) => {
       const history = await inTx(req, (tx) => opts.db().history({ table: req.params.table, key: req.params.key, ...tx }));
-      reply.rows = history.versions.length;
-      return sendDocuments(reply, { key: history.key, versions: history.versions.map(historyView) });
+      return sendHistory(reply, history);
     },
   });
 

@@ -99,8 +99,11 @@ t.test('reads of the past from the log equal the model, across checkpoints and r
             const actual = readAt(db, key, seq);
             if (canonical(actual) !== canonical(expected)) throw new Error(`${key} at ${seq}: ${JSON.stringify(actual)} ≠ ${JSON.stringify(expected)}`);
           }
-          const history = db.history({ table: 't', key }).versions.map((v) => ({ seq: v.seq, doc: v.doc }));
+          const read = db.history({ table: 't', key }).versions;
+          const history = read.map((v) => ({ seq: v.seq, doc: v.doc }));
           if (canonical(history) !== canonical(versions)) throw new Error(`history of ${key} differs`);
+          // The route answers the stored texts as they are: each must be the JSON of its document.
+          if (read.some((v) => v.json !== (v.doc === null ? null : JSON.stringify(v.doc)))) throw new Error(`history of ${key}: a text is not its document's JSON`);
         }
       } finally {
         await db.close();
@@ -163,6 +166,65 @@ t.test('a version whose bytes rot on disk fails loudly, names file and offset, a
   const report = await doctor({ dataDir: dir });
   t.equal(report.healthy, false, 'doctor reports the damage');
   t.ok(report.problems.some((p) => p.file === file && p.severity === 'corrupt'), JSON.stringify(report.problems));
+});
+
+t.test('a long history is read in runs, each version checked: one rotted in the middle fails it loudly, and only it', async (t) => {
+  const dir = tempDir(t);
+  const errors: Array<Record<string, unknown>> = [];
+  const logger = { info() {}, warn() {}, error: (fields: object) => errors.push(fields as Record<string, unknown>) };
+  const db = await openDatabase({ dataDir: dir, logger, ...tinyCache });
+  t.teardown(() => db.close());
+  await db.createTable({ name: 't', primaryKey: 'id' });
+  const seqs: number[] = [];
+  for (let n = 0; n < 60; n++) {
+    seqs.push((await db.put({ table: 't', key: 'long', doc: { id: 'long', n, text: n === 30 ? 'ROTTEN-SOON' : 'fine' } })).seq!);
+    // Another key between some of them: the runs have gaps.
+    if (n % 7 === 0) await db.put({ table: 't', key: 'other', doc: { id: 'other', n } });
+  }
+  const before = db.history({ table: 't', key: 'long' }).versions;
+  t.same(
+    before.map((v) => v.doc?.['n']),
+    seqs.map((_, n) => n),
+    'every version, oldest first',
+  );
+  const wal = join(dir, 'wal');
+  const file = join(wal, readdirSync(wal)[0]!);
+  const bytes = readFileSync(file);
+  const at = documentOffset(bytes, 'ROTTEN-SOON');
+  bytes[at] = bytes[at]! ^ 0x20;
+  writeFileSync(file, bytes);
+  // The cache of 64 characters holds none of them: every old version is read from the file again.
+  t.throws(() => db.history({ table: 't', key: 'long' }), { name: 'DriftError', code: 'internal' });
+  const logged = errors.find((e) => e['file'] !== undefined)!;
+  t.equal(logged['file'], file, 'the log names the file');
+  t.ok(typeof logged['offset'] === 'number' && (logged['offset'] as number) < at && at - (logged['offset'] as number) < 64, 'and the offset of that document');
+  t.equal(logged['seq'], seqs[30], 'and its seq');
+  t.same(db.get({ table: 't', key: 'long', asOf: seqs[29]! }).doc, { id: 'long', n: 29, text: 'fine' }, 'the version before it reads');
+  t.same(db.get({ table: 't', key: 'long', asOf: seqs[31]! }).doc, { id: 'long', n: 31, text: 'fine' }, 'and the one after it');
+  t.throws(() => db.get({ table: 't', key: 'long', asOf: seqs[30]! }), { code: 'internal' });
+});
+
+t.test('a history read that passes an eighth of the version cache keeps the rest of it out', async (t) => {
+  const dir = tempDir(t);
+  const cache = { versionCacheCharsMax: 16_000 };
+  let db = await openDatabase({ dataDir: dir, ...cache });
+  await db.createTable({ name: 't', primaryKey: 'id' });
+  const hot = await db.put({ table: 't', key: 'hot', doc: { id: 'hot', v: 1 } });
+  await db.put({ table: 't', key: 'hot', doc: { id: 'hot', v: 2 } });
+  // 100 versions of about 100 characters: 10,000 characters of history, more than 16,000 / 8.
+  for (let n = 0; n < 100; n++) await db.put({ table: 't', key: 'long', doc: { id: 'long', n, pad: 'p'.repeat(80) } });
+  await db.close();
+  db = await openDatabase({ dataDir: dir, ...cache });
+  t.teardown(() => db.close());
+  t.same(db.get({ table: 't', key: 'hot', asOf: hot.seq! }).doc, { id: 'hot', v: 1 });
+  const afterHot = db.stats().versionReads;
+  t.equal(db.history({ table: 't', key: 'long' }).versions.length, 100);
+  const afterHistory = db.stats().versionReads;
+  t.equal(afterHistory - afterHot, 99, 'the history read its old versions from the log');
+  t.same(db.get({ table: 't', key: 'hot', asOf: hot.seq! }).doc, { id: 'hot', v: 1 });
+  t.equal(db.stats().versionReads, afterHistory, "the hot row's old version is still cached");
+  db.history({ table: 't', key: 'long' });
+  t.ok(db.stats().versionReads > afterHistory, 'most of the long history was not kept');
 });
 
 t.test('documents written in the older record formats are read by whole frame', async (t) => {

@@ -273,6 +273,28 @@ t.test('history lists every event oldest first with RFC 3339 ts; a key never wri
     t.ok(Math.abs(Date.parse(version.ts) - Date.now()) < 60_000, 'ts is the commit time');
   }
   expectProblem(t, await call('GET', '/v1/tables/users/rows/never/history'), 404, 'row_not_found');
+  // The answer is written from the stored texts: it must be the very bytes JSON.stringify writes for it.
+  t.equal(res.text, JSON.stringify(res.json), 'the answer is JSON.stringify of its value, members in order');
+  t.same(Object.keys(res.json.versions[0]), ['seq', 'ts', 'op', 'doc']);
+});
+
+t.test('a history answer carries documents as stored: unicode, escapes and long histories', async (t) => {
+  const { call } = await withTable(t);
+  const docs = [{ s: 'é 😀 "quoted" \\ \n \u0000 \u2028' }, { deep: { a: [1, 2.5, -0.001, 1e21, true, null] } }, { s: '\ud800 a lone surrogate' }];
+  for (let i = 0; i < 300; i++) await call('PUT', '/v1/tables/users/rows/k%22%C3%A9', { body: docs[i % docs.length] });
+  const res = await call('GET', '/v1/tables/users/rows/k%22%C3%A9/history');
+  t.equal(res.status, 200);
+  t.equal(res.json.key, 'k"é');
+  t.equal(res.json.versions.length, 300);
+  t.same(
+    res.json.versions.map((v: { doc: Record<string, unknown> }) => {
+      const { id, ...rest } = v.doc;
+      t.equal(id, 'k"é');
+      return rest;
+    }),
+    Array.from({ length: 300 }, (_, i) => JSON.parse(JSON.stringify(docs[i % docs.length]))),
+  );
+  t.equal(res.text, JSON.stringify(res.json), 'the very bytes JSON.stringify writes');
 });
 
 t.test('pages come in code-point key order, default 100 rows, following nextCursor to the end', async (t) => {

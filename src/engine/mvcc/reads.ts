@@ -3,11 +3,11 @@
 
 import { DriftError } from '../../errors.js';
 import { limits, MiB } from '../../limits.js';
-import type { HistoryResult, RowPolicy, RowRead } from '../api.js';
+import type { HistoryResult, RowPolicy, RowRead, StoredVersion } from '../api.js';
 import { extractPath } from '../json/index.js';
 import { cursorSeq, StoredRow, type QuerySpec } from '../query/index.js';
 import type { Store } from '../store.js';
-import type { Doc, TableDef, Version } from '../types.js';
+import type { Doc, RowOp, TableDef, Version } from '../types.js';
 import { resolveAsOf } from './as-of.js';
 import type { TableState } from './table-state.js';
 
@@ -43,26 +43,41 @@ export function readRowAt(table: TableState, key: string, seq: number, policy: R
 export function historyAt(store: Store, table: TableState, key: string, seq: number, policy: RowPolicy | null): HistoryResult {
   const visible: Version[] = [];
   const history = table.history(key);
+  const count = history === undefined ? 0 : history.indexAt(seq) + 1;
   let bytes = 0;
   let seen = false;
-  for (let i = 0; history !== undefined && i < history.count && history.seq(i) <= seq; i++) {
-    const version = table.versionOf(history, i);
-    seen = policy === null || (version.json === null ? seen : policy.read(new StoredRow(key, version.json)));
-    if (!seen) continue;
-    visible.push(version);
-    // Old documents are read from the log one by one: stop reading as soon as the answer is known to be too large.
-    bytes += historyVersionFrameBytes + (version.json?.length ?? 0);
-    if (bytes > limits.historyBytesMax) tooLargeHistory(table.def, key, visible.findLast((v) => v.json !== null)?.json ?? null);
+  for (let from = 0; from < count; ) {
+    // Old documents are read from the log in runs: stop reading as soon as the answer is known to be too large.
+    const versions = table.versionsOf(history!, from, count, limits.historyBytesMax - bytes);
+    from += versions.length;
+    for (const version of versions) {
+      seen = policy === null || (version.json === null ? seen : policy.read(new StoredRow(key, version.json)));
+      if (!seen) continue;
+      visible.push(version);
+      bytes += historyVersionFrameBytes + (version.json?.length ?? 0);
+      if (bytes > limits.historyBytesMax) tooLargeHistory(table.def, key, visible.findLast((v) => v.json !== null)?.json ?? null);
+    }
   }
-  const versions = visible.map((v) => ({
-    key,
-    seq: v.seq,
-    ts: store.tsOf(v.seq),
-    op: v.op,
-    doc: v.json === null ? null : (JSON.parse(v.json) as Doc),
-  }));
-  if (versions.length === 0) throw new DriftError('row_not_found', `Row '${key}' was never written.`);
-  return { key, versions };
+  if (visible.length === 0) throw new DriftError('row_not_found', `Row '${key}' was never written.`);
+  return { key, versions: visible.map((v) => new StoredHistoryEntry(key, v.seq, store.tsOf(v.seq), v.op, v.json)) };
+}
+
+/** A version of a key's history: its document as the stored JSON text, parsed only if someone reads `doc`. */
+class StoredHistoryEntry implements StoredVersion {
+  private parsed: Doc | null | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly seq: number,
+    readonly ts: number,
+    readonly op: RowOp,
+    readonly json: string | null,
+  ) {}
+
+  get doc(): Doc | null {
+    if (this.parsed === undefined) this.parsed = this.json === null ? null : (JSON.parse(this.json) as Doc);
+    return this.parsed;
+  }
 }
 
 /** A read row whose document is parsed only if someone asks for it (a GET sends the stored text as it is). */

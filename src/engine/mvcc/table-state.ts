@@ -6,7 +6,7 @@ import type { ValidateFunction } from 'ajv';
 import { assert } from '../../assert.js';
 import { compareCodePoints, extractPath, getSegments, sortByCodePoints } from '../json/index.js';
 import { SecondaryIndex } from '../indexes/secondary-index.js';
-import type { DocumentReader } from '../log/document-reader.js';
+import type { DocumentReader, DocumentRef } from '../log/document-reader.js';
 import { SortedMap } from '../storage/sorted-map.js';
 import type { Doc, RowOp, TableDef, Version } from '../types.js';
 
@@ -194,13 +194,32 @@ export class TableState {
     return i < 0 ? undefined : this.versionOf(history, i);
   }
 
-  /** Every version of `key` up to `seq`, oldest first, documents read (from the log for all but the newest). */
-  versionsUpTo(key: string, seq: number): Version[] {
-    const history = this.history(key);
-    if (history === undefined) return [];
+  /**
+   * Versions `from`, `from` + 1, … (before `to`) of a history with their documents, the old ones read from the log
+   * together (DocumentReader.readMany): all of them, or once their documents pass `charsMax` characters, those up to
+   * the one that passed it (at least one version).
+   */
+  versionsOf(history: RowHistory, from: number, to: number, charsMax = Infinity): Version[] {
     const versions: Version[] = [];
-    for (let i = 0; i < history.count && history.seq(i) <= seq; i++) versions.push(this.versionOf(history, i));
-    return versions;
+    const refs: DocumentRef[] = [];
+    /** versions[slots[k]] is the version whose document refs[k] names. */
+    const slots: number[] = [];
+    for (let i = from; i < to; i++) {
+      const packed = history.packed(i);
+      const seq = versionSeq(packed);
+      const location = history.meta[2 * i + 1]!;
+      const old = i < history.count - 1 && versionOp(packed) !== 'delete' && location !== noLocation;
+      versions.push({ seq, op: versionOp(packed), json: old ? null : this.textOf(history, i) });
+      if (old) {
+        refs.push({ location, seq, framed: isFramed(packed), table: this.def.name, key: history.key });
+        slots.push(versions.length - 1);
+      }
+    }
+    if (refs.length === 0) return versions;
+    const texts = this.documents.readMany(refs, charsMax);
+    for (let k = 0; k < texts.length; k++) versions[slots[k]!]!.json = texts[k]!;
+    // Reading stopped early: the versions after the last one read wait for the caller's next call.
+    return texts.length < refs.length ? versions.slice(0, slots[texts.length]!) : versions;
   }
 
   /** Version `i` of a history with its document: the newest from memory, any other from the log. */
