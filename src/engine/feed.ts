@@ -59,8 +59,8 @@ function rowsOnly(record: CommitRecord): CommitRecord {
 export class ChangeFeed {
   private readonly store: Store;
   /**
-   * The newest durable commits, oldest first, from index `recentFirst` on: live subscribers and recent pages read
-   * them without the log. Dropped entries are cleared in place and the array is compacted once they fill its first
+   * The newest durable commits, oldest first, from index `recentFirst` on, kept while someone subscribes: live
+   * subscribers and recent pages read them without the log. Dropped entries are cleared in place and the array is compacted once they fill its first
    * half: a splice per commit moved the whole ring on every write.
    */
   private recent: Array<CommitRecord | undefined> = [];
@@ -83,8 +83,17 @@ export class ChangeFeed {
     this.store = store;
   }
 
-  /** A commit became durable (called in seq order): keep it and tell the subscribers. */
+  /**
+   * A commit became durable (called in seq order): keep it and tell the subscribers. With no subscriber the ring
+   * keeps nothing: a page is then read from the log. Kept for the next thousand commits, every record lived long
+   * enough to be promoted to the old generation and die there, which cost a write more in collections (measured in
+   * instructions in-process, 21 against 7.5 thousand per write) than any page without subscribers saves.
+   */
   durable(record: CommitRecord): void {
+    if (this.listeners.size === 0) {
+      if (this.recent.length > 0) this.forgetRecent();
+      return;
+    }
     const recent = this.recent;
     recent.push(rowsOnly(record));
     this.recentChars += recordChars(record);
@@ -103,6 +112,13 @@ export class ChangeFeed {
     }
     this.recentFirst = first;
     if (this.listeners.size > 0) this.notify();
+  }
+
+  /** Empties the ring: what comes next starts it again, so it always holds consecutive commits. */
+  private forgetRecent(): void {
+    this.recent = [];
+    this.recentFirst = 0;
+    this.recentChars = 0;
   }
 
   /**
