@@ -30,6 +30,11 @@ export interface FeedSummary {
   streamsLost: number;
   /** Acknowledgement → event arrival, every (subscriber, commit) pair, in ms. */
   latencyMs: { p50: number; p99: number; max: number } | null;
+  /**
+   * This process's CPU time (user + system) per acknowledged write while the writers ran: the writers' own HTTP work
+   * plus, with subscribers, their reading of every event (TLS, HTTP chunks, SSE parsing), on the server's 2 cores.
+   */
+  clientCpuMicrosPerWrite: number;
 }
 
 /** After the writers stop, subscribers get this long to receive the last commits. */
@@ -98,9 +103,11 @@ async function run(job: FeedJob): Promise<FeedSummary> {
   const acks = new Map<number, number>();
   const errors = { count: 0 };
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   const until = started + job.durationSeconds * 1000;
   await Promise.all(Array.from({ length: job.writers }, (_, i) => writer(job, agent, until, acks, errors, i)));
   const elapsed = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
   const newest = Math.max(...acks.keys());
   const drainUntil = performance.now() + drainMs;
   while (subscribers.some((s) => !s.lost && (s.seqs.at(-1) ?? 0) < newest) && performance.now() < drainUntil) {
@@ -129,6 +136,7 @@ async function run(job: FeedJob): Promise<FeedSummary> {
     outOfOrder: subscribers.reduce((sum, s) => sum + s.outOfOrder, 0),
     streamsLost: subscribers.filter((s) => s.lost && (s.seqs.at(-1) ?? 0) < newest).length,
     latencyMs: latencies.length === 0 ? null : { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: latencies.at(-1)! },
+    clientCpuMicrosPerWrite: acks.size === 0 ? 0 : Math.round((cpu.user + cpu.system) / acks.size),
   };
 }
 

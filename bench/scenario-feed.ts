@@ -103,6 +103,7 @@ async function subscriberRows(ctx: BenchContext, server: DriftServer, names: str
         'ratio to the same writes without subscribers (not the hello-world), 2 alternating pairs; the subscribers run ' +
           'in the load generator process, on the same 2 cores as the server',
         `server CPU per write (an upper bound: it includes warm-up and connecting): ${withSubs.map((run) => run.serverCpuMicrosPerWrite ?? '?').join('/')} µs with the subscribers, ${without.map((run) => run.serverCpuMicrosPerWrite ?? '?').join('/')} µs without`,
+        `load generator CPU per write (writers, and the subscribers reading every event): ${withSubs.map((run) => run.clientCpuMicrosPerWrite).join('/')} µs with the subscribers, ${without.map((run) => run.clientCpuMicrosPerWrite).join('/')} µs without`,
         delivery,
       ],
       details: { without, with: withSubs },

@@ -42,7 +42,7 @@ export async function generateOpenApiYaml(): Promise<string> {
       security,
       rateLimits: await registerRateLimits(app, { config, onLimited: () => undefined }),
       transactions: new TransactionService(db),
-      changes: new ChangeService(db, { bufferCommits: config.changesBufferCommits }),
+      changes: new ChangeService(db, { bufferCommits: config.changesBufferCommits, flushMs: config.changesFlushMs }),
       idempotency: new IdempotencyService(db, { ttlMs: config.idempotencyTtlMs }),
       loadOpenApi: async () => null,
       observability: { metrics: null, slowQueries: null, redact: false, engineObserver: undefined },

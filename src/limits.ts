@@ -78,6 +78,12 @@ export const limits = {
   feedPageCommitsMax: 1000,
   feedPageCommitsDefault: 100,
   /**
+   * Bytes of Server-Sent Event text a change stream writes at once (a single larger commit goes alone): what a client
+   * that stopped reading can hold in the server beyond its socket's buffer. A block sent to many streams is one
+   * Buffer, held once however many sockets still queue it.
+   */
+  feedEventBlockBytesMax: 64 * KiB,
+  /**
    * Times a restore looks again for rows that changed while it waited for locks, before it gives up with a retryable
    * serialization_failure (writers that keep changing its rows would otherwise hold it forever).
    */

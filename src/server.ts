@@ -118,7 +118,7 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   });
   // Closing the server rolls back every open transaction, before the CLI closes the database.
   app.addHook('onClose', async () => transactions.closeAll());
-  const changes = new ChangeService(deps.db, { bufferCommits: config.changesBufferCommits });
+  const changes = new ChangeService(deps.db, { bufferCommits: config.changesBufferCommits, flushMs: config.changesFlushMs });
   const idempotency = new IdempotencyService(deps.db, { ttlMs: config.idempotencyTtlMs });
   // Change streams end with the server (their clients resume with Last-Event-ID); a stream left open would hold the
   // shutdown until its grace runs out.

@@ -185,6 +185,15 @@ export const settings = {
       'A change-feed stream (Server-Sent Events) whose client takes nothing while more than this many commits arrive ' +
       '(its socket stays full) is sent an error event naming the seq to resume after, and closed.',
   }),
+  changesFlushMs: integer({
+    default: 5,
+    min: 0,
+    max: 1000,
+    doc:
+      'While commits keep coming, change-feed streams (Server-Sent Events) are sent their new events at most this ' +
+      'often, so one write to each client carries many commits; the first commit after a quiet spell goes out at ' +
+      'once. 0 sends after every group commit.',
+  }),
   idempotencyTtlMs: integer({
     default: 86_400_000,
     min: 1,
