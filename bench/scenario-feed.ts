@@ -4,6 +4,7 @@
 // server, so a drift in the machine's load falls on both sides.
 
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BenchContext } from './context.js';
 import { workerScripts, workerSlackMs } from './context.js';
 import { serverLogPath, startDriftServer, stopDriftServer, type DriftServer } from './drift-server.js';
@@ -26,12 +27,12 @@ const feedWriters = 32;
 const feedTable = 'bench_feed';
 const idempotencyTable = 'bench_idempotent';
 
-export async function feedScenarios(ctx: BenchContext): Promise<ScenarioResult[]> {
-  const names = [
-    `durable PUT with ${subscribers} SSE subscribers / without`,
-    `SSE: acknowledgement → event, ${subscribers} subscribers`,
-    'durable PUT with an Idempotency-Key / without',
-  ];
+/** `subscribers: false` runs only the idempotency row (`--only idempotency`). */
+export async function feedScenarios(ctx: BenchContext, which: { subscribers: boolean }): Promise<ScenarioResult[]> {
+  const idempotencyName = 'durable PUT with an Idempotency-Key / without';
+  const names = which.subscribers
+    ? [`durable PUT with ${subscribers} SSE subscribers / without`, `SSE: acknowledgement → event, ${subscribers} subscribers`, idempotencyName]
+    : [idempotencyName];
   let server: DriftServer;
   try {
     server = (
@@ -40,6 +41,7 @@ export async function feedScenarios(ctx: BenchContext): Promise<ScenarioResult[]
         logPath: serverLogPath(join(ctx.tmpRoot, 'logs'), 'feed'),
         password: ctx.password,
         readyTimeoutMs: 60_000,
+        cpuProfDir: ctx.options.cpuProfDir,
       })
     ).server;
     await createTable(server, { name: feedTable, primaryKey: 'id', indexes: [] });
@@ -49,7 +51,8 @@ export async function feedScenarios(ctx: BenchContext): Promise<ScenarioResult[]
     return names.map((name) => skipped(name, reason));
   }
   try {
-    return [...(await subscriberRows(ctx, server, names)), await idempotencyRow(ctx, server, names[2]!)];
+    const subscriberResults = which.subscribers ? await subscriberRows(ctx, server, names) : [];
+    return [...subscriberResults, await idempotencyRow(ctx, server, idempotencyName)];
   } finally {
     await stopDriftServer(server);
   }
@@ -118,10 +121,20 @@ async function subscriberRows(ctx: BenchContext, server: DriftServer, names: str
   ];
 }
 
+/**
+ * The pause before each run of the idempotency row. After a run grew the heap, the server compacts it once idle
+ * (--heap-reclaim-idle-ms, 500 ms by default, then a compacting collection of up to about a second here): without the
+ * wait that collection ran while the next run's load generator started, inside its CPU window, so one run was charged
+ * for the previous run's garbage (in A B B A, two of the three collections fell on B).
+ */
+const idleCompactionSettleMs = 3000;
+
 async function idempotencyRow(ctx: BenchContext, server: DriftServer, name: string): Promise<ScenarioResult> {
   const connections = ctx.options.connections;
-  const run = (idempotency: boolean): Promise<MeasuredLoad> =>
-    loadRun(ctx, server.baseUrl, connections, { kind: 'put', table: idempotencyTable, authorization: server.authorization, idempotency }, server.child.pid);
+  const run = async (idempotency: boolean): Promise<MeasuredLoad> => {
+    await sleep(idleCompactionSettleMs);
+    return loadRun(ctx, server.baseUrl, connections, { kind: 'put', table: idempotencyTable, authorization: server.authorization, idempotency }, server.child.pid);
+  };
   const [plain, keyed] = await alternate(2, () => run(false), () => run(true));
   const mean = (runs: MeasuredLoad[]) => runs.reduce((sum, r) => sum + r.okPerSecond, 0) / runs.length;
   const cpu = (runs: MeasuredLoad[]) => runs.map((r) => r.serverCpuMicrosPerResponse ?? '?').join('/');
@@ -134,7 +147,7 @@ async function idempotencyRow(ctx: BenchContext, server: DriftServer, name: stri
     latencyMs: keyed.at(-1)!.latencyMs,
     errors: keyed.reduce((sum, r) => sum + loadErrors(r), 0),
     notes: [
-      'ratio to the same PUTs without the header (not the hello-world), 2 alternating pairs',
+      'ratio to the same PUTs without the header (not the hello-world), 2 alternating pairs, each run after the server\'s idle heap compaction',
       `server CPU per response: ${cpu(keyed)} µs with the key, ${cpu(plain)} µs without`,
     ],
     details: { keyed, plain },
