@@ -122,10 +122,10 @@ async function subscriberRows(ctx: BenchContext, server: DriftServer, names: str
 }
 
 /**
- * The pause before each run of the idempotency row. After a run grew the heap, the server compacts it once idle
- * (--heap-reclaim-idle-ms, 500 ms by default, then a compacting collection of up to about a second here): without the
- * wait that collection ran while the next run's load generator started, inside its CPU window, so one run was charged
- * for the previous run's garbage (in A B B A, two of the three collections fell on B).
+ * The pause before each run of the idempotency row. Once its heap grew by 64 MiB, the server compacts it after 500 ms
+ * idle (--heap-reclaim-idle-ms): a full collection, 333 ms of CPU once seen here, about 12 µs per response of a run.
+ * Without a pause it lands in whichever CPU window is open, the next run's (read before its load generator starts),
+ * charging that run, keyed or plain, for garbage it did not make.
  */
 const idleCompactionSettleMs = 3000;
 
