@@ -16,6 +16,7 @@ export const scenarioNames = [
   'restart',
   'login',
   'feed',
+  'idempotency',
   'memory-guard',
   'admin-page',
   'cluster',

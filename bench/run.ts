@@ -117,7 +117,9 @@ async function runAll(options: BenchOptions): Promise<ScenarioResult[]> {
     if (options.scenarios.has('observability')) await attempt('observability', results, () => observabilityScenarios(ctx));
     if (options.scenarios.has('restart')) await attempt('restart', results, () => restartScenarios(ctx));
     if (options.scenarios.has('login')) await attempt('login', results, () => loginScenario(ctx));
-    if (options.scenarios.has('feed')) await attempt('feed', results, () => feedScenarios(ctx));
+    // `feed` has the idempotency row among its own; `idempotency` alone runs just that row.
+    if (options.scenarios.has('feed')) await attempt('feed', results, () => feedScenarios(ctx, { subscribers: true }));
+    else if (options.scenarios.has('idempotency')) await attempt('idempotency', results, () => feedScenarios(ctx, { subscribers: false }));
     if (options.scenarios.has('memory-guard')) await attempt('memory-guard', results, () => memoryGuardScenario(ctx));
     if (options.scenarios.has('admin-page')) await attempt('admin-page', results, () => adminPageScenarios(ctx));
     if (options.scenarios.has('cluster')) await attempt('cluster', results, () => clusterScenarios(ctx));

@@ -110,8 +110,10 @@ function clientHasVersion(header: string | undefined, seq: number | null): boole
 
 /** A write's answer: 201 when it created the row, its seq (null inside a transaction) and, once committed, ETag. */
 function writeAnswer(result: WriteResult): StoredAnswer {
+  const status = result.created ? 201 : 200;
   const json = JSON.stringify({ key: result.key, seq: result.seq });
-  return { status: result.created ? 201 : 200, json, ...(result.seq !== null ? { headers: { etag: etag(result.seq) } } : {}) };
+  // Two literals, not a conditional spread: with a key this runs twice per write (the answer recorded, the answer sent).
+  return result.seq === null ? { status, json } : { status, json, headers: { etag: etag(result.seq) } };
 }
 
 /**
@@ -130,8 +132,8 @@ function sendWrite(
   const answer = (outcome: CommitOutcome): StoredAnswer =>
     writeAnswer({ key, seq: joinsTransaction ? null : outcome.seq, created: outcome.created === true });
   return sendIdempotent(req, reply, opts.idempotency, async (entry) => {
-    const keyed = entry === undefined ? {} : { idempotency: entry(answer) };
-    return writeAnswer(await inTransaction(opts.transactions, req, (tx) => write({ ...tx, ...keyed })));
+    const idempotency = entry?.(answer);
+    return writeAnswer(await inTransaction(opts.transactions, req, (tx) => write(idempotency === undefined ? tx : { ...tx, idempotency })));
   });
 }
 

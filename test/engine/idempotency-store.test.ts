@@ -63,3 +63,22 @@ t.test('an entry loaded from a checkpoint stays whole: its record may be below t
   store.load({ user: 'u', key: 'old', fingerprint: 'fp', answer: 'ans\u0000with nul', expiresAt: 9000, seq: 7 }, 0);
   t.same(store.entry('u', 'old', store.slot('u', 'old', 0)!), { user: 'u', key: 'old', fingerprint: 'fp', answer: 'ans\u0000with nul', expiresAt: 9000, seq: 7 });
 });
+
+t.test("each slot keeps its own seq, expiry and answer size across the queue's growth and compaction", async (t) => {
+  const store = new IdempotencyStore(recordAt);
+  // Answers of a fixed size, so the bound on answer characters keeps exactly `kept` of them: past it the oldest go.
+  const kept = 3000;
+  const answerChars = Math.floor(limits.idempotencyAnswerCharsMax / kept);
+  const total = 3 * kept;
+  for (let seq = 1; seq <= total; seq++) store.record({ user: 'u', key: `k${seq}`, seq, expiresAt: 10_000 + seq, answerChars }, 0);
+  t.equal(store.size, kept, 'the bound on answer characters counted every slot once');
+  t.equal(store.slot('u', `k${total - kept}`, 0), null);
+  t.same(store.slot('u', `k${total - kept + 1}`, 0), { seq: total - kept + 1, expiresAt: 10_000 + total - kept + 1 });
+  const live = store.liveUpTo(total, 0);
+  t.equal(live.length, kept);
+  t.ok(
+    live.every((slot) => slot.key === `k${slot.seq}` && slot.expiresAt === 10_000 + slot.seq && slot.answerChars === answerChars),
+    'every live slot has its own numbers',
+  );
+  t.same(store.slot('u', `k${total}`, 10_000 + total), null, 'and expires at its own expiry');
+});

@@ -164,6 +164,32 @@ t.test('a write inside a transaction stores its answer with the commit, or never
   t.notOk(rerun.headers['idempotent-replayed']);
 });
 
+t.test('one commit records every entry of its transaction: keyed writes, the keyed commit, none rolled back to a savepoint', async (t) => {
+  const tx = (await ok(server, 'POST', '/v1/transactions', {})).id as string;
+  const created = await keyed(server, 'many-1', 'PUT', '/v1/tables/items/rows/m1', { v: 1 }, { 'transaction-id': tx });
+  const replaced = await keyed(server, 'many-2', 'PUT', '/v1/tables/items/rows/m1', { v: 2 }, { 'transaction-id': tx });
+  await ok(server, 'POST', `/v1/transactions/${tx}/savepoints`, { name: 'sp' });
+  t.equal((await keyed(server, 'many-3', 'PUT', '/v1/tables/items/rows/m3', { v: 3 }, { 'transaction-id': tx })).status, 201);
+  await ok(server, 'POST', `/v1/transactions/${tx}/savepoints/sp/rollback`);
+  const commit = await keyed(server, 'many-commit', 'POST', `/v1/transactions/${tx}/commit`);
+  t.equal(commit.status, 200);
+  t.same([created.status, replaced.status], [201, 200], 'each write answered as it was made');
+  for (const [key, first, body] of [
+    ['many-1', created, { v: 1 }],
+    ['many-2', replaced, { v: 2 }],
+  ] as const) {
+    const replay = await keyed(server, key, 'PUT', '/v1/tables/items/rows/m1', body);
+    t.same(shape(replay), shape(first), `${key} replays its own answer`);
+    t.equal(replay.headers['idempotent-replayed'], 'true');
+  }
+  const commitReplay = await keyed(server, 'many-commit', 'POST', `/v1/transactions/${tx}/commit`);
+  t.same(shape(commitReplay), shape(commit), 'the commit replays its answer');
+  t.equal((await versions(server, 'items', 'm1')), 1, 'the replays wrote nothing');
+  const rerun = await keyed(server, 'many-3', 'PUT', '/v1/tables/items/rows/m3', { v: 3 });
+  t.equal(rerun.status, 201, 'the write rolled back to the savepoint stored nothing: it runs');
+  t.notOk(rerun.headers['idempotent-replayed']);
+});
+
 t.test('a repeat while the first request runs is 409 idempotency_in_progress, and a replay once it is answered', async (t) => {
   const holder = (await ok(server, 'POST', '/v1/transactions', {})).id as string;
   await server.request('PUT', '/v1/tables/items/rows/locked', { body: { v: 0 }, headers: { 'transaction-id': holder } });

@@ -106,7 +106,7 @@ export function encodeRecord(record: CommitRecord, ackedSeq: number): EncodedRec
     const text = catalogTexts[i];
     if (c.kind === 'row') bytes += 9 + Buffer.byteLength(c.table, 'utf8') + 2 * c.key.length + (c.doc === null ? 0 : documentHeaderBytes + docBytes[i]!);
     else if (text !== null) bytes += 5 + Buffer.byteLength(text, 'utf8');
-    else if (c.kind === 'idempotency') bytes += idempotencyFixedBytes + [c.user, c.key, c.fingerprint, c.answer].reduce((sum, t) => sum + Buffer.byteLength(t, 'utf8'), 0);
+    else if (c.kind === 'idempotency') bytes += idempotencyFixedBytes + utf8Bytes(c.user) + utf8Bytes(c.key) + utf8Bytes(c.fingerprint) + utf8Bytes(c.answer);
   });
   const frame = Buffer.allocUnsafe(bytes);
   const documentOffsets = new Array<number>(record.changes.length).fill(-1);
@@ -163,6 +163,10 @@ function binaryIdempotency(change: Change): change is IdempotencyChange {
 /** No lone surrogate: UTF-8 round-trips the text. (String.prototype.isWellFormed, Node 20, is not in lib ES2023.) */
 function wellFormed(text: string): boolean {
   return (text as string & { isWellFormed(): boolean }).isWellFormed();
+}
+
+function utf8Bytes(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
 }
 
 function writeText(buf: Buffer, at: number, text: string, encoding: 'utf8'): number {

@@ -69,14 +69,14 @@ export class IdempotencyStore {
   /** Fingerprint NUL answer of entries loaded from a checkpoint, by user NUL key. */
   private readonly loaded = new Map<string, string>();
   /**
-   * The entries in the order they were recorded (the order they expire in, one TTL at a time) from `head` on, as
-   * parallel arrays (no object per entry): a queue beside the map, because walking a Map emptied from its front gets
-   * slower with every deletion. A slot is current while the map points at it.
+   * The entries in the order they were recorded (the order they expire in, one TTL at a time) from `head` on: a queue
+   * beside the map, because walking a Map emptied from its front gets slower with every deletion. A slot is current
+   * while the map points at it. Its ids are strings; its numbers (seq, expiry, answer size: slotNumbers per slot) are
+   * in a Float64Array, outside the collected heap, so a keyed write adds no array growth for the young generation to
+   * copy and promote.
    */
   private ids: string[] = [];
-  private seqs: number[] = [];
-  private expiries: number[] = [];
-  private answerChars: number[] = [];
+  private numbers = new Float64Array(slotNumbers * 1024);
   private base = 0;
   private head = 0;
   private chars = 0;
@@ -89,9 +89,9 @@ export class IdempotencyStore {
   slot(user: string, key: string, now: number): { seq: number; expiresAt: number } | null {
     const position = this.entries.get(entryId(user, key));
     if (position === undefined) return null;
-    const i = position - this.base;
-    const expiresAt = this.expiries[i]!;
-    return expiresAt <= now ? null : { seq: this.seqs[i]!, expiresAt };
+    const at = slotNumbers * (position - this.base);
+    const expiresAt = this.numbers[at + 1]!;
+    return expiresAt <= now ? null : { seq: this.numbers[at]!, expiresAt };
   }
 
   /** The whole entry of `user`'s `key` recorded at `seq` (a slot's): from the checkpoint it came from, or its record. */
@@ -114,16 +114,22 @@ export class IdempotencyStore {
     const id = entryId(slot.user, slot.key);
     const previous = this.entries.get(id);
     if (previous !== undefined) {
-      this.chars -= this.answerChars[previous - this.base]!;
+      this.chars -= this.numbers[slotNumbers * (previous - this.base) + 2]!;
       // A repeated id is deleted first so the map's order stays the order of recording.
       this.entries.delete(id);
       this.loaded.delete(id);
     }
+    const at = slotNumbers * this.ids.length;
+    if (at === this.numbers.length) {
+      const grown = new Float64Array(2 * this.numbers.length);
+      grown.set(this.numbers);
+      this.numbers = grown;
+    }
     this.entries.set(id, this.base + this.ids.length);
     this.ids.push(id);
-    this.seqs.push(slot.seq);
-    this.expiries.push(slot.expiresAt);
-    this.answerChars.push(slot.answerChars);
+    this.numbers[at] = slot.seq;
+    this.numbers[at + 1] = slot.expiresAt;
+    this.numbers[at + 2] = slot.answerChars;
     this.chars += slot.answerChars;
     this.prune(now);
   }
@@ -139,10 +145,12 @@ export class IdempotencyStore {
   liveUpTo(seq: number, now: number): IdempotencySlot[] {
     const live: IdempotencySlot[] = [];
     for (const [id, position] of this.entries) {
-      const i = position - this.base;
-      if (this.seqs[i]! > seq || this.expiries[i]! <= now) continue;
+      const at = slotNumbers * (position - this.base);
+      const slotSeq = this.numbers[at]!;
+      const expiresAt = this.numbers[at + 1]!;
+      if (slotSeq > seq || expiresAt <= now) continue;
       const split = id.indexOf('\u0000');
-      live.push({ user: id.slice(0, split), key: id.slice(split + 1), seq: this.seqs[i]!, expiresAt: this.expiries[i]!, answerChars: this.answerChars[i]! });
+      live.push({ user: id.slice(0, split), key: id.slice(split + 1), seq: slotSeq, expiresAt, answerChars: this.numbers[at + 2]! });
     }
     return live;
   }
@@ -157,23 +165,25 @@ export class IdempotencyStore {
       // A slot whose id was recorded again later (or already dropped) is stale: the newer slot decides.
       if (this.entries.get(id) === this.base + this.head) {
         const excess = this.entries.size > limits.idempotencyEntriesMax || this.chars > limits.idempotencyAnswerCharsMax;
-        if (!excess && this.expiries[this.head]! > now) break;
+        const at = slotNumbers * this.head;
+        if (!excess && this.numbers[at + 1]! > now) break;
         this.entries.delete(id);
         this.loaded.delete(id);
-        this.chars -= this.answerChars[this.head]!;
+        this.chars -= this.numbers[at + 2]!;
       }
       this.head++;
     }
     if (this.head > 1024 && this.head > this.ids.length / 2) {
       this.ids = this.ids.slice(this.head);
-      this.seqs = this.seqs.slice(this.head);
-      this.expiries = this.expiries.slice(this.head);
-      this.answerChars = this.answerChars.slice(this.head);
+      this.numbers.copyWithin(0, slotNumbers * this.head, slotNumbers * (this.head + this.ids.length));
       this.base += this.head;
       this.head = 0;
     }
   }
 }
+
+/** Numbers per queue slot: its commit's seq, its expiry, its answer's characters. */
+const slotNumbers = 3;
 
 function entryId(user: string, key: string): string {
   return `${user}\u0000${key}`;

@@ -26,7 +26,7 @@ import { compileQuery, executeQuery, StoredRow, type QuerySpec, type RowSource }
 import type { DecisionContext, Decided, Store } from '../store.js';
 import type { Change, Doc, RowOp } from '../types.js';
 import { findConflict, rowId, type ConflictWindow, type Predicate, type RecentCommit } from './conflict-window.js';
-import type { IdempotencyRequest } from './idempotency.js';
+import type { CommitOutcome, IdempotencyRequest } from './idempotency.js';
 import { asOfSeq, cursorSnapshot, historyAt, LazyRowRead, readRowAt, rowNotFound } from './reads.js';
 import type { TransactionRegistry } from './registry.js';
 import { computeRowWrite, type ComputedWrite, type CurrentRow, type RowWriteRequest } from './row-write.js';
@@ -293,7 +293,14 @@ export class TransactionImpl implements Transaction {
     // write is answered after its commit, so it names what the commit made of it (in cluster mode it may be made again).
     if (idempotency !== undefined) {
       const created = computed.created;
-      this.idempotency.push({ ...idempotency, answer: (outcome) => idempotency.answer({ ...outcome, created: this.autocommit ? write.created : created }) });
+      // Fields named, not spread: the spreads' generic copy (CopyDataProperties) showed in the keyed write's instruction
+      // profile. A row write's outcome has no table (that is a fork's).
+      const answer = (outcome: CommitOutcome): string =>
+        idempotency.answer({ seq: outcome.seq, rowsWritten: outcome.rowsWritten, created: this.autocommit ? write.created : created });
+      const entry = { user: idempotency.user, key: idempotency.key, fingerprint: idempotency.fingerprint, expiresAt: idempotency.expiresAt, answer };
+      // The first as a one-slot array: a push onto an empty one reserved 17 slots, on every keyed write.
+      if (this.idempotency.length === 0) this.idempotency = [entry];
+      else this.idempotency.push(entry);
     }
     return { key: request.key, seq: null, created: computed.created };
   }
