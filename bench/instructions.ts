@@ -155,16 +155,40 @@ async function run(count: number, make: (i: number) => [string, string, unknown?
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
-/** The largest event total among callgrind's dumps (the counted part's). */
-function countedInstructions(dir: string): number {
-  let most = 0;
-  for (const file of readdirSync(dir).filter((name) => name.startsWith('callgrind.out'))) {
-    for (const match of readFileSync(join(dir, file), 'utf8').matchAll(/^(?:summary|totals): (\d+)/gm)) most = Math.max(most, Number(match[1]));
-  }
-  return most;
+/** Instructions of a counted run, and the parts of them that depend on timing more than on the request. */
+interface Count {
+  total: number;
+  /** V8's garbage collector: a major collection falls in one run's window and not in another's. */
+  gc: number;
+  /** V8's optimizing compilers: how much is still being compiled after the warm-up. */
+  compiler: number;
 }
 
-async function measure(target: Target, kind: Kind, options: Options): Promise<number> {
+const gcFunctions = /Mark|Sweep|Scaveng|Evacuat|Compact|MemoryChunk|RememberedSet|SlotSet|Heap::|SizeFromMap|GCTracer|BodyDescriptor|Worklist/;
+const compilerFunctions = /compiler::|maglev|Maglev|turboshaft|Turboshaft/;
+
+/** The counted dump (the one with the most instructions), split by callgrind_annotate's per-function totals. */
+function countedInstructions(dir: string): Count {
+  let most = 0;
+  let counted = '';
+  for (const file of readdirSync(dir).filter((name) => name.startsWith('callgrind.out'))) {
+    for (const match of readFileSync(join(dir, file), 'utf8').matchAll(/^(?:summary|totals): (\d+)/gm)) {
+      if (Number(match[1]) > most) [most, counted] = [Number(match[1]), join(dir, file)];
+    }
+  }
+  const count: Count = { total: most, gc: 0, compiler: 0 };
+  const annotated = execFileSync('callgrind_annotate', ['--threshold=100', counted], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  for (const line of annotated.split('\n')) {
+    const match = /^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$/.exec(line);
+    if (match === null || match[2]!.includes('PROGRAM TOTALS')) continue;
+    const instructions = Number(match[1]!.replaceAll(',', ''));
+    if (gcFunctions.test(match[2]!)) count.gc += instructions;
+    else if (compilerFunctions.test(match[2]!)) count.compiler += instructions;
+  }
+  return count;
+}
+
+async function measure(target: Target, kind: Kind, options: Options): Promise<Count> {
   const server = await startCounted(target);
   try {
     await waitReady(server, target);
@@ -178,7 +202,8 @@ async function measure(target: Target, kind: Kind, options: Options): Promise<nu
     control('--dump');
     server.child.kill('SIGTERM');
     await new Promise((resolve) => server.child.once('exit', resolve));
-    return countedInstructions(server.dir) / options.requests;
+    const count = countedInstructions(server.dir);
+    return { total: count.total / options.requests, gc: count.gc / options.requests, compiler: count.compiler / options.requests };
   } finally {
     if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
     rmSync(server.dir, { recursive: true, force: true });
@@ -189,17 +214,24 @@ async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind is not installed (apt-get install valgrind)');
   process.stdout.write(`instructions per request, HTTPS, ${options.requests} counted after ${options.warmup} of warm-up, ${concurrency} at a time\n`);
+  const figure = (n: number): string => Math.round(n).toLocaleString('en-US').padStart(9);
   for (const kind of options.kinds) {
-    const counts = new Map<Target, number>();
+    const counts = new Map<Target, Count>();
     for (const target of options.targets) {
-      counts.set(target, await measure(target, kind, options));
-      process.stdout.write(`${kind.padEnd(6)} ${target.padEnd(7)} ${Math.round(counts.get(target)!).toLocaleString('en-US').padStart(9)}\n`);
+      const count = await measure(target, kind, options);
+      counts.set(target, count);
+      const steady = count.total - count.gc - count.compiler;
+      process.stdout.write(`${kind.padEnd(6)} ${target.padEnd(7)} ${figure(count.total)}  (collector ${figure(count.gc)}, compiler ${figure(count.compiler)}, the rest ${figure(steady)})\n`);
     }
     const drift = counts.get('drift');
     for (const peer of ['floor', 'sqlite'] as const) {
       const other = counts.get(peer);
-      // As a rate, like the bench's ratios: the peer's instructions per request over DriftDB's.
-      if (drift !== undefined && other !== undefined) process.stdout.write(`${kind.padEnd(6)} DriftDB ÷ ${peer}, as a rate: ${(other / drift).toFixed(3)}\n`);
+      if (drift === undefined || other === undefined) continue;
+      // As a rate, like the bench's ratios: the peer's instructions per request over DriftDB's; also without the
+      // compiler, whose share is about when functions got optimized, not about the request.
+      const rate = (other.total / drift.total).toFixed(3);
+      const compiled = ((other.total - other.compiler) / (drift.total - drift.compiler)).toFixed(3);
+      process.stdout.write(`${kind.padEnd(6)} DriftDB ÷ ${peer}, as a rate: ${rate} (${compiled} without the compiler)\n`);
     }
   }
 }
