@@ -130,30 +130,36 @@ t.test('memory holds the newest documents; older ones are read from the log', as
   t.equal(db.stats().versions, 50);
 });
 
-/** The offset of the first document of `key` written at `seq`, found by its text in the only segment. */
-function documentOffset(segment: Buffer, text: string): number {
-  const at = segment.indexOf(Buffer.from(text));
-  if (at < 0) throw new Error(`${text} is not in the segment`);
-  return at;
-}
-
-t.test('a version whose bytes rot on disk fails loudly, names file and offset, and only that version', async (t) => {
+/** A database with a tiny version cache and a table `t`, whose logged errors are kept. */
+async function openLogged(t: Test): Promise<{ dir: string; db: Database; errors: Array<Record<string, unknown>> }> {
   const dir = tempDir(t);
   const errors: Array<Record<string, unknown>> = [];
   const logger = { info() {}, warn() {}, error: (fields: object) => errors.push(fields as Record<string, unknown>) };
   const db = await openDatabase({ dataDir: dir, logger, ...tinyCache });
   t.teardown(() => db.close());
   await db.createTable({ name: 't', primaryKey: 'id' });
+  return { dir, db, errors };
+}
+
+/** Flips one bit of the first document holding `text` in the only log segment; answers the file and the offset. */
+function rot(dir: string, text: string): { file: string; at: number } {
+  const wal = join(dir, 'wal');
+  const file = join(wal, readdirSync(wal)[0]!);
+  const bytes = readFileSync(file);
+  const at = bytes.indexOf(Buffer.from(text));
+  if (at < 0) throw new Error(`${text} is not in the segment`);
+  bytes[at] = bytes[at]! ^ 0x20;
+  writeFileSync(file, bytes);
+  return { file, at };
+}
+
+t.test('a version whose bytes rot on disk fails loudly, names file and offset, and only that version', async (t) => {
+  const { dir, db, errors } = await openLogged(t);
   const first = await db.put({ table: 't', key: 'rot', doc: { id: 'rot', text: 'ROTTEN-SOON' } });
   await db.put({ table: 't', key: 'rot', doc: { id: 'rot', text: 'newer' } });
   const other = await db.put({ table: 't', key: 'fine', doc: { id: 'fine', text: 'old and well' } });
   await db.put({ table: 't', key: 'fine', doc: { id: 'fine', text: 'new and well' } });
-  const wal = join(dir, 'wal');
-  const file = join(wal, readdirSync(wal)[0]!);
-  const bytes = readFileSync(file);
-  const at = documentOffset(bytes, 'ROTTEN-SOON');
-  bytes[at] = bytes[at]! ^ 0x20;
-  writeFileSync(file, bytes);
+  const { file, at } = rot(dir, 'ROTTEN-SOON');
 
   t.throws(() => db.get({ table: 't', key: 'rot', asOf: first.seq! }), { name: 'DriftError', code: 'internal' });
   t.throws(() => db.history({ table: 't', key: 'rot' }), { code: 'internal' });
@@ -169,12 +175,7 @@ t.test('a version whose bytes rot on disk fails loudly, names file and offset, a
 });
 
 t.test('a long history is read in runs, each version checked: one rotted in the middle fails it loudly, and only it', async (t) => {
-  const dir = tempDir(t);
-  const errors: Array<Record<string, unknown>> = [];
-  const logger = { info() {}, warn() {}, error: (fields: object) => errors.push(fields as Record<string, unknown>) };
-  const db = await openDatabase({ dataDir: dir, logger, ...tinyCache });
-  t.teardown(() => db.close());
-  await db.createTable({ name: 't', primaryKey: 'id' });
+  const { dir, db, errors } = await openLogged(t);
   const seqs: number[] = [];
   for (let n = 0; n < 60; n++) {
     seqs.push((await db.put({ table: 't', key: 'long', doc: { id: 'long', n, text: n === 30 ? 'ROTTEN-SOON' : 'fine' } })).seq!);
@@ -187,12 +188,7 @@ t.test('a long history is read in runs, each version checked: one rotted in the 
     seqs.map((_, n) => n),
     'every version, oldest first',
   );
-  const wal = join(dir, 'wal');
-  const file = join(wal, readdirSync(wal)[0]!);
-  const bytes = readFileSync(file);
-  const at = documentOffset(bytes, 'ROTTEN-SOON');
-  bytes[at] = bytes[at]! ^ 0x20;
-  writeFileSync(file, bytes);
+  const { file, at } = rot(dir, 'ROTTEN-SOON');
   // The cache of 64 characters holds none of them: every old version is read from the file again.
   t.throws(() => db.history({ table: 't', key: 'long' }), { name: 'DriftError', code: 'internal' });
   const logged = errors.find((e) => e['file'] !== undefined)!;
