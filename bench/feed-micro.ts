@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { openDatabase, type Database } from '../src/engine/index.js';
 import { ChangeService } from '../src/service/changes.js';
 import { benchDoc } from './docs.js';
+import { parseIntegerOptions } from './micro-options.js';
 
 interface Options {
   writes: number;
@@ -27,14 +28,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { writes: 5000, inFlight: 32, subscribers: 100, rounds: 2, flushMs: 5 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const name = argv[i]!.replace(/^--/, '').replace(/-(\w)/g, (_, c: string) => c.toUpperCase()) as keyof Options;
-    const value = Number(argv[i + 1]);
-    if (!(name in options) || !Number.isSafeInteger(value) || value < 0) throw new Error(`bad option ${argv[i]} ${argv[i + 1] ?? ''}`);
-    options[name] = value;
-  }
-  return options;
+  return parseIntegerOptions<Options>(argv, { writes: 5000, inFlight: 32, subscribers: 100, rounds: 2, flushMs: 5 }, 0);
 }
 
 const table = 'micro';

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { openDatabase, type CommitOutcome, type Database, type WriteResult } from '../src/engine/index.js';
 import { IdempotencyService, type StoredAnswer } from '../src/service/idempotency.js';
 import { benchDoc } from './docs.js';
+import { parseIntegerOptions } from './micro-options.js';
 
 interface Options {
   writes: number;
@@ -18,14 +19,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { writes: 20_000, inFlight: 32, rounds: 3 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const name = argv[i]!.replace(/^--/, '').replace(/-(\w)/g, (_, c: string) => c.toUpperCase()) as keyof Options;
-    const value = Number(argv[i + 1]);
-    if (!(name in options) || !Number.isSafeInteger(value) || value < 1) throw new Error(`bad option ${argv[i]} ${argv[i + 1] ?? ''}`);
-    options[name] = value;
-  }
-  return options;
+  return parseIntegerOptions<Options>(argv, { writes: 20_000, inFlight: 32, rounds: 3 }, 1);
 }
 
 const table = 'micro';
