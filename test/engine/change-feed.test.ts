@@ -4,16 +4,22 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
-import { openDatabase } from '../../src/engine/index.js';
+import t, { type Test } from 'tap';
+import { openDatabase, type Database } from '../../src/engine/index.js';
 import { limits } from '../../src/limits.js';
 
-t.test('pages of the change feed show every commit once, in order, across the ring and the log', async (t) => {
+/** A database in a temp dir with an `items` table, closed and removed when `t` ends. */
+async function openWithItems(t: Test): Promise<Database> {
   const dir = mkdtempSync(join(tmpdir(), 'driftdb-feed-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const db = await openDatabase({ dataDir: dir });
   t.teardown(() => db.close());
   await db.createTable({ name: 'items', primaryKey: 'id' });
+  return db;
+}
+
+t.test('pages of the change feed show every commit once, in order, across the ring and the log', async (t) => {
+  const db = await openWithItems(t);
   // The ring keeps commits while someone follows the feed.
   t.teardown(db.subscribeChanges(() => {}));
   // Past the ring's bound more than twice, so it drops and compacts several times; written in waves that share
@@ -48,11 +54,7 @@ t.test('pages of the change feed show every commit once, in order, across the ri
 });
 
 t.test('the ring keeps commits only while someone subscribes; pages read the log otherwise, the same', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'driftdb-feed-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const db = await openDatabase({ dataDir: dir });
-  t.teardown(() => db.close());
-  await db.createTable({ name: 'items', primaryKey: 'id' });
+  const db = await openWithItems(t);
   const page = (since: number) => db.changes({ since, limit: 10, tables: new Set(['items']) });
   const text = (since: number) => JSON.stringify(page(since));
 
